@@ -1,0 +1,30 @@
+/**
+ * The boundary between the lock and a Redis client library. An adapter only moves
+ * script calls and pub/sub messages; retries, timeouts and reply parsing live above
+ * it, once, in {@link Backend}.
+ */
+export interface RedisAdapter {
+  /** Which client library this adapter drives. */
+  readonly kind: 'ioredis' | 'node-redis'
+  /** EVALSHA; rejects with the Redis error (NOSCRIPT included) as is. */
+  evalsha(sha: string, keys: readonly string[], args: readonly string[]): Promise<unknown>
+  /** EVAL (which also caches the script on the server). */
+  eval(source: string, keys: readonly string[], args: readonly string[]): Promise<unknown>
+  /** Opens a dedicated subscriber connection; the caller owns and closes it. */
+  createSubscriber(): Subscriber
+  /** True when `err` is an error reply from Redis (the command ran, or was refused, server-side). */
+  isReplyError(err: unknown): boolean
+  /** Closes the client if this adapter owns it; a borrowed client is left alone. */
+  close(): Promise<void>
+}
+
+/** A pub/sub connection that survives reconnects by re-subscribing. */
+export interface Subscriber {
+  subscribe(channel: string): Promise<void>
+  unsubscribe(channel: string): Promise<void>
+  /** Messages of every subscribed channel. */
+  onMessage(handler: (channel: string, message: string) => void): void
+  /** Called after the connection came back, when messages may have been missed. */
+  onReconnect(handler: () => void): void
+  close(): Promise<void>
+}

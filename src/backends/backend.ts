@@ -1,0 +1,193 @@
+import { BackendError } from '../errors.js'
+import { fenceKey, releaseChannel } from '../internal/keys.js'
+import { ACQUIRE, EXTEND, INSPECT, RELEASE, type Script } from '../scripts.js'
+import type { RedisAdapter, Subscriber } from './adapter.js'
+
+/** Outcome of one acquisition attempt. */
+export type AttemptResult =
+  | { readonly acquired: true; readonly fence: bigint }
+  | { readonly acquired: false; readonly pttl: number; readonly blockedIndex: number }
+
+/** One lease in an extension batch. */
+export interface ExtendRequest {
+  readonly keys: readonly string[]
+  readonly token: string
+  readonly lifetimeMs: number
+}
+
+/** Per lease: 1 extended, 0 a key was gone, -1 a key has another owner. */
+export type ExtendStatus = 1 | 0 | -1
+
+/** What `inspect` reads about one key. */
+export interface KeyState {
+  readonly token: string | null
+  readonly pttl: number
+  readonly fence: bigint | null
+}
+
+/** How long fence marks outlive their lock key: long enough to ride out a server clock step back. */
+export const FENCE_MARK_TTL_MS = 3_600_000
+
+/**
+ * Every Redis operation the lock needs, each one script call, over one adapter.
+ * This is the only place that runs scripts: EVALSHA first, EVAL once on NOSCRIPT,
+ * every call bounded by a timeout, every Redis error wrapped as a BackendError.
+ */
+export class Backend {
+  readonly #adapter: RedisAdapter
+
+  constructor(adapter: RedisAdapter) {
+    this.#adapter = adapter
+  }
+
+  get kind(): RedisAdapter['kind'] {
+    return this.#adapter.kind
+  }
+
+  /**
+   * One attempt at taking `keys`. Rejects with a BackendError on any failure; a
+   * failure that may have left the keys locked (timeout, connection lost, or a
+   * script error after partial work) is cleaned up by releasing `token` afterwards.
+   */
+  async acquire(
+    keys: readonly string[],
+    token: string,
+    lifetimeMs: number,
+    timeoutMs: number,
+  ): Promise<AttemptResult> {
+    const args = [token, String(lifetimeMs), String(FENCE_MARK_TTL_MS)]
+    const call = this.#run(ACQUIRE, [...keys, ...keys.map(fenceKey)], args)
+    let reply: unknown
+    try {
+      reply = await withTimeout(call, timeoutMs, 'acquire')
+    } catch (err) {
+      // The request may have been applied (or may still be, from an offline queue):
+      // release the token once it settles, in order on the same connection.
+      this.releaseQuietly(keys, token, '')
+      throw toBackendError('acquire', err)
+    }
+    return parseAttempt(reply)
+  }
+
+  /** Extends a batch of leases in one script call. */
+  async extend(batch: readonly ExtendRequest[], timeoutMs: number): Promise<ExtendStatus[]> {
+    const keys: string[] = []
+    const args: string[] = [String(batch.length)]
+    for (const lease of batch) {
+      keys.push(...lease.keys)
+      args.push(lease.token, String(lease.lifetimeMs), String(lease.keys.length))
+    }
+    let reply: unknown
+    try {
+      reply = await withTimeout(this.#run(EXTEND, keys, args), timeoutMs, 'extend')
+    } catch (err) {
+      throw toBackendError('extend', err)
+    }
+    if (!Array.isArray(reply) || reply.length !== batch.length) {
+      throw new BackendError('extend', `unexpected reply to extend: ${safeJson(reply)}`)
+    }
+    return reply.map((v) => Number(v) as ExtendStatus)
+  }
+
+  /** Deletes the keys still holding `token` and announces it; resolves how many were deleted. */
+  async release(
+    keys: readonly string[],
+    token: string,
+    publisherId: string,
+    timeoutMs: number,
+  ): Promise<number> {
+    const args = [token, publisherId, ...keys.map(releaseChannel)]
+    try {
+      return Number(await withTimeout(this.#run(RELEASE, keys, args), timeoutMs, 'release'))
+    } catch (err) {
+      throw toBackendError('release', err)
+    }
+  }
+
+  /** Fire-and-forget release for cleanup paths; failures are irrelevant because the lease expires anyway. */
+  releaseQuietly(keys: readonly string[], token: string, publisherId: string): void {
+    this.release(keys, token, publisherId, 60_000).catch(() => {})
+  }
+
+  /** Reads a key's owner token, remaining lease and fence mark. */
+  async inspect(key: string, timeoutMs: number): Promise<KeyState> {
+    try {
+      const reply = await withTimeout(this.#run(INSPECT, [key, fenceKey(key)], []), timeoutMs, 'inspect')
+      const [token, pttl, fence] = reply as [unknown, unknown, unknown]
+      return {
+        token: typeof token === 'string' ? token : null,
+        pttl: Number(pttl),
+        fence: typeof fence === 'string' ? BigInt(fence) : null,
+      }
+    } catch (err) {
+      throw toBackendError('inspect', err)
+    }
+  }
+
+  createSubscriber(): Subscriber {
+    return this.#adapter.createSubscriber()
+  }
+
+  close(): Promise<void> {
+    return this.#adapter.close()
+  }
+
+  async #run(script: Script, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+    try {
+      return await this.#adapter.evalsha(script.sha, keys, args)
+    } catch (err) {
+      // The server lost its script cache (restart, SCRIPT FLUSH, failover): send the
+      // source once, which also caches it again for the next EVALSHA.
+      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
+        return this.#adapter.eval(script.source, keys, args)
+      }
+      throw err
+    }
+  }
+}
+
+function parseAttempt(reply: unknown): AttemptResult {
+  if (Array.isArray(reply)) {
+    const [status, value, index] = reply as unknown[]
+    if (Number(status) === 1 && (typeof value === 'string' || typeof value === 'number')) {
+      return { acquired: true, fence: BigInt(value) }
+    }
+    if (Number(status) === 0) {
+      return { acquired: false, pttl: Number(value), blockedIndex: Number(index) - 1 }
+    }
+  }
+  throw new BackendError('acquire', `unexpected reply to acquire: ${safeJson(reply)}`)
+}
+
+/** Rejects with a BackendError after `ms`; the late settlement of `p` is swallowed. */
+function withTimeout<T>(p: Promise<T>, ms: number, operation: BackendError['operation']): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new BackendError(operation, `${operation} got no reply from Redis within ${Math.round(ms)} ms`))
+    }, ms)
+    p.then(
+      (v) => {
+        clearTimeout(timer)
+        resolve(v)
+      },
+      (e: unknown) => {
+        clearTimeout(timer)
+        reject(e)
+      },
+    )
+  })
+}
+
+function toBackendError(operation: BackendError['operation'], err: unknown): BackendError {
+  if (err instanceof BackendError) return err
+  const text = err instanceof Error ? err.message : String(err)
+  return new BackendError(operation, `${operation} failed: ${text}`, { cause: err })
+}
+
+function safeJson(v: unknown): string {
+  try {
+    return JSON.stringify(v)?.slice(0, 200) ?? String(v)
+  } catch {
+    return String(v)
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * Every error this library rejects with is a {@link LockError}. Match on its
+ * `code`, never on the message text: codes are stable, messages may improve.
+ *
+ * @module
+ */
+
+/** The stable codes a {@link LockError} can carry. */
+export type LockErrorCode =
+  | 'ERR_LOCK_INVALID_ARGUMENT'
+  | 'ERR_LOCK_ACQUIRE_TIMEOUT'
+  | 'ERR_LOCK_LOST'
+  | 'ERR_LOCK_BACKEND'
+  | 'ERR_LOCK_CLOSED'
+
+/** Why a held lock stopped being held. */
+export type LockLostReason =
+  /** The lease ran out before an extension succeeded (the key was gone when we looked). */
+  | 'expired'
+  /** The key now holds another owner's token. */
+  | 'stolen'
+  /** Redis did not confirm an extension before the local deadline. */
+  | 'unreachable'
+  /** The `Lock` object was garbage-collected without being released. */
+  | 'abandoned'
+  /** The `Locker` was closed while the lock was held. */
+  | 'closed'
+
+/**
+ * Base class of every error the library produces.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await locker.acquire('job')
+ * } catch (err) {
+ *   if (err instanceof LockError && err.code === 'ERR_LOCK_ACQUIRE_TIMEOUT') {
+ *     // busy: somebody else holds it
+ *   } else throw err
+ * }
+ * ```
+ */
+export class LockError extends Error {
+  override name = 'LockError'
+  /** Stable machine-readable code. */
+  readonly code: LockErrorCode
+
+  constructor(code: LockErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+  }
+}
+
+/** A caller passed a bad option, key or client. Nothing was sent to Redis. */
+export class InvalidArgumentError extends LockError {
+  override name = 'InvalidArgumentError' as const
+  declare readonly code: 'ERR_LOCK_INVALID_ARGUMENT'
+  /** The option or parameter at fault. */
+  readonly argument: string
+
+  constructor(argument: string, message: string) {
+    super('ERR_LOCK_INVALID_ARGUMENT', message)
+    this.argument = argument
+  }
+}
+
+/** `acquire` kept finding the keys held by someone else until `retryTimeoutMs` ran out. */
+export class AcquireTimeoutError extends LockError {
+  override name = 'AcquireTimeoutError' as const
+  declare readonly code: 'ERR_LOCK_ACQUIRE_TIMEOUT'
+  /** The keys asked for (with the Locker's prefix). */
+  readonly keys: readonly string[]
+  /** How long `acquire` waited, in milliseconds. */
+  readonly waitedMs: number
+  /** How many acquisition attempts were sent. */
+  readonly attempts: number
+
+  constructor(keys: readonly string[], waitedMs: number, attempts: number) {
+    super(
+      'ERR_LOCK_ACQUIRE_TIMEOUT',
+      `could not acquire ${describeKeys(keys)}: held by another owner for the whole ${Math.round(waitedMs)} ms ` +
+        `(${attempts} attempt${attempts === 1 ? '' : 's'})`,
+    )
+    this.keys = keys
+    this.waitedMs = waitedMs
+    this.attempts = attempts
+  }
+}
+
+/** A held lock was lost; `lock.signal` aborts with this error as its reason. */
+export class LockLostError extends LockError {
+  override name = 'LockLostError' as const
+  declare readonly code: 'ERR_LOCK_LOST'
+  /** What happened to the lease. */
+  readonly reason: LockLostReason
+  /** The keys of the lost lock. */
+  readonly keys: readonly string[]
+
+  constructor(keys: readonly string[], reason: LockLostReason, options?: { cause?: unknown }) {
+    super('ERR_LOCK_LOST', `lock on ${describeKeys(keys)} was lost: ${LOST_TEXT[reason]}`, options)
+    this.reason = reason
+    this.keys = keys
+  }
+}
+
+/**
+ * Redis answered with an error, did not answer in time, or could not be reached.
+ * This is never used for contention; the Redis error is the `cause`.
+ */
+export class BackendError extends LockError {
+  override name = 'BackendError' as const
+  declare readonly code: 'ERR_LOCK_BACKEND'
+  /** The operation that failed. */
+  readonly operation: 'connect' | 'acquire' | 'extend' | 'release' | 'inspect' | 'subscribe'
+
+  constructor(operation: BackendError['operation'], message: string, options?: { cause?: unknown }) {
+    super('ERR_LOCK_BACKEND', message, options)
+    this.operation = operation
+  }
+}
+
+/** The `Locker` was closed; it takes no new work. */
+export class LockerClosedError extends LockError {
+  override name = 'LockerClosedError' as const
+  declare readonly code: 'ERR_LOCK_CLOSED'
+
+  constructor() {
+    super('ERR_LOCK_CLOSED', 'the Locker is closed')
+  }
+}
+
+const LOST_TEXT: Record<LockLostReason, string> = {
+  expired: 'its lease expired before it could be extended',
+  stolen: 'the key now belongs to another owner',
+  unreachable: 'Redis did not confirm an extension before the lease ran out',
+  abandoned: 'the Lock was garbage-collected without being released',
+  closed: 'its Locker was closed',
+}
+
+function describeKeys(keys: readonly string[]): string {
+  const shown = keys.slice(0, 3).map((k) => JSON.stringify(k))
+  return keys.length > 3 ? `${shown.join(', ')} and ${keys.length - 3} more` : shown.join(', ')
+}

@@ -1,0 +1,20 @@
+/**
+ * async-redis-lock: a distributed lock for Node.js on Redis.
+ *
+ * @packageDocumentation
+ */
+
+export {
+  AcquireTimeoutError,
+  BackendError,
+  InvalidArgumentError,
+  LockError,
+  type LockErrorCode,
+  LockerClosedError,
+  LockLostError,
+  type LockLostReason,
+} from './errors.js'
+export type { Lock } from './lock.js'
+export type { KeyInspection, LockerStats, RedisClient } from './locker.js'
+export { Locker } from './locker.js'
+export type { AcquireOptions, FromUrlOptions, LockerOptions, LockOptions } from './options.js'

@@ -1,0 +1,56 @@
+import type { LockLostError } from '../errors.js'
+import type { ResolvedLockOptions } from '../options.js'
+
+/** Where a lease is in its life. */
+export type LeaseState = 'held' | 'released' | 'lost'
+
+/**
+ * The state of one held lock: what the renewer schedules and what the public
+ * `Lock` reads. It never references the `Lock` object, so an unreleased Lock can
+ * be garbage-collected (and its lease then released) while the renewer still runs.
+ */
+export class Lease {
+  readonly keys: readonly string[]
+  readonly token: string
+  readonly fence: bigint
+  readonly lifetimeMs: number
+  readonly extendIntervalMs: number
+  /** Subtracted from every validity period for clock-rate differences and timer lateness. */
+  readonly driftMs: number
+  /** Leases due within this much of a batch are extended with it, so batches coalesce. */
+  readonly batchWindowMs: number
+  readonly controller = new AbortController()
+  state: LeaseState = 'held'
+  /** Monotonic time after which the lease may have expired on the server. */
+  deadline: number
+  /** Monotonic time of the next scheduled extension. */
+  nextDueAt: number
+  /** The extension in flight, if any (at most one); it never rejects. */
+  inFlight: Promise<void> | undefined
+  /** The error of the last failed extension, cleared by a successful one. */
+  lastError: unknown
+  lostError: LockLostError | undefined
+
+  constructor(
+    keys: readonly string[],
+    token: string,
+    fence: bigint,
+    options: ResolvedLockOptions,
+    sentAt: number,
+  ) {
+    this.keys = keys
+    this.token = token
+    this.fence = fence
+    this.lifetimeMs = options.lifetimeMs
+    this.extendIntervalMs = options.extendIntervalMs
+    this.driftMs = driftFor(options.lifetimeMs)
+    this.batchWindowMs = options.extendIntervalMs / 5
+    this.deadline = sentAt + options.lifetimeMs - this.driftMs
+    this.nextDueAt = sentAt + options.extendIntervalMs
+  }
+}
+
+/** 1% of the lease plus 2 ms: room for clock-rate error between us and Redis, and timer lateness. */
+export function driftFor(lifetimeMs: number): number {
+  return Math.ceil(lifetimeMs * 0.01) + 2
+}

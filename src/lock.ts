@@ -1,0 +1,109 @@
+import type { Lease } from './internal/lease.js'
+
+/**
+ * One held lock on one or more keys, from a {@link Locker}.
+ *
+ * While held, its lease is extended in the background. Release it with
+ * `await lock.release()` or by scope with `await using lock = await locker.acquire(k)`.
+ * A Lock that is dropped without release is released once garbage-collected; do
+ * not rely on that timing.
+ *
+ * @example
+ * ```ts
+ * await using lock = await locker.acquire('orders:42')
+ * await chargeCard({ signal: lock.signal, fence: lock.fence })
+ * ```
+ */
+export interface Lock extends AsyncDisposable {
+  /** The locked Redis keys, with the Locker's prefix. */
+  readonly keys: readonly string[]
+  /** The random owner token stored in each key (128 bits, base64url). */
+  readonly token: string
+  /**
+   * Fencing token: strictly greater than the fence of every earlier acquisition of
+   * any of these keys on this Redis. Pass it to the resource you protect and have it
+   * reject writes carrying a smaller fence than it has seen.
+   */
+  readonly fence: bigint
+  /**
+   * Aborts when the lock is lost (reason: a `LockLostError` with code `ERR_LOCK_LOST`
+   * and a `reason`), no later than the local deadline, i.e. before Redis can give the
+   * keys to someone else. Not aborted by a normal `release()`.
+   */
+  readonly signal: AbortSignal
+  /**
+   * Synchronous: false once released, lost, or past the local deadline by the
+   * monotonic clock, even if no timer has run yet (a blocked event loop, a paused
+   * process).
+   */
+  isHeld(): boolean
+  /** Milliseconds until the local deadline (0 when not held). */
+  remainingMs(): number
+  /**
+   * Extends the lease now (auto-extension runs anyway).
+   * @throws LockLostError `ERR_LOCK_LOST` if the lock is or turns out to be lost.
+   * @throws BackendError `ERR_LOCK_BACKEND` if Redis failed; the lock stays held until its deadline.
+   */
+  extend(): Promise<void>
+  /**
+   * Releases the lock: deletes each key that still holds this token and wakes a
+   * waiter. Idempotent.
+   * @returns true if this call removed the lock, false if it was already gone
+   *          (released before, expired or taken over).
+   * @throws BackendError `ERR_LOCK_BACKEND` if Redis failed; the lease then expires by itself.
+   */
+  release(): Promise<boolean>
+  /** Releases like `release()` but never rejects: a failure leaves the lease to expire. */
+  [Symbol.asyncDispose](): Promise<void>
+}
+
+/** What a lock handle needs from its Locker. */
+export interface LockOwner {
+  check(lease: Lease): boolean
+  remainingMs(lease: Lease): number
+  extend(lease: Lease): Promise<void>
+  release(lease: Lease): Promise<boolean>
+}
+
+/** The Lock handed to users: a thin view over a Lease. */
+export class LockHandle implements Lock {
+  readonly keys: readonly string[]
+  readonly token: string
+  readonly fence: bigint
+  readonly signal: AbortSignal
+  readonly #lease: Lease
+  readonly #owner: LockOwner
+
+  constructor(lease: Lease, owner: LockOwner) {
+    this.#lease = lease
+    this.#owner = owner
+    this.keys = lease.keys
+    this.token = lease.token
+    this.fence = lease.fence
+    this.signal = lease.controller.signal
+  }
+
+  isHeld(): boolean {
+    return this.#owner.check(this.#lease)
+  }
+
+  remainingMs(): number {
+    return this.#owner.remainingMs(this.#lease)
+  }
+
+  extend(): Promise<void> {
+    return this.#owner.extend(this.#lease)
+  }
+
+  release(): Promise<boolean> {
+    return this.#owner.release(this.#lease)
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.#owner.release(this.#lease).catch(() => {})
+  }
+
+  get [Symbol.toStringTag](): string {
+    return 'Lock'
+  }
+}

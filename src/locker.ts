@@ -1,0 +1,401 @@
+import { Backend } from './backends/backend.js'
+import { adapterFor } from './backends/detect.js'
+import { AcquireTimeoutError, BackendError, InvalidArgumentError, LockerClosedError } from './errors.js'
+import { type Clock, systemClock } from './internal/clock.js'
+import { checkFromUrl, connectIoRedis } from './internal/from-url.js'
+import { driftFor, Lease } from './internal/lease.js'
+import { newToken } from './internal/token.js'
+import { type Lock, LockHandle, type LockOwner } from './lock.js'
+import {
+  ACQUIRE_OPTION_NAMES,
+  type AcquireOptions,
+  checkOptionNames,
+  describe,
+  type FromUrlOptions,
+  LOCKER_OPTION_NAMES,
+  type LockerOptions,
+  type LockOptions,
+  type ResolvedLockOptions,
+  resolveKeys,
+  resolveLockOptions,
+  resolvePrefix,
+} from './options.js'
+import { Renewer } from './renewer.js'
+import { Waiters } from './waiters.js'
+
+/**
+ * A connected Redis client: an ioredis `Redis` instance or a node-redis client from
+ * `createClient()`, already connected. A Locker never closes a client it was given.
+ */
+export type RedisClient = object
+
+/** What {@link Locker.inspect} reports about one key. */
+export interface KeyInspection {
+  /** The key as stored (with the prefix). */
+  readonly key: string
+  /** Whether some owner holds the key now. */
+  readonly isHeld: boolean
+  /** The holder's token, or null when free. */
+  readonly token: string | null
+  /** Remaining lease in ms; null when free or when the key has no TTL. */
+  readonly remainingMs: number | null
+  /** The last fence issued for the key, or null if none is remembered. */
+  readonly fence: bigint | null
+}
+
+/** Counters of a Locker since it was created. */
+export interface LockerStats {
+  readonly held: number
+  readonly waiting: number
+  readonly acquired: number
+  readonly released: number
+  readonly lost: number
+  readonly extendCalls: number
+  readonly wakeups: number
+}
+
+type Attempt = { readonly lock: LockHandle } | { readonly pttl: number; readonly blockedIndex: number }
+
+/** Clients that `fromUrl` created: the Locker owns and closes them. */
+const ownedClients = new WeakSet<object>()
+
+/**
+ * Hands out {@link Lock}s on Redis keys, keeps their leases extended, wakes waiters on
+ * release. One Locker per Redis deployment and process is the intended use: it
+ * shares one extension timer and one subscriber connection among all its locks.
+ *
+ * @example
+ * ```ts
+ * const locker = await Locker.fromUrl('redis://127.0.0.1:6379')
+ * await using lock = await locker.acquire('orders:42')
+ * // ... critical section; lock.signal aborts if the lock is lost
+ * ```
+ */
+export class Locker implements AsyncDisposable {
+  readonly #backend: Backend
+  readonly #clock: Clock = systemClock
+  readonly #renewer: Renewer
+  readonly #waiters: Waiters
+  readonly #defaults: LockOptions
+  readonly #prefix: string
+  /** Identifies this Locker's own release messages. */
+  readonly #id = newToken()
+  readonly #closeController = new AbortController()
+  readonly #cleanups = new Set<Promise<unknown>>()
+  readonly #registry = new FinalizationRegistry<Lease>((lease) => this.#renewer.lose(lease, 'abandoned'))
+  readonly #owner: LockOwner
+  #closing: Promise<void> | undefined
+  #acquired = 0
+  #released = 0
+  #lost = 0
+
+  /**
+   * Wraps a connected client you own (it is never closed by the Locker).
+   * @throws InvalidArgumentError `ERR_LOCK_INVALID_ARGUMENT` for an unknown client or bad options.
+   */
+  constructor(client: RedisClient, options?: LockerOptions) {
+    checkOptionNames(options, LOCKER_OPTION_NAMES, 'Locker')
+    this.#prefix = resolvePrefix(options?.prefix)
+    const { prefix: _prefix, ...defaults } = options ?? {}
+    resolveLockOptions([defaults]) // fail fast on bad defaults
+    this.#defaults = defaults
+    this.#backend = new Backend(adapterFor(client, ownedClients.has(client)))
+    this.#renewer = new Renewer(this.#backend, this.#clock, (lease) => this.#onLost(lease))
+    this.#waiters = new Waiters(this.#backend, this.#clock, this.#id)
+    this.#owner = {
+      check: (lease) => this.#renewer.check(lease),
+      remainingMs: (lease) => (this.#renewer.check(lease) ? lease.deadline - this.#clock.now() : 0),
+      extend: (lease) => this.#renewer.extendNow(lease),
+      release: (lease) => this.#release(lease),
+    }
+  }
+
+  /**
+   * Connects to `url` with ioredis and returns a Locker that owns the connection
+   * (closed by {@link Locker.close}). The first connection is bounded by
+   * `connectTimeoutMs`; after that the client reconnects on its own.
+   * @throws InvalidArgumentError `ERR_LOCK_INVALID_ARGUMENT` for a malformed URL or options.
+   * @throws BackendError `ERR_LOCK_BACKEND` when Redis cannot be reached in time.
+   */
+  static async fromUrl(url: string, options?: FromUrlOptions): Promise<Locker> {
+    const { connectTimeoutMs, lockerOptions } = checkFromUrl(url, options)
+    const client = await connectIoRedis(url, connectTimeoutMs)
+    ownedClients.add(client)
+    try {
+      return new Locker(client, lockerOptions)
+    } catch (err) {
+      client.disconnect()
+      throw err
+    }
+  }
+
+  /**
+   * Acquires a lock on one key or on several keys at once (all or none), waiting
+   * while it is held elsewhere: woken by the holder's release, by its lease running
+   * out, or at the latest every `retryIntervalMs`, until `retryTimeoutMs`.
+   * @throws AcquireTimeoutError `ERR_LOCK_ACQUIRE_TIMEOUT` when still held by others at the timeout.
+   * @throws BackendError `ERR_LOCK_BACKEND` when Redis fails (never retried as if it were contention).
+   * @throws InvalidArgumentError `ERR_LOCK_INVALID_ARGUMENT` for bad keys or options (nothing is sent).
+   * @throws LockerClosedError `ERR_LOCK_CLOSED` once the Locker is closed.
+   * @throws `options.signal.reason` when that signal aborts first.
+   */
+  async acquire(keys: string | readonly string[], options?: AcquireOptions): Promise<Lock> {
+    return (await this.#acquire(keys, options, false)) as Lock
+  }
+
+  /**
+   * One attempt: the lock, or null if any key is held by someone else.
+   * @throws BackendError, InvalidArgumentError, LockerClosedError as {@link Locker.acquire}.
+   */
+  tryAcquire(keys: string | readonly string[], options?: AcquireOptions): Promise<Lock | null> {
+    return this.#acquire(keys, options, true)
+  }
+
+  /**
+   * Runs `fn` under the lock and releases it when `fn` settles, whatever happens.
+   * `fn` gets the lock's loss signal; a release failure never replaces `fn`'s own
+   * result or error.
+   * @throws as {@link Locker.acquire}, or whatever `fn` throws.
+   */
+  async withLock<T>(
+    keys: string | readonly string[],
+    fn: (signal: AbortSignal, lock: Lock) => T | PromiseLike<T>,
+    options?: AcquireOptions,
+  ): Promise<T> {
+    if (typeof fn !== 'function') {
+      throw new InvalidArgumentError('fn', `withLock needs a function to run; received ${describe(fn)}`)
+    }
+    const lock = await this.acquire(keys, options)
+    try {
+      return await fn(lock.signal, lock)
+    } finally {
+      await lock.release().catch(() => {})
+    }
+  }
+
+  /**
+   * Reads a key's lock state without changing it.
+   * @throws BackendError `ERR_LOCK_BACKEND` when Redis fails.
+   */
+  async inspect(key: string): Promise<KeyInspection> {
+    this.#throwIfClosed()
+    const [full] = resolveKeys(key, this.#prefix) as [string]
+    const state = await this.#backend.inspect(full, 5000)
+    return {
+      key: full,
+      isHeld: state.token !== null,
+      token: state.token,
+      remainingMs: state.token !== null && state.pttl >= 0 ? state.pttl : null,
+      fence: state.fence,
+    }
+  }
+
+  /** Counters since creation. */
+  stats(): LockerStats {
+    return {
+      held: this.#renewer.size,
+      waiting: this.#waiters.waiting,
+      acquired: this.#acquired,
+      released: this.#released,
+      lost: this.#lost,
+      extendCalls: this.#renewer.batches,
+      wakeups: this.#waiters.wakeups,
+    }
+  }
+
+  /**
+   * Releases every lock it holds (their signals abort with reason `closed`), rejects
+   * pending acquisitions with `ERR_LOCK_CLOSED`, stops its timers and closes the
+   * connections it owns. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+
+  async #close(): Promise<void> {
+    this.#closeController.abort(new LockerClosedError())
+    for (const lease of [...this.#renewer.leases()]) this.#renewer.lose(lease, 'closed')
+    this.#renewer.stop()
+    await this.#waiters.close()
+    await Promise.allSettled([...this.#cleanups])
+    await this.#backend.close()
+  }
+
+  async #acquire(
+    keysIn: unknown,
+    options: AcquireOptions | undefined,
+    single: boolean,
+  ): Promise<Lock | null> {
+    checkOptionNames(options, ACQUIRE_OPTION_NAMES, 'acquire')
+    const opts = resolveLockOptions([this.#defaults, options])
+    const keys = resolveKeys(keysIn, this.#prefix)
+    const signal = options?.signal
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new InvalidArgumentError('signal', `signal must be an AbortSignal; received ${describe(signal)}`)
+    }
+    this.#throwIfClosed()
+    signal?.throwIfAborted()
+
+    const start = this.#clock.now()
+    const giveUpAt = opts.retryTimeoutMs === null ? Number.POSITIVE_INFINITY : start + opts.retryTimeoutMs
+    const signals = [signal, this.#closeController.signal]
+    let attempts = 0
+    let seq: number | undefined
+    let watched = keys[0] as string
+    // Local fairness: a newcomer queues behind this process's waiters instead of
+    // racing them, so a releaser does not simply take its own lock back.
+    let waitFirst = !single && this.#waiters.hasWaiters(watched)
+    for (;;) {
+      if (waitFirst) {
+        waitFirst = false
+        seq ??= this.#waiters.nextSeq()
+        const wait = Math.min(opts.retryIntervalMs, giveUpAt - this.#clock.now())
+        await this.#waitTurn(watched, wait, seq, signals, signal)
+      }
+      const generation = this.#waiters.generation(watched)
+      const wasSubscribed = this.#waiters.isSubscribed(watched)
+      const result = await this.#attempt(keys, opts, signal)
+      attempts++
+      if ('lock' in result) return result.lock
+      if (single) return null
+      const now = this.#clock.now()
+      if (now >= giveUpAt) throw new AcquireTimeoutError(keys, now - start, attempts)
+      const blocked = keys[result.blockedIndex] ?? watched
+      if (blocked !== watched) {
+        watched = blocked
+        continue
+      }
+      if (!wasSubscribed) {
+        // Subscribe, then retry at once: a release between the failed attempt and the
+        // subscription taking effect would otherwise go unnoticed.
+        if (await this.#waiters.subscribe(watched, opts.retryIntervalMs)) continue
+      } else if (this.#waiters.generation(watched) !== generation) {
+        continue // a release raced the attempt
+      }
+      seq ??= this.#waiters.nextSeq()
+      // The holder's TTL bounds the wait: an expiry sends no message.
+      const ttlBound = result.pttl >= 0 ? result.pttl + 1 : Number.POSITIVE_INFINITY
+      await this.#waitTurn(
+        watched,
+        Math.min(opts.retryIntervalMs, ttlBound, giveUpAt - now),
+        seq,
+        signals,
+        signal,
+      )
+    }
+  }
+
+  async #waitTurn(
+    key: string,
+    ms: number,
+    seq: number,
+    signals: readonly (AbortSignal | undefined)[],
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const outcome = await this.#waiters.wait(key, Math.max(0, ms), seq, signals)
+    if (signal?.aborted || this.#closeController.signal.aborted) {
+      if (outcome === 'woken') this.#waiters.wakeOne(key) // pass the wake-up on
+      this.#throwIfClosed()
+      signal?.throwIfAborted()
+    }
+  }
+
+  async #attempt(
+    keys: string[],
+    opts: ResolvedLockOptions,
+    signal: AbortSignal | undefined,
+  ): Promise<Attempt> {
+    const token = newToken()
+    const sentAt = this.#clock.now()
+    // The lease counts from when the request was sent; a reply later than that is useless.
+    const validityMs = opts.lifetimeMs - driftFor(opts.lifetimeMs)
+    const pending = this.#backend.acquire(keys, token, opts.lifetimeMs, validityMs)
+    const reply = signal ? await this.#raceAbort(pending, keys, token, signal) : await pending
+    if (!reply.acquired) return { pttl: reply.pttl, blockedIndex: reply.blockedIndex }
+    if (this.#closeController.signal.aborted) {
+      this.#track(this.#backend.release(keys, token, this.#id, 5000))
+      throw new LockerClosedError()
+    }
+    const lease = new Lease(keys, token, reply.fence, opts, sentAt)
+    if (this.#clock.now() >= lease.deadline) {
+      this.#track(this.#backend.release(keys, token, this.#id, 5000))
+      throw new BackendError(
+        'acquire',
+        `Redis answered after the lease had already run out (lifetimeMs ${opts.lifetimeMs}); the acquisition was undone`,
+      )
+    }
+    const lock = new LockHandle(lease, this.#owner)
+    this.#registry.register(lock, lease, lease)
+    this.#renewer.add(lease)
+    this.#acquired++
+    return { lock }
+  }
+
+  /** Rejects with the signal's reason if it fires first; a late success is then released. */
+  #raceAbort<T extends { acquired: boolean }>(
+    pending: Promise<T>,
+    keys: string[],
+    token: string,
+    signal: AbortSignal,
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => {
+        reject(signal.reason)
+        this.#track(
+          pending.then((r) => (r.acquired ? this.#backend.release(keys, token, this.#id, 5000) : 0)),
+        )
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      pending.then(
+        (r) => {
+          signal.removeEventListener('abort', onAbort)
+          resolve(r)
+        },
+        (e: unknown) => {
+          signal.removeEventListener('abort', onAbort)
+          reject(e)
+        },
+      )
+    })
+  }
+
+  async #release(lease: Lease): Promise<boolean> {
+    if (lease.state === 'released') return false
+    lease.state = 'released'
+    this.#renewer.remove(lease)
+    this.#registry.unregister(lease)
+    const removed = await this.#backend.release(
+      lease.keys,
+      lease.token,
+      this.#id,
+      Math.max(1000, lease.lifetimeMs),
+    )
+    this.#released++
+    // Our own release message is ignored by our subscriber; hand over locally right away.
+    if (removed > 0) for (const key of lease.keys) this.#waiters.notify(key)
+    return removed > 0
+  }
+
+  #onLost(lease: Lease): void {
+    this.#lost++
+    this.#registry.unregister(lease)
+    // Whatever is left of the lease in Redis is ours to free: a blackholed extension
+    // may still land, a multi-key lease may have kept some keys.
+    this.#track(this.#backend.release(lease.keys, lease.token, this.#id, Math.max(1000, lease.lifetimeMs)))
+  }
+
+  #track(p: Promise<unknown>): void {
+    const quiet = p.catch(() => {})
+    this.#cleanups.add(quiet)
+    void quiet.finally(() => this.#cleanups.delete(quiet))
+  }
+
+  #throwIfClosed(): void {
+    if (this.#closeController.signal.aborted) throw new LockerClosedError()
+  }
+}

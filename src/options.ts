@@ -1,0 +1,212 @@
+import { InvalidArgumentError } from './errors.js'
+import { MAX_TIMER_MS } from './internal/clock.js'
+
+/** Timing of one lock. Every duration is in milliseconds. */
+export interface LockOptions {
+  /**
+   * Lease length: the key's TTL after each acquisition or extension. If the process
+   * dies, other processes can take the lock at most this long after the last extension.
+   * @default 2000
+   */
+  lifetimeMs?: number
+  /**
+   * How often a held lease is extended in the background. Must be less than
+   * `lifetimeMs`; the gap is how long Redis may be slow or the event loop blocked
+   * before the lock is lost.
+   * @default half of `lifetimeMs` (1000 with the default lifetime)
+   */
+  extendIntervalMs?: number
+  /**
+   * Longest wait between two attempts while the lock is held by someone else. Waiters
+   * are woken by release notifications and by the holder's lease running out, so this
+   * is only the fallback for a missed notification.
+   * @default 500
+   */
+  retryIntervalMs?: number
+  /**
+   * How long `acquire` keeps trying before rejecting with `ERR_LOCK_ACQUIRE_TIMEOUT`.
+   * `0` means a single attempt; `null` means forever.
+   * @default 1000
+   */
+  retryTimeoutMs?: number | null
+}
+
+/** Options of one `acquire` call: the lock timing plus a cancellation signal. */
+export interface AcquireOptions extends LockOptions {
+  /** Cancels a pending `acquire`, which then rejects with `signal.reason`. */
+  signal?: AbortSignal
+}
+
+/** Options of a `Locker`: default lock timing for every call plus Locker-wide settings. */
+export interface LockerOptions extends LockOptions {
+  /** Prepended to every key, e.g. `'myapp:locks:'`. @default '' */
+  prefix?: string
+}
+
+/** Options of `Locker.fromUrl`. */
+export interface FromUrlOptions extends LockerOptions {
+  /**
+   * Longest time to wait for the first connection; `fromUrl` rejects with
+   * `ERR_LOCK_BACKEND` instead of retrying forever.
+   * @default 5000
+   */
+  connectTimeoutMs?: number
+}
+
+/** Fully resolved lock timing. */
+export interface ResolvedLockOptions {
+  readonly lifetimeMs: number
+  readonly extendIntervalMs: number
+  readonly retryIntervalMs: number
+  readonly retryTimeoutMs: number | null
+}
+
+export const DEFAULTS: ResolvedLockOptions = Object.freeze({
+  lifetimeMs: 2000,
+  extendIntervalMs: 1000,
+  retryIntervalMs: 500,
+  retryTimeoutMs: 1000,
+})
+
+const LOCK_OPTION_NAMES = ['lifetimeMs', 'extendIntervalMs', 'retryIntervalMs', 'retryTimeoutMs'] as const
+
+/** Throws unless `options` is an object with only the listed keys. */
+export function checkOptionNames(options: unknown, allowed: readonly string[], where: string): void {
+  if (options === undefined) return
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new InvalidArgumentError(
+      'options',
+      `${where} options must be an object; received ${describe(options)}`,
+    )
+  }
+  for (const name of Object.keys(options)) {
+    if (!allowed.includes(name)) {
+      throw new InvalidArgumentError(
+        name,
+        `unknown ${where} option ${JSON.stringify(name)}; expected one of ${allowed.join(', ')}`,
+      )
+    }
+  }
+}
+
+export const ACQUIRE_OPTION_NAMES: readonly string[] = [...LOCK_OPTION_NAMES, 'signal']
+export const LOCKER_OPTION_NAMES: readonly string[] = [...LOCK_OPTION_NAMES, 'prefix']
+export const FROM_URL_OPTION_NAMES: readonly string[] = [...LOCKER_OPTION_NAMES, 'connectTimeoutMs']
+
+/** Checks a duration option: a positive integer within setTimeout's range. */
+export function checkDuration(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0 || value > MAX_TIMER_MS) {
+    throw new InvalidArgumentError(
+      name,
+      `${name} must be an integer number of milliseconds between 1 and ${MAX_TIMER_MS}; received ${describe(value)}`,
+    )
+  }
+  return value
+}
+
+/**
+ * Merges call options over Locker defaults over the library defaults, then checks
+ * the result. `extendIntervalMs` that nobody set follows `lifetimeMs` (half of it),
+ * so `{ lifetimeMs: 500 }` alone is valid.
+ */
+export function resolveLockOptions(layers: readonly (LockOptions | undefined)[]): ResolvedLockOptions {
+  let lifetimeMs: unknown = DEFAULTS.lifetimeMs
+  let extendIntervalMs: unknown
+  let retryIntervalMs: unknown = DEFAULTS.retryIntervalMs
+  let retryTimeoutMs: unknown = DEFAULTS.retryTimeoutMs
+  for (const layer of layers) {
+    if (!layer) continue
+    if (layer.lifetimeMs !== undefined) lifetimeMs = layer.lifetimeMs
+    if (layer.extendIntervalMs !== undefined) extendIntervalMs = layer.extendIntervalMs
+    if (layer.retryIntervalMs !== undefined) retryIntervalMs = layer.retryIntervalMs
+    if ('retryTimeoutMs' in layer && layer.retryTimeoutMs !== undefined) retryTimeoutMs = layer.retryTimeoutMs
+  }
+  const lifetime = checkDuration('lifetimeMs', lifetimeMs)
+  if (lifetime < 10) {
+    // Below this the drift allowance would eat the whole lease.
+    throw new InvalidArgumentError('lifetimeMs', `lifetimeMs must be an integer >= 10; received ${lifetime}`)
+  }
+  const interval =
+    extendIntervalMs === undefined
+      ? Math.max(1, Math.floor(lifetime / 2))
+      : checkDuration('extendIntervalMs', extendIntervalMs)
+  if (interval >= lifetime) {
+    throw new InvalidArgumentError(
+      'extendIntervalMs',
+      `extendIntervalMs must be less than lifetimeMs (${lifetime}); received ${interval}`,
+    )
+  }
+  const retryInterval = checkDuration('retryIntervalMs', retryIntervalMs)
+  let retryTimeout: number | null = null
+  if (retryTimeoutMs !== null) {
+    if (
+      typeof retryTimeoutMs !== 'number' ||
+      !Number.isInteger(retryTimeoutMs) ||
+      retryTimeoutMs < 0 ||
+      retryTimeoutMs > MAX_TIMER_MS
+    ) {
+      throw new InvalidArgumentError(
+        'retryTimeoutMs',
+        `retryTimeoutMs must be null (wait forever) or an integer number of milliseconds between 0 and ${MAX_TIMER_MS}; received ${describe(retryTimeoutMs)}`,
+      )
+    }
+    retryTimeout = retryTimeoutMs
+  }
+  return {
+    lifetimeMs: lifetime,
+    extendIntervalMs: interval,
+    retryIntervalMs: retryInterval,
+    retryTimeoutMs: retryTimeout,
+  }
+}
+
+/** Checks and normalises the keys of one acquisition (prefix applied). */
+export function resolveKeys(keys: unknown, prefix: string): string[] {
+  const list = typeof keys === 'string' ? [keys] : keys
+  if (!Array.isArray(list)) {
+    throw new InvalidArgumentError(
+      'keys',
+      `keys must be a non-empty string or a non-empty array of them; received ${describe(keys)}`,
+    )
+  }
+  if (list.length === 0) {
+    throw new InvalidArgumentError('keys', 'keys must not be an empty array; received []')
+  }
+  const seen = new Set<string>()
+  const out: string[] = []
+  for (const [i, key] of list.entries()) {
+    if (typeof key !== 'string' || key.length === 0) {
+      throw new InvalidArgumentError(
+        'keys',
+        `keys[${i}] must be a non-empty string; received ${describe(key)}`,
+      )
+    }
+    if (seen.has(key)) {
+      throw new InvalidArgumentError('keys', `keys must be distinct; ${JSON.stringify(key)} appears twice`)
+    }
+    seen.add(key)
+    out.push(prefix + key)
+  }
+  return out
+}
+
+/** Checks the Locker-wide prefix. */
+export function resolvePrefix(prefix: unknown): string {
+  if (prefix === undefined) return ''
+  if (typeof prefix !== 'string') {
+    throw new InvalidArgumentError('prefix', `prefix must be a string; received ${describe(prefix)}`)
+  }
+  return prefix
+}
+
+/** A short, safe rendering of a received value for error messages. */
+export function describe(value: unknown): string {
+  if (value === null) return 'null'
+  if (value === undefined) return 'undefined'
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value)
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
+    return String(value)
+  if (Array.isArray(value)) return `an array of ${value.length}`
+  if (typeof value === 'function') return 'a function'
+  return `an object (${(value as object).constructor?.name ?? 'null prototype'})`
+}

@@ -1,0 +1,133 @@
+import { createHash } from 'node:crypto'
+
+/** A Lua script with its SHA1, so callers can try EVALSHA first. */
+export interface Script {
+  readonly name: string
+  readonly source: string
+  readonly sha: string
+}
+
+function script(name: string, source: string): Script {
+  return { name, source, sha: createHash('sha1').update(source).digest('hex') }
+}
+
+/**
+ * Takes every lock key at once or none of them, and issues a fencing token.
+ *
+ * KEYS[1..n]   lock keys; KEYS[n+1..2n] their fence-mark keys (same slot as each lock key)
+ * ARGV[1]      owner token
+ * ARGV[2]      lease length, ms
+ * ARGV[3]      fence-mark TTL, ms
+ * Returns      {1, fence} when all keys were free and are now ours; fence is a decimal
+ *              string: max(previous mark + 1, server TIME in µs), stored back as the mark.
+ *              {0, pttl, i} when key i is held; pttl is its remaining ms (-1: no TTL).
+ * Errors       WRONGTYPE when a lock key holds a non-string value.
+ * Cluster      all keys must share one slot; the caller checks before sending.
+ *
+ * Keys taken before a later one turns out to be held are deleted again inside the
+ * script, which is atomic, so nobody can observe a partial acquisition.
+ */
+export const ACQUIRE = script(
+  'acquire',
+  `
+local n = #KEYS / 2
+for i = 1, n do
+  if not redis.call('SET', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    local t = redis.call('TYPE', KEYS[i])
+    if t.ok ~= 'string' then
+      for j = 1, i - 1 do redis.call('DEL', KEYS[j]) end
+      return redis.error_reply('WRONGTYPE lock key ' .. KEYS[i] .. ' holds a ' .. t.ok .. ', not a lock')
+    end
+    for j = 1, i - 1 do redis.call('DEL', KEYS[j]) end
+    return {0, redis.call('PTTL', KEYS[i]), i}
+  end
+end
+local now = redis.call('TIME')
+local fence = tonumber(now[1]) * 1000000 + tonumber(now[2])
+for i = n + 1, 2 * n do
+  local mark = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
+  if mark >= fence then fence = mark + 1 end
+end
+local s = string.format('%.0f', fence)
+for i = n + 1, 2 * n do redis.call('SET', KEYS[i], s, 'PX', ARGV[3]) end
+return {1, s}
+`,
+)
+
+/**
+ * Extends a batch of leases in one call. Only a key that still holds the lease's
+ * token is re-armed; a missing key is never re-created.
+ *
+ * KEYS         the lock keys of every lease, lease after lease
+ * ARGV[1]      number of leases m
+ * ARGV[2..]    per lease: token, lease length in ms, number of keys
+ * Returns      m integers: 1 extended, 0 a key was gone (expired), -1 a key has another owner
+ * Cluster      one call per slot group; every key of the call in one slot.
+ *
+ * A multi-key lease is extended only if all its keys are still ours; otherwise
+ * nothing of it is touched and the client releases what is left.
+ */
+export const EXTEND = script(
+  'extend',
+  `
+local out = {}
+local k = 1
+local a = 2
+for l = 1, tonumber(ARGV[1]) do
+  local token, ms, nk = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local status = 1
+  for i = k, k + nk - 1 do
+    local v = redis.call('GET', KEYS[i])
+    if v ~= token then
+      if v then status = -1 break end
+      status = 0
+    end
+  end
+  if status == 1 then
+    for i = k, k + nk - 1 do redis.call('PEXPIRE', KEYS[i], ms) end
+  end
+  out[l] = status
+  k = k + nk
+  a = a + 3
+end
+return out
+`,
+)
+
+/**
+ * Deletes the keys that still hold our token and announces each deletion.
+ *
+ * KEYS[1..n]   lock keys
+ * ARGV[1]      owner token
+ * ARGV[2]      message published on release (the releasing Locker's id)
+ * ARGV[3..]    the release channel of each key, in KEYS order
+ * Returns      how many keys were deleted (0: nothing of ours was left)
+ * Cluster      PUBLISH reaches every node's subscribers; SPUBLISH is used there later.
+ */
+export const RELEASE = script(
+  'release',
+  `
+local n = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('DEL', KEYS[i])
+    redis.call('PUBLISH', ARGV[2 + i], ARGV[2])
+    n = n + 1
+  end
+end
+return n
+`,
+)
+
+/**
+ * Reads the state of one lock key without changing it.
+ *
+ * KEYS[1]      lock key; KEYS[2] its fence-mark key
+ * Returns      {token or false, pttl, fence mark or false}
+ */
+export const INSPECT = script(
+  'inspect',
+  `
+return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[2])}
+`,
+)

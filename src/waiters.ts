@@ -1,0 +1,242 @@
+import type { Subscriber } from './backends/adapter.js'
+import type { Backend } from './backends/backend.js'
+import type { Clock, TimerHandle } from './internal/clock.js'
+import { releaseChannel } from './internal/keys.js'
+
+/** Why a wait ended. */
+export type WaitOutcome = 'woken' | 'timeout' | 'aborted'
+
+interface Waiter {
+  readonly seq: number
+  settle(outcome: WaitOutcome): void
+}
+
+interface KeyQueue {
+  readonly key: string
+  readonly channel: string
+  /** FIFO by first arrival; a waiter that failed after a wake keeps its place. */
+  readonly waiters: Waiter[]
+  /** Bumped on every release seen for the key, so an attempt can tell it raced one. */
+  generation: number
+  subscription: 'none' | 'pending' | 'active'
+  subscribing: Promise<boolean> | undefined
+  /** Monotonic time before which we do not retry a failed SUBSCRIBE. */
+  retrySubscribeAt: number
+  linger: TimerHandle | undefined
+}
+
+/** How long an idle key's subscription is kept, so a busy key does not churn SUBSCRIBE/UNSUBSCRIBE. */
+export const LINGER_MS = 2000
+const SUBSCRIBE_BACKOFF_MS = 5000
+
+/**
+ * Wake-ups on release. One subscriber connection per Locker, opened on first
+ * need and closed when no key has waiters; per key a local FIFO queue. A release
+ * message wakes one waiter, not all: only one of them could win anyway, so a
+ * handoff costs one attempt per process instead of a thundering herd. Every wait
+ * is also bounded by a timer (the holder's remaining TTL or the retry interval), so
+ * a lost message, a dropped connection or an expiry without a release costs at
+ * most that bound.
+ */
+export class Waiters {
+  readonly #backend: Backend
+  readonly #clock: Clock
+  readonly #selfId: string
+  readonly #queues = new Map<string, KeyQueue>()
+  readonly #byChannel = new Map<string, KeyQueue>()
+  #subscriber: Subscriber | undefined
+  #seq = 0
+  #closed = false
+  /** Wake-ups delivered (for stats and tests). */
+  wakeups = 0
+
+  /** @param selfId this Locker's id: its own release messages are skipped, having been handled locally. */
+  constructor(backend: Backend, clock: Clock, selfId: string) {
+    this.#backend = backend
+    this.#clock = clock
+    this.#selfId = selfId
+  }
+
+  /** A queue position; pass it to every wait of one acquire so retries keep their place. */
+  nextSeq(): number {
+    return ++this.#seq
+  }
+
+  hasWaiters(key: string): boolean {
+    return (this.#queues.get(key)?.waiters.length ?? 0) > 0
+  }
+
+  get waiting(): number {
+    let n = 0
+    for (const q of this.#queues.values()) n += q.waiters.length
+    return n
+  }
+
+  generation(key: string): number {
+    return this.#queues.get(key)?.generation ?? 0
+  }
+
+  isSubscribed(key: string): boolean {
+    return this.#queues.get(key)?.subscription === 'active'
+  }
+
+  /**
+   * Subscribes to `key`'s release channel; resolves true once active, false if
+   * that failed or took longer than `timeoutMs` (the waiter then falls back to its
+   * timers). Never rejects.
+   */
+  subscribe(key: string, timeoutMs: number): Promise<boolean> {
+    const q = this.#queue(key)
+    if (q.subscription === 'active') return Promise.resolve(true)
+    if (q.subscribing) return q.subscribing
+    if (this.#closed || this.#clock.now() < q.retrySubscribeAt) return Promise.resolve(false)
+    q.subscription = 'pending'
+    const sub = this.#ensureSubscriber()
+    const attempt = sub.subscribe(q.channel).then(
+      () => {
+        if (q.subscription === 'pending') q.subscription = 'active'
+        return q.subscription === 'active'
+      },
+      () => {
+        q.subscription = 'none'
+        q.retrySubscribeAt = this.#clock.now() + SUBSCRIBE_BACKOFF_MS
+        return false
+      },
+    )
+    q.subscribing = attempt
+    void attempt.finally(() => {
+      q.subscribing = undefined
+      if (q.waiters.length === 0) this.#scheduleLinger(q)
+    })
+    return new Promise<boolean>((resolve) => {
+      const timer = this.#clock.setTimer(() => resolve(false), timeoutMs)
+      void attempt.then((ok) => {
+        this.#clock.clearTimer(timer)
+        resolve(ok)
+      })
+    })
+  }
+
+  /**
+   * Waits for a wake-up on `key` for at most `ms`. Resolves, never rejects: with
+   * 'woken' when a release was seen, 'timeout', or 'aborted' when any signal fired.
+   */
+  wait(
+    key: string,
+    ms: number,
+    seq: number,
+    signals: readonly (AbortSignal | undefined)[],
+  ): Promise<WaitOutcome> {
+    const q = this.#queue(key)
+    if (q.linger !== undefined) {
+      this.#clock.clearTimer(q.linger)
+      q.linger = undefined
+    }
+    return new Promise<WaitOutcome>((resolve) => {
+      let timer: TimerHandle | undefined
+      const onAbort = () => waiter.settle('aborted')
+      const waiter: Waiter = {
+        seq,
+        settle: (outcome) => {
+          const i = q.waiters.indexOf(waiter)
+          if (i === -1) return
+          q.waiters.splice(i, 1)
+          if (timer !== undefined) this.#clock.clearTimer(timer)
+          for (const s of signals) s?.removeEventListener('abort', onAbort)
+          if (q.waiters.length === 0) this.#scheduleLinger(q)
+          resolve(outcome)
+        },
+      }
+      // Insert by arrival order; nearly always at the end or, after a failed wake, the front.
+      let at = q.waiters.length
+      while (at > 0 && (q.waiters[at - 1]?.seq ?? 0) > seq) at--
+      q.waiters.splice(at, 0, waiter)
+      for (const s of signals) {
+        if (s?.aborted) return waiter.settle('aborted')
+        s?.addEventListener('abort', onAbort, { once: true })
+      }
+      timer = this.#clock.setTimer(() => waiter.settle('timeout'), ms)
+    })
+  }
+
+  /** A release of `key` was seen: bump its generation and wake the first waiter. */
+  notify(key: string): void {
+    const q = this.#queues.get(key)
+    if (!q) return
+    q.generation++
+    this.wakeOne(key)
+  }
+
+  /** Wakes the first waiter of `key` without a new release (passing on an unused wake-up). */
+  wakeOne(key: string): void {
+    const head = this.#queues.get(key)?.waiters[0]
+    if (!head) return
+    this.wakeups++
+    head.settle('woken')
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    for (const q of this.#queues.values()) {
+      if (q.linger !== undefined) this.#clock.clearTimer(q.linger)
+      for (const w of [...q.waiters]) w.settle('aborted')
+    }
+    this.#queues.clear()
+    this.#byChannel.clear()
+    const sub = this.#subscriber
+    this.#subscriber = undefined
+    await sub?.close().catch(() => {})
+  }
+
+  #queue(key: string): KeyQueue {
+    let q = this.#queues.get(key)
+    if (!q) {
+      q = {
+        key,
+        channel: releaseChannel(key),
+        waiters: [],
+        generation: 0,
+        subscription: 'none',
+        subscribing: undefined,
+        retrySubscribeAt: 0,
+        linger: undefined,
+      }
+      this.#queues.set(key, q)
+      this.#byChannel.set(q.channel, q)
+    }
+    return q
+  }
+
+  #ensureSubscriber(): Subscriber {
+    if (this.#subscriber) return this.#subscriber
+    const sub = this.#backend.createSubscriber()
+    sub.onMessage((channel, message) => {
+      const q = this.#byChannel.get(channel)
+      if (q && message !== this.#selfId) this.notify(q.key)
+    })
+    // Messages sent while the connection was down are gone: let each queue retry now.
+    sub.onReconnect(() => {
+      for (const q of this.#queues.values()) this.notify(q.key)
+    })
+    this.#subscriber = sub
+    return sub
+  }
+
+  #scheduleLinger(q: KeyQueue): void {
+    if (this.#closed || q.linger !== undefined) return
+    q.linger = this.#clock.setTimer(() => {
+      q.linger = undefined
+      if (q.waiters.length > 0 || q.subscribing) return
+      this.#queues.delete(q.key)
+      this.#byChannel.delete(q.channel)
+      if (q.subscription === 'active') this.#subscriber?.unsubscribe(q.channel).catch(() => {})
+      q.subscription = 'none'
+      if (this.#queues.size === 0 && this.#subscriber) {
+        // Nobody waits: drop the connection so a forgotten Locker does not keep the process alive.
+        const sub = this.#subscriber
+        this.#subscriber = undefined
+        sub.close().catch(() => {})
+      }
+    }, LINGER_MS)
+  }
+}
