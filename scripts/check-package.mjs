@@ -1,0 +1,39 @@
+// Packs the package as npm would publish it, lints the tarball (publint, attw) and
+// checks that both `import` and `require()` of the installed package work.
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+
+const root = resolve('.')
+const work = mkdtempSync(join(tmpdir(), 'arl-pack-'))
+const run = (cmd, args, opts = {}) => execFileSync(cmd, args, { stdio: 'inherit', ...opts })
+try {
+  const out = execFileSync('npm', ['pack', '--silent', '--pack-destination', work], { encoding: 'utf8' })
+  const tarball = join(work, out.trim().split('\n').pop())
+  run(process.execPath, ['node_modules/publint/src/cli.js', '--strict', root])
+  run(process.execPath, ['node_modules/@arethetypeswrong/cli/dist/index.js', '--pack', '.'])
+
+  // Install the tarball by hand into a scratch project; dependencies come from ours.
+  const app = join(work, 'app')
+  const pkgDir = join(app, 'node_modules', 'async-redis-lock')
+  mkdirSync(pkgDir, { recursive: true })
+  run('tar', ['-xzf', tarball, '-C', pkgDir, '--strip-components=1'])
+  symlinkSync(join(root, 'node_modules', 'ioredis'), join(app, 'node_modules', 'ioredis'))
+  const probe = `
+    const names = ['Locker', 'LockError', 'LockLostError', 'AcquireTimeoutError', 'BackendError', 'InvalidArgumentError', 'LockerClosedError']
+    for (const n of names) if (typeof m[n] !== 'function') throw new Error(n + ' missing via ' + how)
+    const e = new m.LockError('ERR_LOCK_LOST', 'x')
+    if (!(e instanceof Error) || e.code !== 'ERR_LOCK_LOST') throw new Error('LockError broken via ' + how)
+    console.log('ok: ' + how)`
+  run(process.execPath, ['-e', `const how = 'require'; const m = require('async-redis-lock'); ${probe}`], {
+    cwd: app,
+  })
+  run(
+    process.execPath,
+    ['--input-type=module', '-e', `const how = 'import'; const m = await import('async-redis-lock'); ${probe}`],
+    { cwd: app },
+  )
+} finally {
+  rmSync(work, { recursive: true, force: true })
+}
