@@ -31,7 +31,9 @@ async function main(): Promise<void> {
     child.on('message', (m: { event: string; fence?: string; waitedMs?: number }) => {
       const who = `worker ${i + 1} (pid ${child.pid})`
       if (m.event === 'acquired') {
-        const after = victimKilledAt ? `, ${Math.round(performance.now() - victimKilledAt)} ms after the kill` : ''
+        const after = victimKilledAt
+          ? `, ${Math.round(performance.now() - victimKilledAt)} ms after the kill`
+          : ''
         console.log(`${stamp()}  ${who} acquired, fence ${m.fence}, waited ${m.waitedMs} ms${after}`)
         victimKilledAt = 0
         // Kill worker 2 in the middle of its first critical section.

@@ -8,7 +8,19 @@ rmSync('dist', { recursive: true, force: true })
 execFileSync(process.execPath, [...tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' })
 execFileSync(
   process.execPath,
-  [...tsc, '-p', 'tsconfig.build.json', '--module', 'commonjs', '--moduleResolution', 'node10', '--ignoreDeprecations', '6.0', '--outDir', 'dist/cjs'],
+  [
+    ...tsc,
+    '-p',
+    'tsconfig.build.json',
+    '--module',
+    'commonjs',
+    '--moduleResolution',
+    'node10',
+    '--ignoreDeprecations',
+    '6.0',
+    '--outDir',
+    'dist/cjs',
+  ],
   { stdio: 'inherit' },
 )
 writeFileSync('dist/cjs/package.json', `${JSON.stringify({ type: 'commonjs' }, null, 2)}\n`)

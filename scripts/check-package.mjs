@@ -31,7 +31,11 @@ try {
   })
   run(
     process.execPath,
-    ['--input-type=module', '-e', `const how = 'import'; const m = await import('async-redis-lock'); ${probe}`],
+    [
+      '--input-type=module',
+      '-e',
+      `const how = 'import'; const m = await import('async-redis-lock'); ${probe}`,
+    ],
     { cwd: app },
   )
 } finally {

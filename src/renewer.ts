@@ -88,6 +88,7 @@ export class Renewer {
     if (lease.state !== 'held') return
     lease.state = 'lost'
     this.#leases.delete(lease)
+    if (this.#leases.size === 0) this.#disarm()
     const error = new LockLostError(lease.keys, reason, cause === undefined ? undefined : { cause })
     lease.lostError = error
     this.#onLost(lease)

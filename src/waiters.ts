@@ -88,8 +88,21 @@ export class Waiters {
   subscribe(key: string, timeoutMs: number): Promise<boolean> {
     const q = this.#queue(key)
     if (q.subscription === 'active') return Promise.resolve(true)
-    if (q.subscribing) return q.subscribing
-    if (this.#closed || this.#clock.now() < q.retrySubscribeAt) return Promise.resolve(false)
+    // Joining a SUBSCRIBE in flight is bounded by this caller's own timeout too.
+    const attempt = q.subscribing ?? this.#startSubscribe(q)
+    if (!attempt) return Promise.resolve(false)
+    return new Promise<boolean>((resolve) => {
+      const timer = this.#clock.setTimer(() => resolve(false), timeoutMs)
+      void attempt.then((ok) => {
+        this.#clock.clearTimer(timer)
+        resolve(ok)
+      })
+    })
+  }
+
+  /** Sends SUBSCRIBE for `q` unless closed or backing off; the promise never rejects. */
+  #startSubscribe(q: KeyQueue): Promise<boolean> | undefined {
+    if (this.#closed || this.#clock.now() < q.retrySubscribeAt) return undefined
     q.subscription = 'pending'
     const sub = this.#ensureSubscriber()
     const attempt = sub.subscribe(q.channel).then(
@@ -108,13 +121,7 @@ export class Waiters {
       q.subscribing = undefined
       if (q.waiters.length === 0) this.#scheduleLinger(q)
     })
-    return new Promise<boolean>((resolve) => {
-      const timer = this.#clock.setTimer(() => resolve(false), timeoutMs)
-      void attempt.then((ok) => {
-        this.#clock.clearTimer(timer)
-        resolve(ok)
-      })
-    })
+    return attempt
   }
 
   /**
