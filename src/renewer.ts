@@ -155,6 +155,7 @@ export class Renewer {
     let next = Number.POSITIVE_INFINITY
     for (const [i, lease] of chunk.entries()) {
       lease.inFlight = undefined
+      if (statuses === undefined) lease.lastError = err ?? new BackendError('extend', 'extend failed')
       // A lease already past its deadline stays lost even if Redis said yes late:
       // isHeld() may have told the holder so already, and that must never flip back.
       if (!this.check(lease)) continue
@@ -168,7 +169,7 @@ export class Renewer {
         continue
       } else {
         // Redis failed or did not answer: retry soon, well before the deadline.
-        lease.lastError = err ?? new BackendError('extend', 'extend returned no status')
+        lease.lastError ??= new BackendError('extend', 'extend returned no status')
         const left = lease.deadline - now
         lease.nextDueAt = now + Math.max(5, Math.min(lease.extendIntervalMs / 4, left / 3))
       }

@@ -215,3 +215,41 @@ describeMatrix('core lock', (ctx) => {
     await l.close()
   })
 })
+
+describeMatrix('Redis stops answering', (ctx) => {
+  test('SIGSTOPped Redis: the signal aborts by the local deadline, before the key can expire', async () => {
+    const l = new Locker(await ctx.client(), { lifetimeMs: 600 })
+    const lock = await l.acquire('frozen')
+    await sleep(100)
+    let abortedAt = 0
+    lock.signal.addEventListener('abort', () => {
+      abortedAt = performance.now()
+    })
+    // Everything the lock knows: the deadline is at most this far away.
+    const deadline = performance.now() + lock.remainingMs()
+    ctx.server.pause()
+    const pausedAt = performance.now()
+    try {
+      await sleep(900)
+      assert.ok(abortedAt > 0, 'the signal did not abort while Redis was frozen')
+      assert.ok(
+        abortedAt <= deadline + 30,
+        `aborted ${Math.round(abortedAt - deadline)} ms after the deadline`,
+      )
+      assert.ok(abortedAt - pausedAt < 600, 'aborted later than a full lease after the freeze')
+      assert.equal(lostReason(lock), 'unreachable')
+      assert.equal(lock.isHeld(), false)
+      // Calls settle in bounded time instead of hanging.
+      const started = performance.now()
+      const outcome = await l.tryAcquire('frozen-2', { lifetimeMs: 300 }).then(
+        () => 'resolved',
+        (e: LockError) => e.code,
+      )
+      assert.equal(outcome, 'ERR_LOCK_BACKEND')
+      assert.ok(performance.now() - started < 1000)
+    } finally {
+      ctx.server.resume()
+    }
+    await l.close()
+  })
+})
