@@ -56,6 +56,9 @@ export interface LockerStats {
 
 type Attempt = { readonly lock: LockHandle } | { readonly pttl: number; readonly blockedIndex: number }
 
+/** Upper bound of the head start given to other processes' waiters after a release. */
+const MAX_YIELD_MS = 20
+
 /** Clients that `fromUrl` created: the Locker owns and closes them. */
 const ownedClients = new WeakSet<object>()
 
@@ -84,6 +87,8 @@ export class Locker implements AsyncDisposable {
   readonly #cleanups = new Set<Promise<unknown>>()
   readonly #registry = new FinalizationRegistry<Lease>((lease) => this.#renewer.lose(lease, 'abandoned'))
   readonly #owner: LockOwner
+  /** Per key: monotonic time until which this Locker lets remote waiters go first. */
+  readonly #yieldUntil = new Map<string, number>()
   #closing: Promise<void> | undefined
   #acquired = 0
   #released = 0
@@ -249,12 +254,15 @@ export class Locker implements AsyncDisposable {
     let watched = keys[0] as string
     // Local fairness: a newcomer queues behind this process's waiters instead of
     // racing them, so a releaser does not simply take its own lock back.
-    let waitFirst = !single && this.#waiters.hasWaiters(watched)
+    let firstWait = 0
+    if (!single) {
+      firstWait = this.#waiters.hasWaiters(watched) ? opts.retryIntervalMs : this.#yieldLeft(watched)
+    }
     for (;;) {
-      if (waitFirst) {
-        waitFirst = false
+      if (firstWait > 0) {
         seq ??= this.#waiters.nextSeq()
-        const wait = Math.min(opts.retryIntervalMs, giveUpAt - this.#clock.now())
+        const wait = Math.min(firstWait, giveUpAt - this.#clock.now())
+        firstWait = 0
         await this.#waitTurn(watched, wait, seq, signals, signal)
       }
       const generation = this.#waiters.generation(watched)
@@ -347,7 +355,7 @@ export class Locker implements AsyncDisposable {
       const onAbort = () => {
         reject(signal.reason)
         this.#track(
-          pending.then((r) => (r.acquired ? this.#backend.release(keys, token, this.#id, 5000) : 0)),
+          pending.then((r) => (r.acquired ? this.#backend.release(keys, token, this.#id, 5000) : undefined)),
         )
       }
       signal.addEventListener('abort', onAbort, { once: true })
@@ -369,16 +377,41 @@ export class Locker implements AsyncDisposable {
     lease.state = 'released'
     this.#renewer.remove(lease)
     this.#registry.unregister(lease)
-    const removed = await this.#backend.release(
+    const sentAt = this.#clock.now()
+    const { removed, receivers } = await this.#backend.release(
       lease.keys,
       lease.token,
       this.#id,
       Math.max(1000, lease.lifetimeMs),
     )
     this.#released++
+    if (removed === 0) return false
+    const own = lease.keys.filter((k) => this.#waiters.isSubscribed(k)).length
+    if (receivers > own) {
+      // Other processes wait for these keys and have just been told. Give their
+      // woken waiter about a round trip's head start before this Locker takes the
+      // keys again; otherwise the releaser nearly always re-takes its own lock.
+      const until = this.#clock.now() + Math.min(MAX_YIELD_MS, 2 * (this.#clock.now() - sentAt) + 1)
+      if (this.#yieldUntil.size > 1000) this.#sweepYields()
+      for (const key of lease.keys) this.#yieldUntil.set(key, until)
+    }
     // Our own release message is ignored by our subscriber; hand over locally right away.
-    if (removed > 0) for (const key of lease.keys) this.#waiters.notify(key)
-    return removed > 0
+    for (const key of lease.keys) this.#waiters.notify(key)
+    return true
+  }
+
+  /** Milliseconds this Locker should hold back from `key` after releasing it to remote waiters. */
+  #yieldLeft(key: string): number {
+    const until = this.#yieldUntil.get(key)
+    if (until === undefined) return 0
+    const left = until - this.#clock.now()
+    if (left <= 0) this.#yieldUntil.delete(key)
+    return Math.max(0, left)
+  }
+
+  #sweepYields(): void {
+    const now = this.#clock.now()
+    for (const [key, until] of this.#yieldUntil) if (until <= now) this.#yieldUntil.delete(key)
   }
 
   #onLost(lease: Lease): void {

@@ -101,21 +101,23 @@ return out
  * ARGV[1]      owner token
  * ARGV[2]      message published on release (the releasing Locker's id)
  * ARGV[3..]    the release channel of each key, in KEYS order
- * Returns      how many keys were deleted (0: nothing of ours was left)
+ * Returns      {deleted, receivers}: how many keys were deleted (0: nothing of ours was
+ *              left) and how many subscribers got the announcements (waiters exist).
  * Cluster      PUBLISH reaches every node's subscribers; SPUBLISH is used there later.
  */
 export const RELEASE = script(
   'release',
   `
 local n = 0
+local heard = 0
 for i = 1, #KEYS do
   if redis.call('GET', KEYS[i]) == ARGV[1] then
     redis.call('DEL', KEYS[i])
-    redis.call('PUBLISH', ARGV[2 + i], ARGV[2])
+    heard = heard + redis.call('PUBLISH', ARGV[2 + i], ARGV[2])
     n = n + 1
   end
 end
-return n
+return {n, heard}
 `,
 )
 

@@ -18,6 +18,14 @@ export interface ExtendRequest {
 /** Per lease: 1 extended, 0 a key was gone, -1 a key has another owner. */
 export type ExtendStatus = 1 | 0 | -1
 
+/** Outcome of a release. */
+export interface ReleaseResult {
+  /** Keys deleted by this call. */
+  readonly removed: number
+  /** Subscribers (of any process, ours included) that received the release messages. */
+  readonly receivers: number
+}
+
 /** What `inspect` reads about one key. */
 export interface KeyState {
   readonly token: string | null
@@ -89,19 +97,26 @@ export class Backend {
     return reply.map((v) => Number(v) as ExtendStatus)
   }
 
-  /** Deletes the keys still holding `token` and announces it; resolves how many were deleted. */
+  /**
+   * Deletes the keys still holding `token` and announces it. Resolves how many keys
+   * were deleted and how many subscribers heard about it.
+   */
   async release(
     keys: readonly string[],
     token: string,
     publisherId: string,
     timeoutMs: number,
-  ): Promise<number> {
+  ): Promise<ReleaseResult> {
     const args = [token, publisherId, ...keys.map(releaseChannel)]
+    let reply: unknown
     try {
-      return Number(await withTimeout(this.#run(RELEASE, keys, args), timeoutMs, 'release'))
+      reply = await withTimeout(this.#run(RELEASE, keys, args), timeoutMs, 'release')
     } catch (err) {
       throw toBackendError('release', err)
     }
+    if (!Array.isArray(reply))
+      throw new BackendError('release', `unexpected reply to release: ${safeJson(reply)}`)
+    return { removed: Number(reply[0]), receivers: Number(reply[1]) }
   }
 
   /** Fire-and-forget release for cleanup paths; failures are irrelevant because the lease expires anyway. */
