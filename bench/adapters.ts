@@ -1,0 +1,355 @@
+// One adapter per library behind the same small interface, each on its own ioredis
+// client and at the library's default settings except the lease length (and, where
+// a scenario needs waiters to keep waiting, the retry budget — never the retry delay).
+import { randomBytes } from 'node:crypto'
+import { createRequire } from 'node:module'
+import { Redlock as SesameRedlock } from '@sesamecare-oss/redlock'
+import { Locker } from 'async-redis-lock'
+import { Redis } from 'ioredis'
+import { Mutex } from 'redis-semaphore'
+import { createLock, IoredisAdapter, type Lock as UniversalLock } from 'redlock-universal'
+import { LOOPBACK } from './redis.js'
+
+export const LIBRARIES = [
+  'async-redis-lock',
+  'raw',
+  'redlock4',
+  'redlock5',
+  'redis-semaphore',
+  'redlock-universal',
+  'sesamecare-redlock',
+] as const
+export type LibraryName = (typeof LIBRARIES)[number]
+export const PEERS = LIBRARIES.filter((l) => l !== 'async-redis-lock' && l !== 'raw')
+
+/** How each library is driven, for the report. */
+export const LIBRARY_NOTES: Record<LibraryName, string> = {
+  'async-redis-lock': '`new Locker(ioredis)`, `acquire`/`release`; lease extended by its batched renewer',
+  raw: '`SET key token NX PX` + compare-and-delete `EVALSHA`; no extension, no waiting beyond a 10 ms poll',
+  redlock4: '`redlock.lock`/`unlock` (defaults: retryCount 10, retryDelay 200±100 ms); no auto-extension',
+  redlock5: '`redlock.using()` (the only way to get auto-extension; defaults: retryCount 10, retryDelay 200±100 ms, extends 500 ms before expiry)',
+  'redis-semaphore':
+    '`new Mutex(client, key, { lockTimeout, onLockLost })` per acquisition (defaults: retryInterval 10 ms, acquireTimeout 10 s, refresh every 0.8 × lockTimeout)',
+  'redlock-universal':
+    '`createLock({ adapter, key, ttl })` cached per key + `lock.using()` for auto-extension (defaults: retryAttempts 3, retryDelay 100 ms, extends at 80 % of ttl, circuit breaker with a PING per new lock object)',
+  'sesamecare-redlock':
+    '`redlock.using()` for auto-extension (defaults: retryCount 10, retryDelay 200±100 ms, extends 500 ms before expiry)',
+}
+
+export interface AdapterConfig {
+  readonly port: number
+  /** Lease length for every library. */
+  readonly lifetimeMs: number
+  /**
+   * How long one acquire keeps trying under contention. Undefined keeps the library's
+   * default budget; set, it is translated to the library's own knob (retry count,
+   * acquire timeout) at its default retry delay.
+   */
+  readonly waitBudgetMs?: number | undefined
+  /** Extend leases from the bench for libraries without auto-extension (redlock4). */
+  readonly selfExtend?: boolean | undefined
+}
+
+/** A held lock, opaque to the scenarios. */
+export type Held = { readonly __held: unique symbol }
+
+export interface LockAdapter {
+  readonly name: LibraryName
+  acquire(key: string): Promise<Held>
+  release(held: Held): Promise<void>
+  /** True when the library signalled that this held lock was lost. */
+  isLost(held: Held): boolean
+  /** Losses the library reported so far (loss signals, failed extensions). */
+  lost(): number
+  /** The Redis key the library stores the lock of `key` in. */
+  redisKey(key: string): string
+  close(): Promise<void>
+}
+
+/** The settings we had to change from the library's defaults, for the report. */
+export function budgetNote(name: LibraryName, budgetMs: number): string {
+  switch (name) {
+    case 'async-redis-lock':
+      return `retryTimeoutMs ${budgetMs} (default 1000)`
+    case 'redlock4':
+    case 'redlock5':
+    case 'sesamecare-redlock':
+      return `retryCount ${Math.ceil(budgetMs / 200)} (default 10)`
+    case 'redis-semaphore':
+      return `acquireTimeout ${budgetMs} (default 10000)`
+    case 'redlock-universal':
+      return `retryAttempts ${Math.ceil(budgetMs / 100)} (default 3)`
+    case 'raw':
+      return `poll for up to ${budgetMs} ms`
+  }
+}
+
+export async function connectClient(port: number): Promise<Redis> {
+  const client = new Redis({ host: LOOPBACK, port, lazyConnect: true })
+  client.on('error', () => {})
+  await client.connect()
+  return client
+}
+
+export async function createAdapter(name: LibraryName, config: AdapterConfig): Promise<LockAdapter> {
+  const client = await connectClient(config.port)
+  switch (name) {
+    case 'async-redis-lock':
+      return ours(client, config)
+    case 'raw':
+      return raw(client, config)
+    case 'redlock4':
+      return redlock4(client, config)
+    case 'redlock5': {
+      // Its package.json "exports" hides its types from NodeNext resolution: load it untyped.
+      const mod = createRequire(import.meta.url)('redlock5') as { default: UsingRedlockCtor }
+      return usingRedlock(name, client, config, new mod.default([client], redlockSettings(config)))
+    }
+    case 'sesamecare-redlock':
+      return usingRedlock(name, client, config, new SesameRedlock([client], redlockSettings(config)))
+    case 'redis-semaphore':
+      return semaphore(client, config)
+    case 'redlock-universal':
+      return universal(client, config)
+  }
+}
+
+const as = <T>(x: unknown) => x as T
+const held = (x: unknown) => x as Held
+
+async function closeClient(client: Redis): Promise<void> {
+  await client.quit().catch(() => client.disconnect())
+}
+
+function ours(client: Redis, config: AdapterConfig): LockAdapter {
+  const locker = new Locker(client, { lifetimeMs: config.lifetimeMs })
+  const options = config.waitBudgetMs === undefined ? undefined : { retryTimeoutMs: config.waitBudgetMs }
+  type L = Awaited<ReturnType<Locker['acquire']>>
+  return {
+    name: 'async-redis-lock',
+    acquire: async (key) => held(await locker.acquire(key, options)),
+    release: async (h) => void (await as<L>(h).release()),
+    isLost: (h) => as<L>(h).signal.aborted,
+    lost: () => locker.stats().lost,
+    redisKey: (key) => key,
+    close: async () => {
+      await locker.close()
+      await closeClient(client)
+    },
+  }
+}
+
+const RAW_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+async function raw(client: Redis, config: AdapterConfig): Promise<LockAdapter> {
+  const sha = (await client.script('LOAD', RAW_RELEASE)) as string
+  const budget = config.waitBudgetMs ?? 10_000
+  type H = { key: string; token: string }
+  return {
+    name: 'raw',
+    acquire: async (key) => {
+      const token = randomBytes(16).toString('hex')
+      const giveUp = Date.now() + budget
+      for (;;) {
+        if ((await client.set(key, token, 'PX', config.lifetimeMs, 'NX')) === 'OK') return held({ key, token })
+        if (Date.now() > giveUp) throw new Error(`raw: ${key} still held after ${budget} ms`)
+        await new Promise((r) => setTimeout(r, 10))
+      }
+    },
+    release: async (h) => void (await client.evalsha(sha, 1, as<H>(h).key, as<H>(h).token)),
+    isLost: () => false,
+    lost: () => 0,
+    redisKey: (key) => key,
+    close: () => closeClient(client),
+  }
+}
+
+function redlockSettings(config: AdapterConfig): { retryCount?: number } {
+  return config.waitBudgetMs === undefined ? {} : { retryCount: Math.ceil(config.waitBudgetMs / 200) }
+}
+
+/** The part of redlock 4's CommonJS API we use (it ships no types). */
+interface Redlock4Lock {
+  expiration: number
+  unlock(): Promise<void>
+  extend(ttl: number): Promise<Redlock4Lock>
+}
+interface Redlock4 {
+  on(event: string, listener: (err: unknown) => void): void
+  lock(resource: string, ttl: number): Promise<Redlock4Lock>
+}
+type Redlock4Ctor = new (clients: unknown[], options?: { retryCount?: number }) => Redlock4
+
+function redlock4(client: Redis, config: AdapterConfig): LockAdapter {
+  const Ctor = createRequire(import.meta.url)('redlock4') as Redlock4Ctor
+  const redlock = new Ctor([client], redlockSettings(config))
+  redlock.on('clientError', () => {})
+  let lost = 0
+  type H = { lock: Redlock4Lock; timer?: NodeJS.Timeout; lost: boolean; released: boolean }
+  // v4 has no auto-extension; for the held-locks scenario we extend like v5's using()
+  // does: 500 ms before the local expiration.
+  const schedule = (h: H) => {
+    h.timer = setTimeout(
+      () => {
+        h.lock.extend(config.lifetimeMs).then(
+          () => !h.released && schedule(h),
+          () => {
+            if (h.released) return
+            h.lost = true
+            lost++
+          },
+        )
+      },
+      Math.max(0, h.lock.expiration - Date.now() - 500),
+    )
+  }
+  return {
+    name: 'redlock4',
+    acquire: async (key) => {
+      const h: H = { lock: await redlock.lock(key, config.lifetimeMs), lost: false, released: false }
+      if (config.selfExtend) schedule(h)
+      return held(h)
+    },
+    release: async (x) => {
+      const h = as<H>(x)
+      h.released = true
+      clearTimeout(h.timer)
+      await h.lock.unlock()
+    },
+    isLost: (x) => as<H>(x).lost,
+    lost: () => lost,
+    redisKey: (key) => key,
+    close: () => closeClient(client),
+  }
+}
+
+/** What redlock 5 and @sesamecare-oss/redlock have in common. */
+interface UsingRedlock {
+  on(event: 'error', listener: (err: unknown) => void): unknown
+  using<T>(
+    resources: string[],
+    duration: number,
+    settings: object,
+    routine: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T>
+}
+
+type UsingRedlockCtor = new (clients: unknown[], settings?: { retryCount?: number }) => UsingRedlock
+
+/** A lock held inside a `using()` routine until `release` lets the routine return. */
+interface UsingHeld {
+  signal: AbortSignal | undefined
+  letGo: () => void
+  done: Promise<unknown> | undefined
+}
+
+/** Turns a `using(routine)` API into acquire/release; rejects if acquiring fails. */
+function holdWith(run: (routine: (signal: AbortSignal) => Promise<void>) => Promise<unknown>): Promise<Held> {
+  return new Promise<Held>((resolve, reject) => {
+    let letGo = () => {}
+    const gate = new Promise<void>((r) => {
+      letGo = r
+    })
+    const h: UsingHeld = { signal: undefined, letGo, done: undefined }
+    let acquired = false
+    h.done = run(async (signal) => {
+      acquired = true
+      h.signal = signal
+      resolve(held(h))
+      await gate
+    })
+    h.done.catch((err: unknown) => {
+      if (!acquired) reject(err)
+    })
+  })
+}
+
+async function releaseHeld(x: Held): Promise<void> {
+  const h = as<UsingHeld>(x)
+  h.letGo()
+  await h.done
+}
+
+function usingRedlock(
+  name: LibraryName,
+  client: Redis,
+  config: AdapterConfig,
+  redlock: UsingRedlock,
+): LockAdapter {
+  // redlock 5 emits 'error' for every failed attempt and crashes the process without a listener.
+  redlock.on('error', () => {})
+  let lost = 0
+  const settings = redlockSettings(config)
+  return {
+    name,
+    acquire: (key) =>
+      holdWith((routine) =>
+        redlock.using([key], config.lifetimeMs, settings, async (signal) => {
+          signal.addEventListener('abort', () => lost++, { once: true })
+          await routine(signal)
+        }),
+      ),
+    release: releaseHeld,
+    isLost: (h) => as<UsingHeld>(h).signal?.aborted === true,
+    lost: () => lost,
+    redisKey: (key) => key,
+    close: () => closeClient(client),
+  }
+}
+
+function semaphore(client: Redis, config: AdapterConfig): LockAdapter {
+  let lost = 0
+  const options = {
+    lockTimeout: config.lifetimeMs,
+    // The default handler throws an unhandled error; count the loss instead.
+    onLockLost: () => {
+      lost++
+    },
+    ...(config.waitBudgetMs === undefined ? {} : { acquireTimeout: config.waitBudgetMs }),
+  }
+  return {
+    name: 'redis-semaphore',
+    acquire: async (key) => {
+      const mutex = new Mutex(client, key, options)
+      await mutex.acquire()
+      return held(mutex)
+    },
+    release: (h) => as<Mutex>(h).release(),
+    isLost: (h) => !as<Mutex>(h).isAcquired,
+    lost: () => lost,
+    redisKey: (key) => `mutex:${key}`,
+    close: () => closeClient(client),
+  }
+}
+
+function universal(client: Redis, config: AdapterConfig): LockAdapter {
+  const adapter = new IoredisAdapter(client)
+  // Lock objects are bound to one key; reuse them per key as an application would
+  // (each new one starts with a PING health check).
+  const locks = new Map<string, UniversalLock>()
+  let lost = 0
+  const retry = config.waitBudgetMs === undefined ? {} : { retryAttempts: Math.ceil(config.waitBudgetMs / 100) }
+  return {
+    name: 'redlock-universal',
+    acquire: (key) => {
+      let lock = locks.get(key)
+      if (!lock) {
+        if (locks.size >= 20_000) locks.clear()
+        lock = createLock({ adapter, key, ttl: config.lifetimeMs, ...retry })
+        locks.set(key, lock)
+      }
+      const l = lock
+      return holdWith((routine) =>
+        l.using(async (signal) => {
+          signal.addEventListener('abort', () => lost++, { once: true })
+          await routine(signal)
+        }),
+      )
+    },
+    release: releaseHeld,
+    isLost: (h) => as<UsingHeld>(h).signal?.aborted === true,
+    lost: () => lost,
+    redisKey: (key) => key,
+    close: () => closeClient(client),
+  }
+}
