@@ -4,6 +4,7 @@ import { AcquireTimeoutError, BackendError, InvalidArgumentError, LockerClosedEr
 import { type Clock, systemClock } from './internal/clock.js'
 import { checkFromUrl, connectIoRedis } from './internal/from-url.js'
 import { driftFor, Lease } from './internal/lease.js'
+import { takeInternals } from './internal/testing.js'
 import { newToken } from './internal/token.js'
 import { type Lock, LockHandle, type LockOwner } from './lock.js'
 import {
@@ -76,7 +77,8 @@ const ownedClients = new WeakSet<object>()
  */
 export class Locker implements AsyncDisposable {
   readonly #backend: Backend
-  readonly #clock: Clock = systemClock
+  readonly #clock: Clock
+  readonly #skipValidityCheck: boolean
   readonly #renewer: Renewer
   readonly #waiters: Waiters
   readonly #defaults: LockOptions
@@ -99,12 +101,15 @@ export class Locker implements AsyncDisposable {
    * @throws InvalidArgumentError `ERR_LOCK_INVALID_ARGUMENT` for an unknown client or bad options.
    */
   constructor(client: RedisClient, options?: LockerOptions) {
+    const internals = takeInternals()
+    this.#clock = internals.clock ?? systemClock
+    this.#skipValidityCheck = internals.skipValidityCheck === true
     checkOptionNames(options, LOCKER_OPTION_NAMES, 'Locker')
     this.#prefix = resolvePrefix(options?.prefix)
     const { prefix: _prefix, ...defaults } = options ?? {}
     resolveLockOptions([defaults]) // fail fast on bad defaults
     this.#defaults = defaults
-    this.#backend = new Backend(adapterFor(client, ownedClients.has(client)))
+    this.#backend = new Backend(adapterFor(client, ownedClients.has(client)), internals.scripts)
     this.#renewer = new Renewer(this.#backend, this.#clock, (lease) => this.#onLost(lease))
     this.#waiters = new Waiters(this.#backend, this.#clock, this.#id)
     this.#owner = {
@@ -330,7 +335,7 @@ export class Locker implements AsyncDisposable {
       throw new LockerClosedError()
     }
     const lease = new Lease(keys, token, reply.fence, opts, sentAt)
-    if (this.#clock.now() >= lease.deadline) {
+    if (this.#clock.now() >= lease.deadline && !this.#skipValidityCheck) {
       this.#track(this.#backend.release(keys, token, this.#id, 5000))
       throw new BackendError(
         'acquire',

@@ -43,9 +43,16 @@ export const FENCE_MARK_TTL_MS = 3_600_000
  */
 export class Backend {
   readonly #adapter: RedisAdapter
+  readonly #acquire: Script
+  readonly #extend: Script
+  readonly #release: Script
 
-  constructor(adapter: RedisAdapter) {
+  /** @param scripts replacements for tests' deliberately broken variants only. */
+  constructor(adapter: RedisAdapter, scripts: { acquire?: Script; extend?: Script; release?: Script } = {}) {
     this.#adapter = adapter
+    this.#acquire = scripts.acquire ?? ACQUIRE
+    this.#extend = scripts.extend ?? EXTEND
+    this.#release = scripts.release ?? RELEASE
   }
 
   get kind(): RedisAdapter['kind'] {
@@ -64,7 +71,7 @@ export class Backend {
     timeoutMs: number,
   ): Promise<AttemptResult> {
     const args = [token, String(lifetimeMs), String(FENCE_MARK_TTL_MS)]
-    const call = this.#run(ACQUIRE, [...keys, ...keys.map(fenceKey)], args)
+    const call = this.#run(this.#acquire, [...keys, ...keys.map(fenceKey)], args)
     let reply: unknown
     try {
       reply = await withTimeout(call, timeoutMs, 'acquire')
@@ -87,7 +94,7 @@ export class Backend {
     }
     let reply: unknown
     try {
-      reply = await withTimeout(this.#run(EXTEND, keys, args), timeoutMs, 'extend')
+      reply = await withTimeout(this.#run(this.#extend, keys, args), timeoutMs, 'extend')
     } catch (err) {
       throw toBackendError('extend', err)
     }
@@ -110,7 +117,7 @@ export class Backend {
     const args = [token, publisherId, ...keys.map(releaseChannel)]
     let reply: unknown
     try {
-      reply = await withTimeout(this.#run(RELEASE, keys, args), timeoutMs, 'release')
+      reply = await withTimeout(this.#run(this.#release, keys, args), timeoutMs, 'release')
     } catch (err) {
       throw toBackendError('release', err)
     }
