@@ -70,7 +70,6 @@ export class LockHandle implements Lock {
   readonly keys: readonly string[]
   readonly token: string
   readonly fence: bigint
-  readonly signal: AbortSignal
   readonly #lease: Lease
   readonly #owner: LockOwner
 
@@ -80,7 +79,10 @@ export class LockHandle implements Lock {
     this.keys = lease.keys
     this.token = lease.token
     this.fence = lease.fence
-    this.signal = lease.controller.signal
+  }
+
+  get signal(): AbortSignal {
+    return this.#lease.signal
   }
 
   isHeld(): boolean {

@@ -342,6 +342,9 @@ export class Locker implements AsyncDisposable {
         `Redis answered after the lease had already run out (lifetimeMs ${opts.lifetimeMs}); the acquisition was undone`,
       )
     }
+    lease.check = () => {
+      this.#renewer.check(lease)
+    }
     const lock = new LockHandle(lease, this.#owner)
     this.#registry.register(lock, lease, lease)
     this.#renewer.add(lease)

@@ -93,7 +93,7 @@ export class Renewer {
     lease.lostError = error
     this.#onLost(lease)
     // Last, because user listeners run synchronously inside abort().
-    lease.controller.abort(error)
+    lease.abort(error)
   }
 
   stop(): void {

@@ -22,6 +22,8 @@ export function script(name: string, source: string): Script {
  *              string: max(previous mark + 1, server TIME in µs), stored back as the mark.
  *              {0, pttl, i} when key i is held; pttl is its remaining ms (-1: no TTL).
  * Errors       WRONGTYPE when a lock key holds a non-string value.
+ * Replays      a key already holding ARGV[1] counts as taken: tokens are unique per
+ *              attempt, so only a resent copy of this same request can have set it.
  * Cluster      all keys must share one slot; the caller checks before sending.
  *
  * Keys taken before a later one turns out to be held are deleted again inside the
@@ -33,13 +35,17 @@ export const ACQUIRE = script(
 local n = #KEYS / 2
 for i = 1, n do
   if not redis.call('SET', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then
-    local t = redis.call('TYPE', KEYS[i])
-    if t.ok ~= 'string' then
+    local v = redis.pcall('GET', KEYS[i])
+    if v ~= ARGV[1] then
       for j = 1, i - 1 do redis.call('DEL', KEYS[j]) end
-      return redis.error_reply('WRONGTYPE lock key ' .. KEYS[i] .. ' holds a ' .. t.ok .. ', not a lock')
+      if type(v) == 'table' and v.err then
+        return redis.error_reply('WRONGTYPE lock key ' .. KEYS[i] .. ' holds a non-string value, not a lock')
+      end
+      return {0, redis.call('PTTL', KEYS[i]), i}
     end
-    for j = 1, i - 1 do redis.call('DEL', KEYS[j]) end
-    return {0, redis.call('PTTL', KEYS[i]), i}
+    -- Already ours: this very request was delivered twice (a client resent it
+    -- after a reconnect). Count it as taken rather than leave an orphan behind.
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
   end
 end
 local now = redis.call('TIME')

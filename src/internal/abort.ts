@@ -12,3 +12,44 @@ export function abortableSleep(ms: number, signal: AbortSignal | undefined, ref 
     signal?.addEventListener('abort', done, { once: true })
   })
 }
+
+const proto = AbortSignal.prototype
+const abortedGetter = Object.getOwnPropertyDescriptor(proto, 'aborted')?.get
+const reasonGetter = Object.getOwnPropertyDescriptor(proto, 'reason')?.get
+const nativeThrowIfAborted = proto.throwIfAborted
+const kCheck = Symbol('checkBeforeRead')
+
+type Checked = AbortSignal & { [kCheck]: () => void }
+
+// Shared accessors (one set for all signals, not closures per lock): each runs the
+// signal's own check, then defers to the built-in behaviour.
+const shadow: PropertyDescriptorMap = {
+  aborted: {
+    configurable: true,
+    get(this: Checked) {
+      this[kCheck]()
+      return abortedGetter?.call(this)
+    },
+  },
+  reason: {
+    configurable: true,
+    get(this: Checked) {
+      this[kCheck]()
+      return reasonGetter?.call(this)
+    },
+  },
+  throwIfAborted: {
+    configurable: true,
+    writable: true,
+    value(this: Checked) {
+      this[kCheck]()
+      nativeThrowIfAborted.call(this)
+    },
+  },
+}
+
+/** Makes every read of `signal`'s state run `check` first (which may abort it). */
+export function checkOnRead(signal: AbortSignal, check: () => void): void {
+  ;(signal as Checked)[kCheck] = check
+  Object.defineProperties(signal, shadow)
+}

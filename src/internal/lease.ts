@@ -1,5 +1,6 @@
 import type { LockLostError } from '../errors.js'
 import type { ResolvedLockOptions } from '../options.js'
+import { checkOnRead } from './abort.js'
 
 /** Where a lease is in its life. */
 export type LeaseState = 'held' | 'released' | 'lost'
@@ -19,7 +20,10 @@ export class Lease {
   readonly driftMs: number
   /** Leases due within this much of a batch are extended with it, so batches coalesce. */
   readonly batchWindowMs: number
-  readonly controller = new AbortController()
+  /** Created on first use of `lock.signal`: most locks never need one. */
+  #controller: AbortController | undefined
+  /** Set by the Locker: declares the lease lost if its deadline has passed. */
+  check: () => void = () => {}
   state: LeaseState = 'held'
   /** Monotonic time after which the lease may have expired on the server. */
   deadline: number
@@ -47,6 +51,25 @@ export class Lease {
     this.batchWindowMs = options.extendIntervalMs / 5
     this.deadline = sentAt + options.lifetimeMs - this.driftMs
     this.nextDueAt = sentAt + options.extendIntervalMs
+  }
+
+  /**
+   * The loss signal. Reading its state (`aborted`, `reason`, `throwIfAborted()`)
+   * first compares the deadline with the monotonic clock, so code that runs after
+   * a pause or a blocked event loop sees it aborted even before any timer fired.
+   */
+  get signal(): AbortSignal {
+    if (this.#controller) return this.#controller.signal
+    this.#controller = new AbortController()
+    if (this.lostError) this.#controller.abort(this.lostError)
+    else checkOnRead(this.#controller.signal, this.check)
+    return this.#controller.signal
+  }
+
+  /** Aborts the signal (if anyone asked for it) with the loss error. */
+  abort(error: LockLostError): void {
+    this.lostError = error
+    this.#controller?.abort(error)
   }
 }
 

@@ -143,6 +143,35 @@ describeMatrix('core lock', (ctx) => {
     await l.close()
   })
 
+  test('signal.aborted alone (no isHeld call, no timer run) is true right after a blocked event loop', async () => {
+    const l = await locker()
+    const lock = await l.acquire('t7b', { lifetimeMs: 100 })
+    const signal = lock.signal
+    let fired = 0
+    signal.addEventListener('abort', () => fired++)
+    const end = performance.now() + 150
+    while (performance.now() < end) {
+      // Blocked: as after a long GC pause or SIGSTOP.
+    }
+    assert.equal(signal.aborted, true)
+    assert.equal(fired, 1, 'reading aborted fires the abort event once, synchronously')
+    assert.equal((signal.reason as LockError).code, 'ERR_LOCK_LOST')
+    assert.throws(
+      () => signal.throwIfAborted(),
+      (e: LockError) => e.code === 'ERR_LOCK_LOST',
+    )
+    // A signal first read after the loss is born aborted.
+    const other = await l.acquire('t7c', { lifetimeMs: 100 })
+    const until = performance.now() + 150
+    while (performance.now() < until) {
+      // Blocked again.
+    }
+    assert.equal(other.isHeld(), false)
+    assert.equal(other.signal.aborted, true)
+    assert.equal(lostReason(other), 'expired')
+    await l.close()
+  })
+
   test('await using releases at the end of the scope', async () => {
     const l = await locker()
     let token = ''

@@ -15,7 +15,7 @@ describe('Renewer: deadlines and loss', () => {
     await clock.advanceToAsync(5000) // confirmed: deadline = 5000 + lifetime - drift
     answer(adapter.hang())
     let abortedAt: number | undefined
-    lease.controller.signal.addEventListener('abort', () => {
+    lease.signal.addEventListener('abort', () => {
       abortedAt = clock.now()
     })
     const deadline = 5000 + LIFETIME - driftFor(LIFETIME)
@@ -49,7 +49,7 @@ describe('Renewer: deadlines and loss', () => {
     clock.jump(LIFETIME - DRIFT - 1) // no timer fires: a blocked event loop
     assert.equal(renewer.check(lease), true)
     clock.jump(1)
-    assert.equal(lease.controller.signal.aborted, false)
+    assert.equal(lease.signal.aborted, false)
     assert.equal(renewer.check(lease), false)
     assertLost(lease, 'expired') // nothing was ever sent: nobody failed to answer
     assert.deepEqual(lost, [lease])
@@ -100,7 +100,7 @@ describe('Renewer: deadlines and loss', () => {
     renewer.add(lease)
     answer(() => Promise.reject(new Error('ECONNREFUSED')))
     let abortedAt: number | undefined
-    lease.controller.signal.addEventListener('abort', () => {
+    lease.signal.addEventListener('abort', () => {
       abortedAt = clock.now()
     })
     await clock.advanceToAsync(20_000)

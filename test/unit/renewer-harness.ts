@@ -31,7 +31,7 @@ export function setup() {
   const abortedBeforeOnLost: boolean[] = []
   const renewer = new Renewer(new Backend(adapter), clock, (lease) => {
     lost.push(lease)
-    abortedBeforeOnLost.push(lease.controller.signal.aborted)
+    abortedBeforeOnLost.push(lease.signal.aborted)
   })
   /** Clock time of each script call. */
   const callTimes: number[] = []
@@ -61,19 +61,22 @@ let tokens = 0
 
 export function newLease(clock: FakeClock, lifetimeMs = LIFETIME, keys?: string[]): Lease {
   const n = ++tokens
-  return new Lease(
+  const lease = new Lease(
     keys ?? [`key${n}`],
     `token${n}`,
     BigInt(n),
     resolveLockOptions([{ lifetimeMs }]),
     clock.now(),
   )
+  // Create the (lazy) signal up front, as a holder reading lock.signal would.
+  void lease.signal
+  return lease
 }
 
 export function assertLost(lease: Lease, reason: LockLostReason): LockLostError {
   assert.equal(lease.state, 'lost')
-  assert.equal(lease.controller.signal.aborted, true)
-  const err = lease.controller.signal.reason
+  assert.equal(lease.signal.aborted, true)
+  const err = lease.signal.reason
   assert.ok(err instanceof LockLostError, `signal reason is a LockLostError: ${String(err)}`)
   assert.equal(err.code, 'ERR_LOCK_LOST')
   assert.equal(err.reason, reason)
@@ -84,6 +87,6 @@ export function assertLost(lease: Lease, reason: LockLostReason): LockLostError 
 
 export function assertHeld(renewer: Renewer, lease: Lease): void {
   assert.equal(lease.state, 'held')
-  assert.equal(lease.controller.signal.aborted, false)
+  assert.equal(lease.signal.aborted, false)
   assert.equal(renewer.check(lease), true)
 }

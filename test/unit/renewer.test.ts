@@ -170,7 +170,7 @@ describe('Renewer: scheduling and batching', () => {
     adapter.hung[0]!.resolve([0])
     await clock.advanceToAsync(30_000)
     assert.equal(lease.state, 'released')
-    assert.equal(lease.controller.signal.aborted, false)
+    assert.equal(lease.signal.aborted, false)
     assert.equal(lost.length, 0)
     assert.equal(adapter.calls.length, 1)
     assert.equal(clock.pendingTimers, 0)
