@@ -46,6 +46,8 @@ export class Backend {
   readonly #acquire: Script
   readonly #extend: Script
   readonly #release: Script
+  /** Scripts this Backend has sent in full at least once. */
+  readonly #loaded = new Set<string>()
 
   /** @param scripts replacements for tests' deliberately broken variants only. */
   constructor(adapter: RedisAdapter, scripts: { acquire?: Script; extend?: Script; release?: Script } = {}) {
@@ -155,6 +157,14 @@ export class Backend {
   }
 
   async #run(script: Script, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+    // The first call of each script sends its source (EVAL caches it): an EVALSHA
+    // that is bound to fail with NOSCRIPT would cost a whole extra round trip, which
+    // on a slow link can be the difference between extending a lease and losing it.
+    if (!this.#loaded.has(script.sha)) {
+      const reply = await this.#adapter.eval(script.source, keys, args)
+      this.#loaded.add(script.sha)
+      return reply
+    }
     try {
       return await this.#adapter.evalsha(script.sha, keys, args)
     } catch (err) {

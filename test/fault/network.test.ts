@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict'
+import { after, before, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { type Lock, LockError, Locker, type LockLostError } from '../../src/index.js'
+import { describeMatrix } from '../helpers/matrix.js'
+import { type FaultProxy, startProxy } from '../helpers/proxy.js'
+import { waitFor } from '../helpers/wait.js'
+
+function outcome(p: Promise<Lock | null>): Promise<Lock | null | string> {
+  return p.then(
+    (v) => v,
+    (e: unknown) => (e instanceof LockError ? e.code : String(e)),
+  )
+}
+
+describeMatrix('faults between client and Redis (loopback proxy)', (ctx) => {
+  let proxy: FaultProxy
+  before(async () => {
+    proxy = await startProxy({ host: ctx.server.host, port: ctx.server.port })
+  })
+  after(() => proxy.close())
+
+  /** A Locker whose traffic goes through the proxy, and one that talks to Redis directly. */
+  async function lockers(options?: ConstructorParameters<typeof Locker>[1]) {
+    proxy.setMode({ kind: 'pass' })
+    const faulty = new Locker(await ctx.client({ url: proxy.url }), options)
+    const direct = new Locker(await ctx.client(), options)
+    return { faulty, direct }
+  }
+
+  test('RTT of a third of the lease: extensions keep the lock held', async () => {
+    const { faulty, direct } = await lockers({ lifetimeMs: 600 })
+    const lock = await faulty.acquire('slow-ok')
+    proxy.setMode({ kind: 'delay', ms: 100, jitterMs: 0 }) // 200 ms RTT < 300 ms interval
+    const until = performance.now() + 1800
+    while (performance.now() < until) {
+      assert.equal(await ctx.admin.get('slow-ok'), lock.token)
+      await sleep(50)
+    }
+    assert.equal(lock.isHeld(), true)
+    assert.equal(lock.signal.aborted, false)
+    proxy.setMode({ kind: 'pass' })
+    await lock.release()
+    await faulty.close()
+    await direct.close()
+  })
+
+  test('a reply that arrives after the lease ran out is not an acquisition, and the key is freed', async () => {
+    const { faulty, direct } = await lockers({ lifetimeMs: 300 })
+    proxy.setMode({ kind: 'delay', ms: 250, jitterMs: 0 }) // 500 ms RTT > 300 ms lease
+    const result = await outcome(faulty.tryAcquire('slow-late'))
+    assert.equal(result, 'ERR_LOCK_BACKEND')
+    // The cleanup release travels the same slow path: allow one more crossing.
+    await waitFor(async () => (await ctx.admin.exists('slow-late')) === 0, { timeoutMs: 1500 })
+    proxy.setMode({ kind: 'pass' })
+    await faulty.close()
+    await direct.close()
+  })
+
+  test('blackhole: the holder is told by its deadline; the next owner only gets the key after that', async () => {
+    const { faulty, direct } = await lockers({ lifetimeMs: 500 })
+    const lock = await faulty.acquire('partition')
+    let abortedAt = 0
+    lock.signal.addEventListener('abort', () => {
+      abortedAt = performance.now()
+    })
+    const deadline = performance.now() + lock.remainingMs()
+    proxy.setMode({ kind: 'blackhole' })
+    const next = await direct.acquire('partition', { retryTimeoutMs: 3000, retryIntervalMs: 50 })
+    const acquiredAt = performance.now()
+    assert.ok(abortedAt > 0, 'the partitioned holder was never told')
+    assert.ok(abortedAt <= deadline + 30, `told ${Math.round(abortedAt - deadline)} ms after its deadline`)
+    assert.ok(
+      acquiredAt > abortedAt,
+      'the next owner got the key while the old one still believed it held it',
+    )
+    assert.equal((lock.signal.reason as LockLostError | undefined)?.reason, 'unreachable')
+    proxy.resetAll()
+    proxy.setMode({ kind: 'pass' })
+    await next.release()
+    await faulty.close()
+    await direct.close()
+  })
+
+  test('lost reply (request applied): never reported acquired, and the key is freed well before its lease', async () => {
+    const { faulty, direct } = await lockers({ lifetimeMs: 3000 })
+    proxy.setMode({ kind: 'drop-replies' })
+    const started = performance.now()
+    const pending = outcome(faulty.tryAcquire('ambiguous'))
+    await waitFor(async () => (await ctx.admin.exists('ambiguous')) === 1, { timeoutMs: 1000 })
+    const result = await pending
+    assert.equal(result, 'ERR_LOCK_BACKEND')
+    // The cleanup release reaches Redis (requests still pass): the key does not stay
+    // locked for the whole 3 s lease.
+    await waitFor(async () => (await ctx.admin.exists('ambiguous')) === 0, { timeoutMs: 1000 })
+    assert.ok(performance.now() - started < 3000 + 500)
+    const other = await direct.tryAcquire('ambiguous')
+    assert.ok(other, 'the key must be free for others')
+    await other.release()
+    proxy.resetAll()
+    proxy.setMode({ kind: 'pass' })
+    await faulty.close()
+    await direct.close()
+  })
+
+  test('connection reset right after a request: no orphaned lock; a resent release is harmless', async () => {
+    const { faulty, direct } = await lockers({ lifetimeMs: 2000 })
+    proxy.setMode({ kind: 'reset-after-request' })
+    const first = outcome(faulty.tryAcquire('reset', { retryTimeoutMs: 0 }))
+    await sleep(150)
+    proxy.setMode({ kind: 'pass' })
+    const result = await first
+    await sleep(300)
+    // Either it is ours and the key says so, or it is nobody's.
+    const value = await ctx.admin.get('reset')
+    if (typeof result === 'object' && result !== null) {
+      assert.equal(value, result.token)
+      await result.release()
+    } else {
+      assert.equal(value, null, `an orphan was left behind (${String(result)})`)
+    }
+    // A release whose connection is reset may be resent on reconnect: it must not
+    // delete the next owner's lock.
+    const a = await faulty.acquire('reset2')
+    proxy.setMode({ kind: 'reset-after-request' })
+    const released = outcome(a.release() as unknown as Promise<null>)
+    await sleep(150)
+    const b = await direct.acquire('reset2', { retryTimeoutMs: 3000 })
+    proxy.setMode({ kind: 'pass' })
+    await released
+    await sleep(300)
+    assert.equal(await ctx.admin.get('reset2'), b.token)
+    await b.release()
+    await faulty.close()
+    await direct.close()
+  })
+
+  test('a subscriber behind a refusing proxy still gets the lock by polling', async () => {
+    const { faulty, direct } = await lockers({ lifetimeMs: 2000 })
+    const held = await direct.acquire('refuse')
+    proxy.setMode({ kind: 'refuse' }) // the waiter's subscriber connection cannot be opened
+    const pending = faulty.acquire('refuse', { retryIntervalMs: 100, retryTimeoutMs: 5000 })
+    await sleep(200)
+    await held.release()
+    const lock = await pending
+    proxy.setMode({ kind: 'pass' })
+    await lock.release()
+    await faulty.close()
+    await direct.close()
+  })
+})

@@ -1,0 +1,220 @@
+/**
+ * A soak worker process: loops acquire → critical section → release on a few keys
+ * until `endAt`, logging every event synchronously (see log.ts) so a SIGKILL loses
+ * nothing already logged. Configured by the SOAK_WORKER environment variable (a
+ * JSON WorkerConfig). The lock Redis is reached through this worker's own fault
+ * proxy; the store Redis directly.
+ */
+import { existsSync, readFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis } from 'ioredis'
+import { type Lock, LockError, Locker } from '../../src/index.js'
+import { withInternals } from '../../src/internal/testing.js'
+import { monoMs, SyncLog } from './log.js'
+import { deriveSeed, mulberry32 } from './prng.js'
+import { fencedWrite, storeKeys } from './store.js'
+import { internalsFor, type Variant } from './variants.js'
+
+export interface WorkerConfig {
+  id: number
+  /** Namespace of this run's keys in the store. */
+  run: string
+  lockUrl: string
+  storeUrl: string
+  keys: string[]
+  logPath: string
+  variant: Variant
+  seed: number
+  /** Incremented on every respawn, so a respawned worker draws a fresh stream. */
+  incarnation: number
+  /** A file that appears once every worker is ready; it holds the monoMs at which to stop. */
+  goPath: string
+  lifetimeMs: number
+  extendIntervalMs: number
+  retryTimeoutMs: number | null
+  /** Critical-section rounds per grant, drawn from [1, maxRounds]. */
+  maxRounds: number
+  /** Longest pause between rounds: makes grants span several extensions. */
+  roundGapMs: number
+  /** Longest pause between a release and the next attempt. */
+  thinkMs: number
+  /** Control 3 only: block the event loop this long while each (single) attempt is in flight. */
+  stallMs?: number
+}
+
+/**
+ * A write is started only with this much lease left: the counter write is sent
+ * right after the check but lands a moment later, and on a loaded 2-core machine the
+ * process can be descheduled in between. Any application does the same ("do not
+ * start what you cannot finish under the lease").
+ */
+const WRITE_MARGIN_MS = 25
+/** How often a held lock's state is logged: the checker's view of each deadline. */
+const OBSERVE_EVERY_MS = 20
+/** Control 3: the stall starts this long after the attempt was sent, before its reply. */
+const STALL_AFTER_MS = 10
+
+const cfg = JSON.parse(process.env.SOAK_WORKER ?? '') as WorkerConfig
+const rng = mulberry32(deriveSeed(cfg.seed, `worker:${cfg.run}:${cfg.id}:${cfg.incarnation}`))
+const log = new SyncLog(cfg.logPath, { w: cfg.id, pid: process.pid })
+
+function errorFields(err: unknown): Record<string, unknown> {
+  if (err instanceof LockError) return { code: err.code, name: err.name, message: err.message }
+  if (err instanceof Error) return { code: 'OTHER', name: err.name, message: err.message }
+  return { code: 'OTHER', message: String(err) }
+}
+
+/** Logs the lock's own account of itself; the time is read first, so t + rem never overstates. */
+function observe(ev: string, lock: Lock, key: string, extra: Record<string, unknown> = {}): boolean {
+  const t = monoMs()
+  const held = lock.isHeld()
+  const rem = lock.remainingMs()
+  log.write(ev, { key, token: lock.token, held, rem, ...extra }, t)
+  return held
+}
+
+function busyWait(ms: number): void {
+  const until = performance.now() + ms
+  while (performance.now() < until) {
+    // A synchronous stall, like a long GC pause or a CPU-bound callback.
+  }
+}
+
+async function criticalSection(lock: Lock, key: string, store: Redis): Promise<void> {
+  const k = storeKeys(cfg.run, key)
+  const rounds = 1 + rng.int(cfg.maxRounds)
+  for (let round = 0; round < rounds; round++) {
+    // The fenced write is sent regardless of isHeld(): protecting the resource from
+    // a holder that does not know it lost the lock is the fence's job, and a paused
+    // holder resuming here is exactly the case the soak wants to see rejected.
+    const fenced = await fencedWrite(store, cfg.run, key, lock.fence, `${cfg.id}:${lock.token}:${round}`)
+    log.write('fenced', { key, token: lock.token, fence: lock.fence.toString(), ...fenced })
+    if (!observe('obs', lock, key)) return
+    const value = Number((await store.get(k.counter)) ?? 0)
+    await sleep(2 + rng.int(5))
+    const t = monoMs()
+    const held = lock.isHeld()
+    const rem = lock.remainingMs()
+    if (held && rem >= WRITE_MARGIN_MS) {
+      // Logged before it is sent: a kill between the two is counted as an unconfirmed write.
+      log.write('write', { key, token: lock.token, value: value + 1, held, rem }, t)
+      await store.set(k.counter, String(value + 1))
+      log.write('write-ok', { key, token: lock.token, value: value + 1 })
+    } else {
+      log.write('skip-write', { key, token: lock.token, held, rem }, t)
+    }
+    if (round + 1 < rounds) await sleep(rng.int(cfg.roundGapMs + 1))
+  }
+}
+
+async function acquire(locker: Locker, key: string): Promise<Lock | null> {
+  if (cfg.stallMs === undefined) {
+    return locker.acquire(key, { retryTimeoutMs: cfg.retryTimeoutMs })
+  }
+  // One attempt, sent synchronously by tryAcquire; the stall then blocks the event
+  // loop while its reply arrives, so the reply is processed after the lease is over.
+  const pending = locker.tryAcquire(key)
+  const stall = setTimeout(() => busyWait(cfg.stallMs ?? 0), STALL_AFTER_MS)
+  try {
+    return await pending
+  } finally {
+    clearTimeout(stall)
+  }
+}
+
+/** Waits for the go file: the load window starts when every worker is ready. */
+async function waitForGo(): Promise<number> {
+  for (;;) {
+    if (existsSync(cfg.goPath)) return Number(readFileSync(cfg.goPath, 'utf8'))
+    await sleep(10)
+  }
+}
+
+async function loop(locker: Locker, store: Redis, endAt: number): Promise<void> {
+  while (monoMs() < endAt) {
+    const key = rng.pick(cfg.keys)
+    log.write('attempt', { key })
+    let lock: Lock | null
+    try {
+      lock = await acquire(locker, key)
+    } catch (err) {
+      log.write('error', { op: 'acquire', key, ...errorFields(err) })
+      await sleep(5 + rng.int(20))
+      continue
+    }
+    if (lock === null) {
+      log.write('busy', { key })
+      await sleep(5 + rng.int(cfg.thinkMs + 1))
+      continue
+    }
+    const held = observe('acquired', lock, key, { fence: lock.fence.toString() })
+    const token = lock.token
+    const onLost = (): void => {
+      const reason = lock?.signal.reason as { reason?: string; code?: string } | undefined
+      log.write('lost', { key, token, reason: reason?.reason, code: reason?.code })
+    }
+    if (lock.signal.aborted) onLost()
+    else lock.signal.addEventListener('abort', onLost, { once: true })
+    const heartbeat = setInterval(() => {
+      if (lock?.isHeld()) observe('obs', lock, key)
+    }, OBSERVE_EVERY_MS)
+    try {
+      if (held) await criticalSection(lock, key, store)
+    } catch (err) {
+      log.write('error', { op: 'critical', key, ...errorFields(err) })
+    } finally {
+      clearInterval(heartbeat)
+    }
+    log.write('release-start', { key, token })
+    try {
+      const result = await lock.release()
+      log.write('released', { key, token, result })
+    } catch (err) {
+      log.write('error', { op: 'release', key, token, ...errorFields(err) })
+    }
+    await sleep(rng.int(cfg.thinkMs + 1))
+  }
+}
+
+async function main(): Promise<void> {
+  log.write('start', { variant: cfg.variant, incarnation: cfg.incarnation })
+  // Same client settings as Locker.fromUrl; built here because withInternals must
+  // wrap the synchronous Locker constructor.
+  const client = new Redis(cfg.lockUrl, { lazyConnect: true, connectTimeout: 2000 })
+  client.on('error', () => {})
+  for (;;) {
+    try {
+      await client.connect()
+      break
+    } catch (err) {
+      // The proxy may be blackholed or the Redis paused right now: retry until the end.
+      log.write('error', { op: 'connect', ...errorFields(err) })
+      client.disconnect()
+      await sleep(100)
+    }
+  }
+  const store = new Redis(cfg.storeUrl)
+  store.on('error', () => {})
+  const locker = withInternals(
+    internalsFor(cfg.variant),
+    () =>
+      new Locker(client, {
+        lifetimeMs: cfg.lifetimeMs,
+        extendIntervalMs: cfg.extendIntervalMs,
+      }),
+  )
+  console.log('ready')
+  await loop(locker, store, await waitForGo())
+  await locker.close()
+  client.disconnect()
+  store.disconnect()
+  log.write('exit', {})
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    log.write('error', { op: 'main', ...errorFields(err) })
+    process.exit(1)
+  },
+)
