@@ -25,7 +25,8 @@ const cell = await Cell.start({
   thinkMs: 20,
   durationMs: 4000,
 })
-if (stallMs) cell.slots[0]!.proxy.setMode({ kind: 'delay', ms: 40 })
+if (stallMs) cell.slots[0]!.proxy.setMode({ kind: 'delay', ms: 50 })
+await new Promise((r) => setTimeout(r, 4000))
 await cell.stop()
 for (const s of cell.slots) {
   const ev = readLog(s.logPath)

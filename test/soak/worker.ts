@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { type Lock, LockError, Locker } from '../../src/index.js'
 import { withInternals } from '../../src/internal/testing.js'
+import { ACQUIRE } from '../../src/scripts.js'
 import { monoMs, SyncLog } from './log.js'
 import { deriveSeed, mulberry32 } from './prng.js'
 import { fencedWrite, storeKeys } from './store.js'
@@ -38,7 +39,7 @@ export interface WorkerConfig {
   roundGapMs: number
   /** Longest pause between a release and the next attempt. */
   thinkMs: number
-  /** Control 3 only: block the event loop this long while each (single) attempt is in flight. */
+  /** Control 3 only: block the event loop this long whenever an acquire reply says "acquired". */
   stallMs?: number
 }
 
@@ -51,8 +52,6 @@ export interface WorkerConfig {
 const WRITE_MARGIN_MS = 25
 /** How often a held lock's state is logged: the checker's view of each deadline. */
 const OBSERVE_EVERY_MS = 20
-/** Control 3: the stall starts this long after the attempt was sent, before its reply. */
-const STALL_AFTER_MS = 10
 
 const cfg = JSON.parse(process.env.SOAK_WORKER ?? '') as WorkerConfig
 const rng = mulberry32(deriveSeed(cfg.seed, `worker:${cfg.run}:${cfg.id}:${cfg.incarnation}`))
@@ -107,18 +106,20 @@ async function criticalSection(lock: Lock, key: string, store: Redis): Promise<v
   }
 }
 
-async function acquire(locker: Locker, key: string): Promise<Lock | null> {
-  if (cfg.stallMs === undefined) {
-    return locker.acquire(key, { retryTimeoutMs: cfg.retryTimeoutMs })
-  }
-  // One attempt, sent synchronously by tryAcquire; the stall then blocks the event
-  // loop while its reply arrives, so the reply is processed after the lease is over.
-  const pending = locker.tryAcquire(key)
-  const stall = setTimeout(() => busyWait(cfg.stallMs ?? 0), STALL_AFTER_MS)
-  try {
-    return await pending
-  } finally {
-    clearTimeout(stall)
+/**
+ * Control 3's "slow acquire": the process stalls (a GC pause, a CPU-bound callback)
+ * right when a successful acquire reply arrives, before the library looks at it, so
+ * the reply is processed after the lease has run out. Only the library's validity
+ * check stands between that reply and a lock that is already gone.
+ */
+function stallOnAcquireReplies(client: Redis, ms: number): void {
+  type EvalSha = (sha: string, ...rest: unknown[]) => Promise<unknown>
+  const target = client as unknown as { evalsha: EvalSha }
+  const original = target.evalsha.bind(client) as EvalSha
+  target.evalsha = async (sha, ...rest) => {
+    const reply = await original(sha, ...rest)
+    if (sha === ACQUIRE.sha && Array.isArray(reply) && Number(reply[0]) === 1) busyWait(ms)
+    return reply
   }
 }
 
@@ -134,20 +135,15 @@ async function loop(locker: Locker, store: Redis, endAt: number): Promise<void> 
   while (monoMs() < endAt) {
     const key = rng.pick(cfg.keys)
     log.write('attempt', { key })
-    let lock: Lock | null
+    let lock: Lock
     try {
-      lock = await acquire(locker, key)
+      lock = await locker.acquire(key, { retryTimeoutMs: cfg.retryTimeoutMs })
     } catch (err) {
       log.write('error', { op: 'acquire', key, ...errorFields(err) })
       await sleep(5 + rng.int(20))
       continue
     }
-    if (lock === null) {
-      log.write('busy', { key })
-      await sleep(5 + rng.int(cfg.thinkMs + 1))
-      continue
-    }
-    const held = observe('acquired', lock, key, { fence: lock.fence.toString() })
+    observe('acquired', lock, key, { fence: lock.fence.toString() })
     const token = lock.token
     const onLost = (): void => {
       const reason = lock?.signal.reason as { reason?: string; code?: string } | undefined
@@ -159,7 +155,9 @@ async function loop(locker: Locker, store: Redis, endAt: number): Promise<void> 
       if (lock?.isHeld()) observe('obs', lock, key)
     }, OBSERVE_EVERY_MS)
     try {
-      if (held) await criticalSection(lock, key, store)
+      // Entered even when not held (a dead-on-arrival lock): its fenced write shows what
+      // a holder that ignored isHeld() would do.
+      await criticalSection(lock, key, store)
     } catch (err) {
       log.write('error', { op: 'critical', key, ...errorFields(err) })
     } finally {
@@ -193,6 +191,7 @@ async function main(): Promise<void> {
       await sleep(100)
     }
   }
+  if (cfg.stallMs !== undefined) stallOnAcquireReplies(client, cfg.stallMs)
   const store = new Redis(cfg.storeUrl)
   store.on('error', () => {})
   const locker = withInternals(

@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis } from 'ioredis'
+import { type Lock, LockError, Locker, type LockLostError } from '../../src/index.js'
+import { describeMatrix } from '../helpers/matrix.js'
+import { startRedis } from '../helpers/redis-server.js'
+import { waitFor } from '../helpers/wait.js'
+
+function reasonOf(lock: Lock): string | undefined {
+  return (lock.signal.reason as LockLostError | undefined)?.reason
+}
+
+function settle(
+  p: Promise<unknown>,
+): Promise<{ value?: unknown; code?: string; cause?: string; at: number }> {
+  return p.then(
+    (value) => ({ value, at: performance.now() }),
+    (e: unknown) => ({
+      code: e instanceof LockError ? e.code : String(e),
+      cause: String((e as { cause?: { message?: string } }).cause?.message),
+      at: performance.now(),
+    }),
+  )
+}
+
+describeMatrix('faults on the Redis server', (ctx) => {
+  const LEASE = 600
+
+  for (const factor of [0.3, 1, 3]) {
+    test(`Redis SIGSTOPped for ${factor}× the lease`, async () => {
+      const l = new Locker(await ctx.client(), { lifetimeMs: LEASE })
+      const lock = await l.acquire(`stop-${factor}`)
+      await sleep(50)
+      let abortedAt = 0
+      lock.signal.addEventListener('abort', () => {
+        abortedAt = performance.now()
+      })
+      const deadline = performance.now() + lock.remainingMs()
+      ctx.server.pause()
+      const pausedAt = performance.now()
+      // Calls made while Redis is frozen settle in bounded time instead of hanging.
+      const attempt = settle(l.tryAcquire(`stop-${factor}-other`, { lifetimeMs: LEASE }))
+      const release = settle(lock.extend())
+      await sleep(LEASE * factor)
+      ctx.server.resume()
+      const [a, e] = await Promise.all([attempt, release])
+      assert.ok(a.at - pausedAt < LEASE + 300, `acquire settled after ${Math.round(a.at - pausedAt)} ms`)
+      assert.ok(e.at - pausedAt < LEASE * factor + LEASE + 300, 'extend settled too late')
+      if (factor < 1) {
+        assert.equal(lock.isHeld(), true, 'a short freeze must not cost the lock')
+        assert.equal(a.code, undefined)
+        await (a.value as Lock).release()
+      } else {
+        assert.ok(
+          abortedAt > 0 && abortedAt <= deadline + 30,
+          `aborted ${Math.round(abortedAt - deadline)} ms late`,
+        )
+        assert.equal(reasonOf(lock), 'unreachable')
+        assert.equal(a.code, 'ERR_LOCK_BACKEND')
+        // Commands delivered late after SIGCONT do no harm: the timed-out acquisition
+        // is undone and the lost lease is cleaned up.
+        await waitFor(async () => (await ctx.admin.exists(`stop-${factor}`, `stop-${factor}-other`)) === 0, {
+          timeoutMs: 1500,
+        })
+      }
+      await l.close()
+    })
+  }
+
+  test('Redis killed and restarted empty: the holder learns at its next extension; fences keep rising', async () => {
+    const l = new Locker(await ctx.client(), { lifetimeMs: 1000 })
+    const lock = await l.acquire('restart')
+    await ctx.server.restart()
+    const restartedAt = performance.now()
+    await waitFor(() => lock.signal.aborted, { timeoutMs: 3000 })
+    assert.ok(performance.now() - restartedAt < 1000, 'not told by the next extension')
+    assert.ok(['expired', 'unreachable'].includes(reasonOf(lock) ?? ''), reasonOf(lock))
+    const again = await l.acquire('restart', { retryTimeoutMs: 3000 })
+    assert.ok(again.fence > lock.fence)
+    await again.release()
+    await l.close()
+  })
+
+  test('writes paused (CLIENT PAUSE WRITE): holder told by its deadline, acquire fails as a backend error', async () => {
+    const l = new Locker(await ctx.client(), { lifetimeMs: 400 })
+    const lock = await l.acquire('paused')
+    const pauser = new Redis(ctx.url)
+    await pauser.client('PAUSE', 1200, 'WRITE')
+    const started = performance.now()
+    const attempt = await settle(l.tryAcquire('paused-2'))
+    assert.equal(attempt.code, 'ERR_LOCK_BACKEND')
+    assert.ok(attempt.at - started < 800)
+    await waitFor(() => lock.signal.aborted, { timeoutMs: 1000 })
+    assert.equal(reasonOf(lock), 'unreachable')
+    await pauser.client('UNPAUSE')
+    await waitFor(async () => (await ctx.admin.exists('paused', 'paused-2')) === 0, { timeoutMs: 1500 })
+    pauser.disconnect()
+    await l.close()
+  })
+
+  test('a long-running script (BUSY) is a backend error, promptly', async () => {
+    await ctx.admin.config('SET', 'busy-reply-threshold', '50')
+    const l = new Locker(await ctx.client(), { lifetimeMs: 2000 })
+    const blocker = new Redis(ctx.url)
+    blocker.on('error', () => {})
+    const spin = blocker.eval('local t = 0 while true do t = t + 1 end', 0).catch(() => {})
+    await sleep(120)
+    const started = performance.now()
+    const attempt = await settle(l.tryAcquire('busy'))
+    assert.equal(attempt.code, 'ERR_LOCK_BACKEND')
+    assert.match(attempt.cause ?? '', /BUSY/)
+    assert.ok(performance.now() - started < 1000)
+    await ctx.admin.script('KILL')
+    await spin
+    blocker.disconnect()
+    await ctx.admin.config('SET', 'busy-reply-threshold', '5000')
+    await l.close()
+  })
+
+  test('a read-only replica answers READONLY: a backend error, never "acquired" or "busy"', async () => {
+    const replica = await startRedis({ args: ['--replicaof', ctx.server.host, String(ctx.server.port)] })
+    try {
+      const l = new Locker(await ctx.client({ url: replica.url }))
+      const attempt = await settle(l.acquire('replica', { retryTimeoutMs: 2000 }))
+      assert.equal(attempt.code, 'ERR_LOCK_BACKEND')
+      assert.match(attempt.cause ?? '', /READONLY/)
+      await l.close()
+    } finally {
+      await replica.stop()
+    }
+  })
+})
