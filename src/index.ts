@@ -15,6 +15,6 @@ export {
   type LockLostReason,
 } from './errors.js'
 export type { Lock } from './lock.js'
-export type { KeyInspection, LockerStats, RedisClient } from './locker.js'
 export { Locker } from './locker.js'
 export type { AcquireOptions, FromUrlOptions, LockerOptions, LockOptions } from './options.js'
+export type { KeyInspection, LockerStats, RedisClient } from './types.js'

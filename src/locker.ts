@@ -3,6 +3,7 @@ import { adapterFor } from './backends/detect.js'
 import { AcquireTimeoutError, BackendError, InvalidArgumentError, LockerClosedError } from './errors.js'
 import { type Clock, systemClock } from './internal/clock.js'
 import { checkFromUrl, connectIoRedis } from './internal/from-url.js'
+import { HandoffYield } from './internal/handoff-yield.js'
 import { driftFor, Lease } from './internal/lease.js'
 import { takeInternals } from './internal/testing.js'
 import { newToken } from './internal/token.js'
@@ -22,43 +23,10 @@ import {
   resolvePrefix,
 } from './options.js'
 import { Renewer } from './renewer.js'
+import type { KeyInspection, LockerStats, RedisClient } from './types.js'
 import { Waiters } from './waiters.js'
 
-/**
- * A connected Redis client: an ioredis `Redis` instance or a node-redis client from
- * `createClient()`, already connected. A Locker never closes a client it was given.
- */
-export type RedisClient = object
-
-/** What {@link Locker.inspect} reports about one key. */
-export interface KeyInspection {
-  /** The key as stored (with the prefix). */
-  readonly key: string
-  /** Whether some owner holds the key now. */
-  readonly isHeld: boolean
-  /** The holder's token, or null when free. */
-  readonly token: string | null
-  /** Remaining lease in ms; null when free or when the key has no TTL. */
-  readonly remainingMs: number | null
-  /** The last fence issued for the key, or null if none is remembered. */
-  readonly fence: bigint | null
-}
-
-/** Counters of a Locker since it was created. */
-export interface LockerStats {
-  readonly held: number
-  readonly waiting: number
-  readonly acquired: number
-  readonly released: number
-  readonly lost: number
-  readonly extendCalls: number
-  readonly wakeups: number
-}
-
 type Attempt = { readonly lock: LockHandle } | { readonly pttl: number; readonly blockedIndex: number }
-
-/** Upper bound of the head start given to other processes' waiters after a release. */
-const MAX_YIELD_MS = 20
 
 /** Clients that `fromUrl` created: the Locker owns and closes them. */
 const ownedClients = new WeakSet<object>()
@@ -89,8 +57,7 @@ export class Locker implements AsyncDisposable {
   readonly #cleanups = new Set<Promise<unknown>>()
   readonly #registry = new FinalizationRegistry<Lease>((lease) => this.#renewer.lose(lease, 'abandoned'))
   readonly #owner: LockOwner
-  /** Per key: monotonic time until which this Locker lets remote waiters go first. */
-  readonly #yieldUntil = new Map<string, number>()
+  readonly #yields: HandoffYield
   #closing: Promise<void> | undefined
   #acquired = 0
   #released = 0
@@ -112,6 +79,7 @@ export class Locker implements AsyncDisposable {
     this.#backend = new Backend(adapterFor(client, ownedClients.has(client)), internals.scripts)
     this.#renewer = new Renewer(this.#backend, this.#clock, (lease) => this.#onLost(lease))
     this.#waiters = new Waiters(this.#backend, this.#clock, this.#id)
+    this.#yields = new HandoffYield(this.#clock)
     this.#owner = {
       check: (lease) => this.#renewer.check(lease),
       remainingMs: (lease) => (this.#renewer.check(lease) ? lease.deadline - this.#clock.now() : 0),
@@ -261,7 +229,7 @@ export class Locker implements AsyncDisposable {
     // racing them, so a releaser does not simply take its own lock back.
     let firstWait = 0
     if (!single) {
-      firstWait = this.#waiters.hasWaiters(watched) ? opts.retryIntervalMs : this.#yieldLeft(watched)
+      firstWait = this.#waiters.hasWaiters(watched) ? opts.retryIntervalMs : this.#yields.left(watched)
     }
     for (;;) {
       if (firstWait > 0) {
@@ -396,30 +364,13 @@ export class Locker implements AsyncDisposable {
     if (removed === 0) return false
     const own = lease.keys.filter((k) => this.#waiters.isSubscribed(k)).length
     if (receivers > own) {
-      // Other processes wait for these keys and have just been told. Give their
-      // woken waiter about a round trip's head start before this Locker takes the
-      // keys again; otherwise the releaser nearly always re-takes its own lock.
-      const until = this.#clock.now() + Math.min(MAX_YIELD_MS, 2 * (this.#clock.now() - sentAt) + 1)
-      if (this.#yieldUntil.size > 1000) this.#sweepYields()
-      for (const key of lease.keys) this.#yieldUntil.set(key, until)
+      // Other processes wait for these keys and have just been told: let their
+      // woken waiter go first instead of taking the keys straight back.
+      this.#yields.grant(lease.keys, this.#clock.now() - sentAt)
     }
     // Our own release message is ignored by our subscriber; hand over locally right away.
     for (const key of lease.keys) this.#waiters.notify(key)
     return true
-  }
-
-  /** Milliseconds this Locker should hold back from `key` after releasing it to remote waiters. */
-  #yieldLeft(key: string): number {
-    const until = this.#yieldUntil.get(key)
-    if (until === undefined) return 0
-    const left = until - this.#clock.now()
-    if (left <= 0) this.#yieldUntil.delete(key)
-    return Math.max(0, left)
-  }
-
-  #sweepYields(): void {
-    const now = this.#clock.now()
-    for (const [key, until] of this.#yieldUntil) if (until <= now) this.#yieldUntil.delete(key)
   }
 
   #onLost(lease: Lease): void {

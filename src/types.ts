@@ -1,0 +1,30 @@
+/**
+ * A connected Redis client: an ioredis `Redis` instance or a node-redis client from
+ * `createClient()`, already connected. A Locker never closes a client it was given.
+ */
+export type RedisClient = object
+
+/** What {@link Locker.inspect} reports about one key. */
+export interface KeyInspection {
+  /** The key as stored (with the prefix). */
+  readonly key: string
+  /** Whether some owner holds the key now. */
+  readonly isHeld: boolean
+  /** The holder's token, or null when free. */
+  readonly token: string | null
+  /** Remaining lease in ms; null when free or when the key has no TTL. */
+  readonly remainingMs: number | null
+  /** The last fence issued for the key, or null if none is remembered. */
+  readonly fence: bigint | null
+}
+
+/** Counters of a Locker since it was created. */
+export interface LockerStats {
+  readonly held: number
+  readonly waiting: number
+  readonly acquired: number
+  readonly released: number
+  readonly lost: number
+  readonly extendCalls: number
+  readonly wakeups: number
+}
