@@ -92,6 +92,26 @@ describeMatrix('wake-ups and batching', (ctx) => {
     await waiters.close()
   })
 
+  test('two Lockers looping on one key share it: the releaser does not simply re-take it', async () => {
+    const a = await locker()
+    const b = await locker()
+    const counts = [0, 0]
+    const until = performance.now() + 1500
+    const loop = async (l: Locker, i: number) => {
+      while (performance.now() < until) {
+        const lock = await l.acquire('fair', { retryTimeoutMs: 5000 })
+        counts[i] = (counts[i] ?? 0) + 1
+        await sleep(1)
+        await lock.release()
+      }
+    }
+    await Promise.all([loop(a, 0), loop(b, 1)])
+    const [x, y] = counts as [number, number]
+    assert.ok(Math.min(x, y) / Math.max(x, y) > 0.3, `unfair split ${x} / ${y}`)
+    await a.close()
+    await b.close()
+  })
+
   test('1,000 locks held across several lifetimes with batched extension: none lost', async () => {
     const l = await locker({ lifetimeMs: 600 })
     const locks: Lock[] = []
