@@ -26,9 +26,19 @@ export interface Slot {
   incarnation: number
   /** SIGSTOPped by the nemesis right now. */
   paused: boolean
-  /** Keys this worker holds according to its log, with the token. */
-  readonly holding: Map<string, string>
+  /** Keys this worker holds according to its log: token and acquisition time. */
+  readonly holding: Map<string, { token: string; since: number }>
   readonly tail: LogTail
+}
+
+export interface WorkerSpec {
+  variant: Variant
+  env?: Record<string, string>
+  stallMs?: number
+  thinkMs?: number
+  minRounds?: number
+  maxRounds?: number
+  roundGapMs?: number
 }
 
 export interface CellOptions {
@@ -39,8 +49,8 @@ export interface CellOptions {
   storeUrl: string
   keys: string[]
   seed: number
-  /** One entry per worker: its variant and extra environment (faketime for control 2). */
-  workers: { variant: Variant; env?: Record<string, string>; stallMs?: number }[]
+  /** One entry per worker: its variant, extra environment (faketime) and overrides. */
+  workers: WorkerSpec[]
   lifetimeMs: number
   extendIntervalMs: number
   retryTimeoutMs: number | null
@@ -60,6 +70,8 @@ export class Cell {
   readonly slots: Slot[] = []
   readonly nemesisLog: SyncLog
   readonly nemesisPath: string
+  /** Harness failures (a crashed worker, a straggler, a failed respawn): they fail the soak. */
+  readonly problems: string[] = []
   startAt = 0
   endAt = 0
 
@@ -111,18 +123,22 @@ export class Cell {
       for (const e of slot.tail.read()) {
         const key = e.key as string
         if (e.ev === 'start') slot.holding.clear()
-        else if (e.ev === 'acquired' && e.held === true) slot.holding.set(key, e.token as string)
-        else if ((e.ev === 'release-start' || e.ev === 'lost') && slot.holding.get(key) === e.token) {
+        else if (e.ev === 'acquired' && e.held === true)
+          slot.holding.set(key, { token: String(e.token), since: e.t })
+        else if ((e.ev === 'release-start' || e.ev === 'lost') && slot.holding.get(key)?.token === e.token) {
           slot.holding.delete(key)
         }
       }
     }
   }
 
-  /** Workers holding a lock right now (by their logs), not paused. */
+  /** Workers holding a lock right now (by their logs), not paused; the latest acquisition first. */
   holders(): Slot[] {
     this.refresh()
-    return this.slots.filter((s) => s.holding.size > 0 && !s.paused && !s.worker.exitInfo)
+    const since = (s: Slot): number => Math.max(...[...s.holding.values()].map((h) => h.since))
+    return this.slots
+      .filter((s) => s.holding.size > 0 && !s.paused && !s.worker.exitInfo)
+      .sort((a, b) => since(b) - since(a))
   }
 
   /** SIGKILL (a crash) and start the worker again; returns the killed pid. */
@@ -143,7 +159,10 @@ export class Cell {
   /** Waits for every worker to finish after endAt; stragglers are killed. Closes the proxies. */
   async stop(): Promise<void> {
     for (const slot of this.slots) {
-      slot.proxy.setMode({ kind: 'pass' })
+      if (slot.proxy.mode.kind !== 'pass') {
+        slot.proxy.setMode({ kind: 'pass' })
+        slot.proxy.resetAll()
+      }
       if (slot.paused) killQuietly(slot.worker.pid, 'SIGCONT')
       slot.paused = false
     }
@@ -154,12 +173,16 @@ export class Cell {
           await withTimeout(slot.worker.exited, wait)
         } catch {
           this.nemesisLog.write('straggler-killed', { w: slot.id, pid: slot.worker.pid })
+          this.problems.push(`w${slot.id} (pid ${slot.worker.pid}) did not exit in time and was killed`)
           killQuietly(slot.worker.pid, 'SIGKILL')
           await slot.worker.exited
         }
         const exit = slot.worker.exitInfo
         if (exit?.code !== 0 && exit?.signal !== 'SIGKILL') {
           this.nemesisLog.write('worker-failed', { w: slot.id, ...exit, stderr: slot.worker.stderrText() })
+          this.problems.push(
+            `w${slot.id} exited with ${JSON.stringify(exit)}: ${slot.worker.stderrText().slice(-500)}`,
+          )
         }
       }),
     )
@@ -169,7 +192,8 @@ export class Cell {
 
   async #spawn(slot: Slot): Promise<void> {
     const o = this.options
-    const stallMs = o.workers[slot.id]?.stallMs
+    const spec = o.workers[slot.id]
+    const stallMs = spec?.stallMs
     const cfg: WorkerConfig = {
       id: slot.id,
       run: o.run,
@@ -184,9 +208,10 @@ export class Cell {
       lifetimeMs: o.lifetimeMs,
       extendIntervalMs: o.extendIntervalMs,
       retryTimeoutMs: o.retryTimeoutMs,
-      maxRounds: o.maxRounds,
-      roundGapMs: o.roundGapMs,
-      thinkMs: o.thinkMs,
+      minRounds: spec?.minRounds ?? 1,
+      maxRounds: spec?.maxRounds ?? o.maxRounds,
+      roundGapMs: spec?.roundGapMs ?? o.roundGapMs,
+      thinkMs: spec?.thinkMs ?? o.thinkMs,
       ...(stallMs === undefined ? {} : { stallMs }),
     }
     slot.worker = spawnWorker(WORKER_SCRIPT, [], { ...slot.env, SOAK_WORKER: JSON.stringify(cfg) })

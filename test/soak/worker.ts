@@ -33,7 +33,8 @@ export interface WorkerConfig {
   lifetimeMs: number
   extendIntervalMs: number
   retryTimeoutMs: number | null
-  /** Critical-section rounds per grant, drawn from [1, maxRounds]. */
+  /** Critical-section rounds per grant, drawn from [minRounds, maxRounds]. */
+  minRounds: number
   maxRounds: number
   /** Longest pause between rounds: makes grants span several extensions. */
   roundGapMs: number
@@ -81,7 +82,7 @@ function busyWait(ms: number): void {
 
 async function criticalSection(lock: Lock, key: string, store: Redis): Promise<void> {
   const k = storeKeys(cfg.run, key)
-  const rounds = 1 + rng.int(cfg.maxRounds)
+  const rounds = cfg.minRounds + rng.int(cfg.maxRounds - cfg.minRounds + 1)
   for (let round = 0; round < rounds; round++) {
     // The fenced write is sent regardless of isHeld(): protecting the resource from
     // a holder that does not know it lost the lock is the fence's job, and a paused
@@ -113,14 +114,18 @@ async function criticalSection(lock: Lock, key: string, store: Redis): Promise<v
  * check stands between that reply and a lock that is already gone.
  */
 function stallOnAcquireReplies(client: Redis, ms: number): void {
-  type EvalSha = (sha: string, ...rest: unknown[]) => Promise<unknown>
-  const target = client as unknown as { evalsha: EvalSha }
-  const original = target.evalsha.bind(client) as EvalSha
-  target.evalsha = async (sha, ...rest) => {
-    const reply = await original(sha, ...rest)
-    if (sha === ACQUIRE.sha && Array.isArray(reply) && Number(reply[0]) === 1) busyWait(ms)
-    return reply
+  type Call = (first: string, ...rest: unknown[]) => Promise<unknown>
+  const target = client as unknown as { evalsha: Call; eval: Call }
+  // The library sends a script's source (EVAL) the first time and its SHA afterwards.
+  const wrap = (original: Call, isAcquire: (first: string) => boolean): Call => {
+    return async (first, ...rest) => {
+      const reply = await original(first, ...rest)
+      if (isAcquire(first) && Array.isArray(reply) && Number(reply[0]) === 1) busyWait(ms)
+      return reply
+    }
   }
+  target.evalsha = wrap(target.evalsha.bind(client), (sha) => sha === ACQUIRE.sha)
+  target.eval = wrap(target.eval.bind(client), (source) => source === ACQUIRE.source)
 }
 
 /** Waits for the go file: the load window starts when every worker is ready. */
@@ -128,6 +133,38 @@ async function waitForGo(): Promise<number> {
   for (;;) {
     if (existsSync(cfg.goPath)) return Number(readFileSync(cfg.goPath, 'utf8'))
     await sleep(10)
+  }
+}
+
+/** One grant: log it, watch it, run the critical section, release. */
+async function holdAndRelease(lock: Lock, key: string, store: Redis): Promise<void> {
+  observe('acquired', lock, key, { fence: lock.fence.toString() })
+  const token = lock.token
+  const onLost = (): void => {
+    const reason = lock.signal.reason as { reason?: string; code?: string } | undefined
+    log.write('lost', { key, token, reason: reason?.reason, code: reason?.code })
+  }
+  if (lock.signal.aborted) onLost()
+  else lock.signal.addEventListener('abort', onLost, { once: true })
+  // Frequent observations keep the checker's view of the deadline fresh.
+  const heartbeat = setInterval(() => {
+    if (lock.isHeld()) observe('obs', lock, key)
+  }, OBSERVE_EVERY_MS)
+  try {
+    // Entered even when not held (a dead-on-arrival lock): its fenced write shows what
+    // a holder that ignored isHeld() would do.
+    await criticalSection(lock, key, store)
+  } catch (err) {
+    log.write('error', { op: 'critical', key, ...errorFields(err) })
+  } finally {
+    clearInterval(heartbeat)
+  }
+  log.write('release-start', { key, token })
+  try {
+    const result = await lock.release()
+    log.write('released', { key, token, result })
+  } catch (err) {
+    log.write('error', { op: 'release', key, token, ...errorFields(err) })
   }
 }
 
@@ -143,40 +180,14 @@ async function loop(locker: Locker, store: Redis, endAt: number): Promise<void> 
       await sleep(5 + rng.int(20))
       continue
     }
-    observe('acquired', lock, key, { fence: lock.fence.toString() })
-    const token = lock.token
-    const onLost = (): void => {
-      const reason = lock?.signal.reason as { reason?: string; code?: string } | undefined
-      log.write('lost', { key, token, reason: reason?.reason, code: reason?.code })
-    }
-    if (lock.signal.aborted) onLost()
-    else lock.signal.addEventListener('abort', onLost, { once: true })
-    const heartbeat = setInterval(() => {
-      if (lock?.isHeld()) observe('obs', lock, key)
-    }, OBSERVE_EVERY_MS)
-    try {
-      // Entered even when not held (a dead-on-arrival lock): its fenced write shows what
-      // a holder that ignored isHeld() would do.
-      await criticalSection(lock, key, store)
-    } catch (err) {
-      log.write('error', { op: 'critical', key, ...errorFields(err) })
-    } finally {
-      clearInterval(heartbeat)
-    }
-    log.write('release-start', { key, token })
-    try {
-      const result = await lock.release()
-      log.write('released', { key, token, result })
-    } catch (err) {
-      log.write('error', { op: 'release', key, token, ...errorFields(err) })
-    }
+    await holdAndRelease(lock, key, store)
     await sleep(rng.int(cfg.thinkMs + 1))
   }
 }
 
 async function main(): Promise<void> {
   log.write('start', { variant: cfg.variant, incarnation: cfg.incarnation })
-  // Same client settings as Locker.fromUrl; built here because withInternals must
+  // Client settings like Locker.fromUrl's; built here because withInternals must
   // wrap the synchronous Locker constructor.
   const client = new Redis(cfg.lockUrl, { lazyConnect: true, connectTimeout: 2000 })
   client.on('error', () => {})
@@ -204,7 +215,9 @@ async function main(): Promise<void> {
   )
   console.log('ready')
   await loop(locker, store, await waitForGo())
-  await locker.close()
+  // Bounded, so a hanging close is reported as such instead of making a straggler.
+  const closed = await Promise.race([locker.close().then(() => true), sleep(5000).then(() => false)])
+  if (!closed) log.write('error', { op: 'close', code: 'TIMEOUT', message: 'locker.close() took over 5 s' })
   client.disconnect()
   store.disconnect()
   log.write('exit', {})

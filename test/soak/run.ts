@@ -1,0 +1,98 @@
+/**
+ * `npm run soak`: the bounded soak of issue 4. Prints the seed first and last;
+ * `SEED=<n> npm run soak` replays the same fault plan. Exits 0 only if the main
+ * run shows no violation and no lost update where none is allowed, and every
+ * negative control is caught while our variant stays clean under the same faults.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Redis } from 'ioredis'
+import { startRedis } from '../helpers/redis-server.js'
+import { runControls } from './controls.js'
+import { monoMs } from './log.js'
+import { PHASES, type PhaseResult, runPhase } from './main-run.js'
+import { seedFromEnv } from './prng.js'
+import { printReport, type SoakReport, writeReport } from './report.js'
+import type { SoakContext } from './scenario.js'
+
+/** Load per main-run phase; two phases keep the main run within 60 s of load. */
+const PHASE_LOAD_MS = Number(process.env.SOAK_PHASE_MS ?? 27_000)
+const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
+
+function failures(phases: readonly PhaseResult[], report: Pick<SoakReport, 'controls'>): string[] {
+  const out: string[] = []
+  for (const { spec, result } of phases) {
+    const c = result.check
+    if (c.overlaps > 0) out.push(`phase ${spec.name}: ${c.overlaps} overlapping valid grants`)
+    if (c.deadOnArrival > 0)
+      out.push(`phase ${spec.name}: ${c.deadOnArrival} grants returned already expired`)
+    if (spec.requireNoLostUpdates && c.counter.lostUpdates > 0) {
+      out.push(`phase ${spec.name}: ${c.counter.lostUpdates} lost counter updates`)
+    }
+    if (c.grants === 0) out.push(`phase ${spec.name}: no grant at all; the soak measured nothing`)
+    for (const e of result.harnessErrors) out.push(`harness: ${e}`)
+  }
+  for (const ctl of report.controls) {
+    if (!ctl.caught) out.push(`control ${ctl.name}: NOT CAUGHT`)
+    if (!ctl.correctClean)
+      out.push(`control ${ctl.name}: our variant showed violations under the same faults`)
+    for (const e of [...ctl.broken.harnessErrors, ...ctl.correct.harnessErrors]) out.push(`harness: ${e}`)
+  }
+  return out
+}
+
+async function main(): Promise<number> {
+  const began = monoMs()
+  const seed = seedFromEnv()
+  const command = `SEED=${seed} npm run soak`
+  console.log(`soak seed ${seed} (replay: ${command})`)
+  const logDir = mkdtempSync(path.join(os.tmpdir(), `async-redis-lock-soak-${seed}-`))
+  // The store is never faulted: what it holds at the end is the ground truth.
+  const storeServer = await startRedis()
+  const store = new Redis(storeServer.url)
+  const ctx: SoakContext = { seed, logDir, store, storeUrl: storeServer.url }
+  let report: SoakReport
+  try {
+    const phases: PhaseResult[] = []
+    for (const spec of PHASES) {
+      console.log(`phase ${spec.name} (${spec.title}): ${PHASE_LOAD_MS / 1000} s of load`)
+      phases.push(await runPhase(ctx, spec, PHASE_LOAD_MS))
+    }
+    console.log('negative controls')
+    const controls = await runControls(ctx)
+    const failed = failures(phases, { controls })
+    report = {
+      seed,
+      command,
+      passed: failed.length === 0,
+      failures: failed,
+      wallSeconds: (monoMs() - began) / 1000,
+      logDir,
+      phases,
+      controls,
+    }
+  } finally {
+    store.disconnect()
+    await storeServer.stop()
+  }
+  printReport(report)
+  writeReport(report, RESULTS_DIR)
+  for (const f of report.failures) console.log(`FAIL: ${f}`)
+  if (report.passed && process.env.SOAK_KEEP_LOGS !== '1') rmSync(logDir, { recursive: true, force: true })
+  else console.log(`logs kept in ${logDir}`)
+  console.log(
+    `soak ${report.passed ? 'PASSED' : 'FAILED'} in ${report.wallSeconds.toFixed(1)} s; seed ${seed} (replay: ${command})`,
+  )
+  return report.passed ? 0 : 1
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err)
+    console.log('soak FAILED: harness error')
+    process.exit(2)
+  },
+)
