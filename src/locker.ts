@@ -50,6 +50,7 @@ export class Locker implements AsyncDisposable {
   readonly #renewer: Renewer
   readonly #waiters: Waiters
   readonly #defaults: LockOptions
+  readonly #resolvedDefaults: ResolvedLockOptions
   readonly #prefix: string
   /** Identifies this Locker's own release messages. */
   readonly #id = newToken()
@@ -74,7 +75,7 @@ export class Locker implements AsyncDisposable {
     checkOptionNames(options, LOCKER_OPTION_NAMES, 'Locker')
     this.#prefix = resolvePrefix(options?.prefix)
     const { prefix: _prefix, ...defaults } = options ?? {}
-    resolveLockOptions([defaults]) // fail fast on bad defaults
+    this.#resolvedDefaults = resolveLockOptions([defaults]) // also fails fast on bad defaults
     this.#defaults = defaults
     this.#backend = new Backend(adapterFor(client, ownedClients.has(client)), internals.scripts)
     this.#renewer = new Renewer(this.#backend, this.#clock, (lease) => this.#onLost(lease))
@@ -210,8 +211,12 @@ export class Locker implements AsyncDisposable {
     single: boolean,
   ): Promise<Lock | null> {
     checkOptionNames(options, ACQUIRE_OPTION_NAMES, 'acquire')
-    const opts = resolveLockOptions([this.#defaults, options])
-    const keys = resolveKeys(keysIn, this.#prefix)
+    const opts =
+      options === undefined ? this.#resolvedDefaults : resolveLockOptions([this.#defaults, options])
+    const keys =
+      typeof keysIn === 'string' && keysIn.length > 0
+        ? [this.#prefix + keysIn]
+        : resolveKeys(keysIn, this.#prefix)
     const signal = options?.signal
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw new InvalidArgumentError('signal', `signal must be an AbortSignal; received ${describe(signal)}`)

@@ -50,8 +50,9 @@ export class Renewer {
 
   /** Stops tracking a lease that was released; an extension in flight for it is ignored. */
   remove(lease: Lease): void {
+    // The timer is left to fire once (it is unref'd): re-creating it on every
+    // acquire/release cycle would cost more than the empty tick.
     this.#leases.delete(lease)
-    if (this.#leases.size === 0) this.#disarm()
   }
 
   /**

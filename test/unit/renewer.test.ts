@@ -157,9 +157,9 @@ describe('Renewer: scheduling and batching', () => {
     lease.state = 'released' // what Locker does before remove()
     renewer.remove(lease)
     assert.equal(renewer.size, 0)
-    assert.equal(clock.pendingTimers, 0)
     await clock.advanceToAsync(30_000)
     assert.equal(adapter.calls.length, 0)
+    assert.equal(clock.pendingTimers, 0)
   })
 
   test('an extension in flight when a lease is released is ignored', async () => {
@@ -188,6 +188,8 @@ describe('Renewer: scheduling and batching', () => {
     assert.equal(clock.pendingTimers, 1)
     a.state = 'released'
     renewer.remove(a)
+    // Left to fire once (unref'd), then not re-armed.
+    await clock.advanceAsync(5000)
     assert.equal(clock.pendingTimers, 0, 'after the last lease was removed')
 
     const b = newLease(clock)
