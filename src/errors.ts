@@ -12,6 +12,8 @@ export type LockErrorCode =
   | 'ERR_LOCK_LOST'
   | 'ERR_LOCK_BACKEND'
   | 'ERR_LOCK_CLOSED'
+  | 'ERR_LOCK_QUORUM'
+  | 'ERR_LOCK_CROSS_SLOT'
 
 /** Why a held lock stopped being held. */
 export type LockLostReason =
@@ -126,6 +128,53 @@ export class LockerClosedError extends LockError {
 
   constructor() {
     super('ERR_LOCK_CLOSED', 'the Locker is closed')
+  }
+}
+
+/** What one node of a quorum did in the attempt that failed. */
+export interface NodeOutcome {
+  /** The node's position in the list the Locker was given. */
+  readonly node: number
+  /** `acquired`, `held` (by someone else), `error` or `timeout`. */
+  readonly outcome: 'acquired' | 'held' | 'error' | 'timeout'
+  /** The error, for `error` and `timeout`. */
+  readonly error?: unknown
+}
+
+/**
+ * A quorum of independent Redis nodes could not be reached: too many nodes failed
+ * (errors, timeouts) for a majority. Contention alone is never this error.
+ */
+export class QuorumError extends LockError {
+  override name = 'QuorumError' as const
+  declare readonly code: 'ERR_LOCK_QUORUM'
+  /** The operation that failed. */
+  readonly operation: BackendError['operation']
+  /** The settled outcome of every node in the failed attempt. */
+  readonly outcomes: readonly NodeOutcome[]
+
+  constructor(operation: BackendError['operation'], message: string, outcomes: readonly NodeOutcome[]) {
+    super('ERR_LOCK_QUORUM', message)
+    this.operation = operation
+    this.outcomes = outcomes
+  }
+}
+
+/** The keys of one multi-key lock map to different Redis Cluster hash slots. */
+export class CrossSlotError extends LockError {
+  override name = 'CrossSlotError' as const
+  declare readonly code: 'ERR_LOCK_CROSS_SLOT'
+  /** Each key with its hash slot. */
+  readonly slots: readonly { readonly key: string; readonly slot: number }[]
+
+  constructor(slots: readonly { readonly key: string; readonly slot: number }[]) {
+    const shown = slots.map((s) => `${JSON.stringify(s.key)} → ${s.slot}`).join(', ')
+    super(
+      'ERR_LOCK_CROSS_SLOT',
+      `on a Redis Cluster all keys of one lock must share a hash slot; got ${shown}. ` +
+        'Give them a common hash tag, e.g. "{order:42}:a" and "{order:42}:b"',
+    )
+    this.slots = slots
   }
 }
 

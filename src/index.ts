@@ -7,12 +7,15 @@
 export {
   AcquireTimeoutError,
   BackendError,
+  CrossSlotError,
   InvalidArgumentError,
   LockError,
   type LockErrorCode,
   LockerClosedError,
   LockLostError,
   type LockLostReason,
+  type NodeOutcome,
+  QuorumError,
 } from './errors.js'
 export type { Lock } from './lock.js'
 export { Locker } from './locker.js'

@@ -1,5 +1,5 @@
-import { Backend } from './backends/backend.js'
-import { adapterFor } from './backends/detect.js'
+import { backendFor } from './backends/detect.js'
+import type { LockBackend } from './backends/lock-backend.js'
 import { AcquireTimeoutError, BackendError, InvalidArgumentError, LockerClosedError } from './errors.js'
 import { type Clock, systemClock } from './internal/clock.js'
 import { checkFromUrl, connectIoRedis } from './internal/from-url.js'
@@ -44,7 +44,7 @@ const ownedClients = new WeakSet<object>()
  * ```
  */
 export class Locker implements AsyncDisposable {
-  readonly #backend: Backend
+  readonly #backend: LockBackend
   readonly #clock: Clock
   readonly #skipValidityCheck: boolean
   readonly #renewer: Renewer
@@ -77,7 +77,7 @@ export class Locker implements AsyncDisposable {
     const { prefix: _prefix, ...defaults } = options ?? {}
     this.#resolvedDefaults = resolveLockOptions([defaults]) // also fails fast on bad defaults
     this.#defaults = defaults
-    this.#backend = new Backend(adapterFor(client, ownedClients.has(client)), internals.scripts)
+    this.#backend = backendFor(client, ownedClients.has(client), internals.scripts)
     this.#renewer = new Renewer(this.#backend, this.#clock, (lease) => this.#onLost(lease))
     this.#waiters = new Waiters(this.#backend, this.#clock, this.#id)
     this.#yields = new HandoffYield(this.#clock)
@@ -217,6 +217,7 @@ export class Locker implements AsyncDisposable {
       typeof keysIn === 'string' && keysIn.length > 0
         ? [this.#prefix + keysIn]
         : resolveKeys(keysIn, this.#prefix)
+    this.#backend.checkKeys(keys)
     const signal = options?.signal
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw new InvalidArgumentError('signal', `signal must be an AbortSignal; received ${describe(signal)}`)

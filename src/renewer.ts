@@ -1,4 +1,4 @@
-import type { Backend, ExtendRequest, ExtendStatus } from './backends/backend.js'
+import type { ExtendRequest, ExtendStatus, LockBackend } from './backends/lock-backend.js'
 import { BackendError, LockLostError, type LockLostReason } from './errors.js'
 import type { Clock, TimerHandle } from './internal/clock.js'
 import type { Lease } from './internal/lease.js'
@@ -18,7 +18,7 @@ export const MAX_BATCH = 500
  * could hand its keys to anyone else.
  */
 export class Renewer {
-  readonly #backend: Backend
+  readonly #backend: LockBackend
   readonly #clock: Clock
   readonly #onLost: (lease: Lease) => void
   readonly #leases = new Set<Lease>()
@@ -29,7 +29,7 @@ export class Renewer {
   batches = 0
 
   /** @param onLost called once per lease lost, before its signal aborts (for cleanup). */
-  constructor(backend: Backend, clock: Clock, onLost: (lease: Lease) => void) {
+  constructor(backend: LockBackend, clock: Clock, onLost: (lease: Lease) => void) {
     this.#backend = backend
     this.#clock = clock
     this.#onLost = onLost

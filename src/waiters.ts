@@ -1,5 +1,5 @@
 import type { Subscriber } from './backends/adapter.js'
-import type { Backend } from './backends/backend.js'
+import type { LockBackend } from './backends/lock-backend.js'
 import type { Clock, TimerHandle } from './internal/clock.js'
 import { releaseChannel } from './internal/keys.js'
 
@@ -39,7 +39,7 @@ const SUBSCRIBE_BACKOFF_MS = 5000
  * most that bound.
  */
 export class Waiters {
-  readonly #backend: Backend
+  readonly #backend: LockBackend
   readonly #clock: Clock
   readonly #selfId: string
   readonly #queues = new Map<string, KeyQueue>()
@@ -51,7 +51,7 @@ export class Waiters {
   wakeups = 0
 
   /** @param selfId this Locker's id: its own release messages are skipped, having been handled locally. */
-  constructor(backend: Backend, clock: Clock, selfId: string) {
+  constructor(backend: LockBackend, clock: Clock, selfId: string) {
     this.#backend = backend
     this.#clock = clock
     this.#selfId = selfId

@@ -2,36 +2,16 @@ import { BackendError } from '../errors.js'
 import { fenceKey, releaseChannel } from '../internal/keys.js'
 import { ACQUIRE, EXTEND, INSPECT, RELEASE, type Script } from '../scripts.js'
 import type { RedisAdapter, Subscriber } from './adapter.js'
+import type {
+  AttemptResult,
+  ExtendRequest,
+  ExtendStatus,
+  KeyState,
+  LockBackend,
+  ReleaseResult,
+} from './lock-backend.js'
 
-/** Outcome of one acquisition attempt. */
-export type AttemptResult =
-  | { readonly acquired: true; readonly fence: bigint }
-  | { readonly acquired: false; readonly pttl: number; readonly blockedIndex: number }
-
-/** One lease in an extension batch. */
-export interface ExtendRequest {
-  readonly keys: readonly string[]
-  readonly token: string
-  readonly lifetimeMs: number
-}
-
-/** Per lease: 1 extended, 0 a key was gone, -1 a key has another owner. */
-export type ExtendStatus = 1 | 0 | -1
-
-/** Outcome of a release. */
-export interface ReleaseResult {
-  /** Keys deleted by this call. */
-  readonly removed: number
-  /** Subscribers (of any process, ours included) that received the release messages. */
-  readonly receivers: number
-}
-
-/** What `inspect` reads about one key. */
-export interface KeyState {
-  readonly token: string | null
-  readonly pttl: number
-  readonly fence: bigint | null
-}
+export type { AttemptResult, ExtendRequest, ExtendStatus, KeyState, LockBackend, ReleaseResult }
 
 interface PendingCall {
   readonly at: number
@@ -51,7 +31,7 @@ export const FENCE_MARK_TTL_MS = 3_600_000
  * This is the only place that runs scripts: EVALSHA first, EVAL once on NOSCRIPT,
  * every call bounded by a timeout, every Redis error wrapped as a BackendError.
  */
-export class Backend {
+export class Backend implements LockBackend {
   readonly #adapter: RedisAdapter
   readonly #acquire: Script
   readonly #extend: Script
@@ -70,6 +50,9 @@ export class Backend {
     this.#extend = scripts.extend ?? EXTEND
     this.#release = scripts.release ?? RELEASE
   }
+
+  /** Any key is fine on a single node. */
+  checkKeys(_keys: readonly string[]): void {}
 
   get kind(): RedisAdapter['kind'] {
     return this.#adapter.kind
