@@ -1,7 +1,7 @@
 // Packs the package as npm would publish it, lints the tarball (publint, attw) and
 // checks that both `import` and `require()` of the installed package work.
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
@@ -19,7 +19,10 @@ try {
   const pkgDir = join(app, 'node_modules', 'async-redis-lock')
   mkdirSync(pkgDir, { recursive: true })
   run('tar', ['-xzf', tarball, '-C', pkgDir, '--strip-components=1'])
-  symlinkSync(join(root, 'node_modules', 'ioredis'), join(app, 'node_modules', 'ioredis'))
+  const { dependencies } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+  for (const dep of Object.keys(dependencies)) {
+    symlinkSync(join(root, 'node_modules', dep), join(app, 'node_modules', dep))
+  }
   const probe = `
     const names = ['Locker', 'LockError', 'LockLostError', 'AcquireTimeoutError', 'BackendError', 'InvalidArgumentError', 'LockerClosedError']
     for (const n of names) if (typeof m[n] !== 'function') throw new Error(n + ' missing via ' + how)

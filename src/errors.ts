@@ -135,7 +135,11 @@ export class LockerClosedError extends LockError {
 export interface NodeOutcome {
   /** The node's position in the list the Locker was given. */
   readonly node: number
-  /** `acquired`, `held` (by someone else), `error` or `timeout`. */
+  /**
+   * `acquired`, `held` (by someone else), `error` or `timeout`. For an extension
+   * `acquired` means extended and `held` that the node no longer holds the lease for
+   * us; for a release or an inspection `acquired` means the node answered.
+   */
   readonly outcome: 'acquired' | 'held' | 'error' | 'timeout'
   /** The error, for `error` and `timeout`. */
   readonly error?: unknown

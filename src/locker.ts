@@ -65,8 +65,10 @@ export class Locker implements AsyncDisposable {
   #lost = 0
 
   /**
-   * Wraps a connected client you own (it is never closed by the Locker).
-   * @throws InvalidArgumentError `ERR_LOCK_INVALID_ARGUMENT` for an unknown client or bad options.
+   * Wraps a connected client you own (it is never closed by the Locker), or an array
+   * of clients of independent masters: a Redlock quorum, where a lock needs a majority.
+   * @throws InvalidArgumentError `ERR_LOCK_INVALID_ARGUMENT` for an unknown client, an
+   * empty array, the same client twice, or bad options.
    */
   constructor(client: RedisClient, options?: LockerOptions) {
     const internals = takeInternals()

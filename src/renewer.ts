@@ -1,5 +1,5 @@
 import type { ExtendRequest, ExtendStatus, LockBackend } from './backends/lock-backend.js'
-import { BackendError, LockLostError, type LockLostReason } from './errors.js'
+import { BackendError, LockLostError, type LockLostReason, QuorumError } from './errors.js'
 import type { Clock, TimerHandle } from './internal/clock.js'
 import type { Lease } from './internal/lease.js'
 
@@ -78,7 +78,8 @@ export class Renewer {
     if (lease.state === 'lost' && lease.lostError) throw lease.lostError
     if (lease.state !== 'held') throw new LockLostError(lease.keys, 'expired')
     if (lease.lastError !== undefined) {
-      throw lease.lastError instanceof BackendError
+      // A quorum's own error carries every node's outcome: pass it on as is.
+      throw lease.lastError instanceof BackendError || lease.lastError instanceof QuorumError
         ? lease.lastError
         : new BackendError('extend', 'extend failed', { cause: lease.lastError })
     }
@@ -151,7 +152,12 @@ export class Renewer {
     }
   }
 
-  #settle(chunk: readonly Lease[], sentAt: number, statuses: ExtendStatus[] | undefined, err: unknown): void {
+  #settle(
+    chunk: readonly Lease[],
+    sentAt: number,
+    statuses: readonly (ExtendStatus | undefined)[] | undefined,
+    err: unknown,
+  ): void {
     const now = this.#clock.now()
     let next = Number.POSITIVE_INFINITY
     for (const [i, lease] of chunk.entries()) {

@@ -109,7 +109,8 @@ return out
  * ARGV[3..]    the release channel of each key, in KEYS order
  * Returns      {deleted, receivers}: how many keys were deleted (0: nothing of ours was
  *              left) and how many subscribers got the announcements (waiters exist).
- * Cluster      PUBLISH reaches every node's subscribers; SPUBLISH is used there later.
+ * Cluster      PUBLISH is broadcast over the cluster bus to every node; the cluster
+ *              backend uses {@link RELEASE_SHARDED} instead.
  */
 export const RELEASE = script(
   'release',
@@ -128,6 +129,33 @@ return {n, heard}
 )
 
 /**
+ * {@link RELEASE} for Redis Cluster: announces with SPUBLISH (Redis ≥ 7), which stays
+ * within the shard that owns the channel's slot instead of flooding the cluster bus.
+ *
+ * KEYS[1..n]   lock keys (one slot)
+ * ARGV[1]      owner token
+ * ARGV[2]      message published on release (the releasing Locker's id)
+ * ARGV[3..]    the release channel of each key, in KEYS order (same slot as its key:
+ *              a script may only publish to a channel of a slot its node serves)
+ * Returns      {deleted, receivers}, as RELEASE; receivers counts this shard's subscribers.
+ */
+export const RELEASE_SHARDED = script(
+  'release-sharded',
+  `
+local n = 0
+local heard = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('DEL', KEYS[i])
+    heard = heard + redis.call('SPUBLISH', ARGV[2 + i], ARGV[2])
+    n = n + 1
+  end
+end
+return {n, heard}
+`,
+)
+
+/**
  * Reads the state of one lock key without changing it.
  *
  * KEYS[1]      lock key; KEYS[2] its fence-mark key
@@ -137,5 +165,19 @@ export const INSPECT = script(
   'inspect',
   `
 return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[2])}
+`,
+)
+
+/**
+ * The server's `run_id` (from `INFO server`): random per server process, so two
+ * connections that report the same one reach the same Redis, whatever address
+ * (name, proxy, port forward) they used.
+ *
+ * Returns      the run_id as a string
+ */
+export const SERVER_ID = script(
+  'server-id',
+  `
+return string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
 `,
 )

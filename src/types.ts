@@ -1,6 +1,8 @@
 /**
  * A connected Redis client: an ioredis `Redis` instance or a node-redis client from
- * `createClient()`, already connected. A Locker never closes a client it was given.
+ * `createClient()`, already connected; or an array of such clients, one per
+ * independent master, for a Redlock quorum (a lock then needs a majority of them).
+ * A Locker never closes a client it was given.
  */
 export type RedisClient = object
 

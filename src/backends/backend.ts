@@ -1,6 +1,6 @@
 import { BackendError } from '../errors.js'
 import { fenceKey, releaseChannel } from '../internal/keys.js'
-import { ACQUIRE, EXTEND, INSPECT, RELEASE, type Script } from '../scripts.js'
+import { ACQUIRE, EXTEND, INSPECT, RELEASE, type Script, SERVER_ID } from '../scripts.js'
 import type { RedisAdapter, Subscriber } from './adapter.js'
 import type {
   AttemptResult,
@@ -143,6 +143,18 @@ export class Backend implements LockBackend {
     } catch (err) {
       throw toBackendError('inspect', err)
     }
+  }
+
+  /** The server's `run_id`: tells apart connections to the same server (a quorum must not count it twice). */
+  async serverId(timeoutMs: number): Promise<string> {
+    let reply: unknown
+    try {
+      reply = await this.#bounded(this.#run(SERVER_ID, [], []), timeoutMs, 'connect')
+    } catch (err) {
+      throw toBackendError('connect', err)
+    }
+    if (typeof reply !== 'string') throw new BackendError('connect', `unexpected run_id: ${safeJson(reply)}`)
+    return reply
   }
 
   createSubscriber(): Subscriber {

@@ -3,9 +3,11 @@ import { describe } from '../options.js'
 import type { Script } from '../scripts.js'
 import type { RedisAdapter } from './adapter.js'
 import { Backend } from './backend.js'
+import { clusterBackendFor } from './cluster.js'
 import { IoRedisAdapter, isIoRedis } from './ioredis.js'
 import type { LockBackend } from './lock-backend.js'
 import { isNodeRedis, NodeRedisAdapter } from './node-redis.js'
+import { quorumBackendFor } from './quorum.js'
 
 /** Replacement scripts (tests' negative controls only). */
 export type ScriptOverrides = { acquire?: Script; extend?: Script; release?: Script }
@@ -22,15 +24,14 @@ export function adapterFor(client: unknown, owned: boolean): RedisAdapter {
 
 /**
  * The backend for what the caller passed: one client of a single node (or a
- * Sentinel-managed client). Cluster clients and arrays of clients (a quorum of
- * independent nodes) get their own backends.
+ * Sentinel-managed client), or a Redis Cluster client (ioredis `Cluster`, node-redis
+ * `createCluster()`). Arrays of clients (a quorum of independent nodes) get their own
+ * backend.
  */
 export function backendFor(client: unknown, owned: boolean, scripts: ScriptOverrides = {}): LockBackend {
-  if (typeof client === 'object' && client !== null && 'isCluster' in client && client.isCluster === true) {
-    throw new InvalidArgumentError(
-      'client',
-      'Redis Cluster clients are not supported yet; pass a single-node client',
-    )
-  }
+  if (Array.isArray(client))
+    return quorumBackendFor(client, (c) => new Backend(adapterFor(c, false), scripts))
+  const cluster = clusterBackendFor(client, owned, scripts)
+  if (cluster) return cluster
   return new Backend(adapterFor(client, owned), scripts)
 }

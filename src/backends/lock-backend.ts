@@ -33,7 +33,8 @@ export interface KeyState {
 /**
  * What the Locker needs from a Redis deployment: a single node (`Backend`), a
  * cluster, or a quorum of independent nodes. Every operation is bounded by its
- * timeout and rejects only with a `BackendError` (or a subclass).
+ * timeout and rejects only with a `BackendError` (or a subclass), or with a
+ * `QuorumError` when a quorum of independent nodes could not decide.
  */
 export interface LockBackend {
   /**
@@ -51,8 +52,12 @@ export interface LockBackend {
     lifetimeMs: number,
     timeoutMs: number,
   ): Promise<AttemptResult>
-  /** Extends a batch of leases; one status per lease, in order. */
-  extend(batch: readonly ExtendRequest[], timeoutMs: number): Promise<ExtendStatus[]>
+  /**
+   * Extends a batch of leases; one status per lease, in order. A backend that splits
+   * the batch into several calls (a cluster: one per slot) leaves a lease's status
+   * undefined when its call failed and the others did not; such a lease is retried.
+   */
+  extend(batch: readonly ExtendRequest[], timeoutMs: number): Promise<(ExtendStatus | undefined)[]>
   /** Deletes the keys still holding `token` and announces the release. */
   release(
     keys: readonly string[],

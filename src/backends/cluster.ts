@@ -1,0 +1,157 @@
+import calculateSlot from 'cluster-key-slot'
+import { CrossSlotError, InvalidArgumentError } from '../errors.js'
+import { hashTag } from '../internal/keys.js'
+import { RELEASE_SHARDED } from '../scripts.js'
+import type { RedisAdapter, Subscriber } from './adapter.js'
+import { Backend } from './backend.js'
+import type { ScriptOverrides } from './detect.js'
+import { IoRedisClusterAdapter, isIoRedisCluster } from './ioredis-cluster.js'
+import type {
+  AttemptResult,
+  ExtendRequest,
+  ExtendStatus,
+  KeyState,
+  LockBackend,
+  ReleaseResult,
+} from './lock-backend.js'
+import { isNodeRedisCluster, NodeRedisClusterAdapter } from './node-redis-cluster.js'
+
+/** The hash slot Redis Cluster assigns to `key` (0..16383). */
+export function slotOf(key: string): number {
+  return calculateSlot(key)
+}
+
+/**
+ * Rejects keys that cannot be locked on a cluster, before anything is sent: a key whose
+ * companions (fence mark, release channel) cannot share its slot, and a set of keys
+ * that spans slots (a script may only touch keys of one slot).
+ * @throws InvalidArgumentError for a key with a `}` but no valid hash tag.
+ * @throws CrossSlotError when the keys map to more than one slot.
+ */
+export function checkClusterKeys(keys: readonly string[]): void {
+  for (const key of keys) {
+    // keys.ts can only wrap a key in braces when it has no `}`; such a key without a
+    // valid tag gets a plain suffix, which hashes to another slot.
+    if (hashTag(key) === undefined && key.includes('}')) {
+      throw new InvalidArgumentError(
+        'keys',
+        `on a Redis Cluster a key with "}" needs a valid hash tag (a non-empty "{...}" before it) so ` +
+          `its fence and release channel share its slot; received ${JSON.stringify(key)}`,
+      )
+    }
+  }
+  const slots = keys.map((key) => ({ key, slot: slotOf(key) }))
+  const first = slots[0]?.slot
+  if (slots.some((s) => s.slot !== first)) throw new CrossSlotError(slots)
+}
+
+/** True for a Redis Cluster client of either library. */
+export function isClusterClient(client: unknown): boolean {
+  return isIoRedisCluster(client) || isNodeRedisCluster(client)
+}
+
+/** A {@link ClusterBackend} for an ioredis `Cluster` or a node-redis `createCluster()` client; otherwise undefined. */
+export function clusterBackendFor(
+  client: unknown,
+  owned: boolean,
+  scripts: ScriptOverrides = {},
+): LockBackend | undefined {
+  if (isIoRedisCluster(client)) return new ClusterBackend(new IoRedisClusterAdapter(client, owned), scripts)
+  if (isNodeRedisCluster(client)) {
+    return new ClusterBackend(new NodeRedisClusterAdapter(client, owned), scripts)
+  }
+  return undefined
+}
+
+/**
+ * The lock on a Redis Cluster. Every lock's keys (and their companion keys) live in one
+ * slot, so each acquisition, release and inspection is one script call that the client
+ * routes by its first key, following MOVED/ASK itself; script running, timeouts and
+ * error wrapping are the single-node {@link Backend}'s. What differs: keys are checked
+ * for one slot before sending, extension batches are split per slot, and releases are
+ * announced with SPUBLISH to subscribers of the key's own shard.
+ *
+ * Errors such as CLUSTERDOWN or TRYAGAIN become BackendErrors like any other Redis
+ * error: never contention, and a failed acquisition is released afterwards.
+ */
+export class ClusterBackend implements LockBackend {
+  readonly #inner: Backend
+
+  /** @param scripts replacements for tests' deliberately broken variants only. */
+  constructor(adapter: RedisAdapter, scripts: ScriptOverrides = {}) {
+    this.#inner = new Backend(adapter, { ...scripts, release: scripts.release ?? RELEASE_SHARDED })
+  }
+
+  get kind(): RedisAdapter['kind'] {
+    return this.#inner.kind
+  }
+
+  checkKeys(keys: readonly string[]): void {
+    checkClusterKeys(keys)
+  }
+
+  acquire(
+    keys: readonly string[],
+    token: string,
+    lifetimeMs: number,
+    timeoutMs: number,
+  ): Promise<AttemptResult> {
+    return this.#inner.acquire(keys, token, lifetimeMs, timeoutMs)
+  }
+
+  /**
+   * One EXTEND call per slot, all in parallel; statuses come back in `batch` order. A
+   * lease whose slot's call failed gets no status (the Renewer retries it soon), so one unreachable
+   * master does not cost the leases on the others; only if every call failed does
+   * this reject.
+   */
+  async extend(batch: readonly ExtendRequest[], timeoutMs: number): Promise<(ExtendStatus | undefined)[]> {
+    const groups = new Map<number, number[]>()
+    for (const [i, lease] of batch.entries()) {
+      const slot = slotOf(lease.keys[0] ?? '')
+      const group = groups.get(slot)
+      if (group) group.push(i)
+      else groups.set(slot, [i])
+    }
+    const out: (ExtendStatus | undefined)[] = new Array(batch.length).fill(undefined)
+    const settled = await Promise.allSettled(
+      [...groups.values()].map(async (indexes) => {
+        const statuses = await this.#inner.extend(
+          indexes.map((i) => batch[i] as ExtendRequest),
+          timeoutMs,
+        )
+        for (const [j, i] of indexes.entries()) out[i] = statuses[j]
+      }),
+    )
+    const failed = settled.filter((s): s is PromiseRejectedResult => s.status === 'rejected')
+    if (failed.length === settled.length && failed[0]) throw failed[0].reason
+    return out
+  }
+
+  release(
+    keys: readonly string[],
+    token: string,
+    publisherId: string,
+    timeoutMs: number,
+  ): Promise<ReleaseResult> {
+    return this.#inner.release(keys, token, publisherId, timeoutMs)
+  }
+
+  releaseQuietly(keys: readonly string[], token: string, publisherId: string): void {
+    this.#inner.releaseQuietly(keys, token, publisherId)
+  }
+
+  /** Rejects a key that {@link checkClusterKeys} refuses (its fence mark is in another slot) without sending. */
+  async inspect(key: string, timeoutMs: number): Promise<KeyState> {
+    checkClusterKeys([key])
+    return this.#inner.inspect(key, timeoutMs)
+  }
+
+  createSubscriber(): Subscriber {
+    return this.#inner.createSubscriber()
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close()
+  }
+}

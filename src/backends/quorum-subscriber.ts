@@ -1,0 +1,111 @@
+import type { Subscriber } from './adapter.js'
+
+/**
+ * How long copies of one release message from the other nodes count as the same
+ * release. The releaser sends to every node at once, so the copies arrive within a
+ * round trip of each other; a copy later than this only costs a spurious wake-up.
+ */
+export const DEDUPE_WINDOW_MS = 100
+
+interface Seen {
+  at: number
+  /** Nodes that delivered this (channel, message) since it last woke anyone. */
+  readonly nodes: Set<number>
+}
+
+/**
+ * One subscriber over the release channels of every node of a quorum. A release
+ * is published on each node that held the key, so one release arrives up to N
+ * times: the first copy wakes, later copies of the same (channel, message) from
+ * *other* nodes within {@link DEDUPE_WINDOW_MS} are dropped. A second copy from a
+ * node that already delivered one is a new release (the same Locker released
+ * again) and wakes again.
+ *
+ * `subscribe` resolves once a majority of nodes subscribed: a holder's release
+ * reaches at least a majority, and two majorities share a node, so a release
+ * cannot go unheard. It rejects when a majority cannot be reached; nodes that
+ * failed keep trying through their own client's reconnects.
+ */
+export class QuorumSubscriber implements Subscriber {
+  readonly #subs: readonly Subscriber[]
+  readonly #quorum: number
+  readonly #seen = new Map<string, Seen>()
+  readonly #messageHandlers: ((channel: string, message: string) => void)[] = []
+  readonly #reconnectHandlers: (() => void)[] = []
+
+  constructor(subs: readonly Subscriber[], quorum: number) {
+    this.#subs = subs
+    this.#quorum = quorum
+    for (const [node, sub] of subs.entries()) {
+      sub.onMessage((channel, message) => this.#onMessage(node, channel, message))
+      // Any node may have missed messages while it was away: let the waiters retry.
+      sub.onReconnect(() => {
+        for (const h of this.#reconnectHandlers) h()
+      })
+    }
+  }
+
+  subscribe(channel: string): Promise<void> {
+    return this.#majority(
+      this.#subs.map((s) => s.subscribe(channel)),
+      `subscribe to ${channel}`,
+    )
+  }
+
+  async unsubscribe(channel: string): Promise<void> {
+    await Promise.allSettled(this.#subs.map((s) => s.unsubscribe(channel)))
+  }
+
+  onMessage(handler: (channel: string, message: string) => void): void {
+    this.#messageHandlers.push(handler)
+  }
+
+  onReconnect(handler: () => void): void {
+    this.#reconnectHandlers.push(handler)
+  }
+
+  async close(): Promise<void> {
+    this.#seen.clear()
+    await Promise.allSettled(this.#subs.map((s) => s.close()))
+  }
+
+  #onMessage(node: number, channel: string, message: string): void {
+    const now = performance.now()
+    const id = `${channel}\n${message}`
+    const seen = this.#seen.get(id)
+    if (seen !== undefined && now - seen.at < DEDUPE_WINDOW_MS && !seen.nodes.has(node)) {
+      seen.nodes.add(node)
+      return
+    }
+    if (this.#seen.size >= 256) this.#prune(now)
+    this.#seen.set(id, { at: now, nodes: new Set([node]) })
+    for (const h of this.#messageHandlers) h(channel, message)
+  }
+
+  #prune(now: number): void {
+    for (const [id, seen] of this.#seen) if (now - seen.at >= DEDUPE_WINDOW_MS) this.#seen.delete(id)
+  }
+
+  /** Resolves when a majority of `calls` resolved; rejects as soon as that is impossible. */
+  #majority(calls: readonly Promise<unknown>[], what: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let ok = 0
+      let failed = 0
+      const errors: unknown[] = []
+      for (const call of calls) {
+        call.then(
+          () => {
+            if (++ok === this.#quorum) resolve()
+          },
+          (err: unknown) => {
+            errors.push(err)
+            failed++
+            if (calls.length - failed === this.#quorum - 1) {
+              reject(new AggregateError(errors, `${what} failed on ${failed} of ${calls.length} nodes`))
+            }
+          },
+        )
+      }
+    })
+  }
+}

@@ -1,0 +1,236 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import calculateSlot from 'cluster-key-slot'
+import { Cluster } from 'ioredis'
+import { createCluster } from 'redis'
+import { CrossSlotError, InvalidArgumentError, type Lock, Locker } from '../../src/index.js'
+import { type LocalCluster, startCluster } from '../helpers/cluster.js'
+import { CLIENT_KINDS } from '../helpers/matrix.js'
+import { sleep, waitFor } from '../helpers/wait.js'
+
+/** Calls of EVAL and EVALSHA per node (by port): every lock operation is one of them. */
+async function scriptCallsByNode(cluster: LocalCluster): Promise<Map<number, number>> {
+  const out = new Map<number, number>()
+  for (const node of cluster.nodes) {
+    const stats = String(await node.command('INFO', 'commandstats'))
+    let n = 0
+    for (const m of stats.matchAll(/cmdstat_(?:eval|evalsha):calls=(\d+)/g)) n += Number(m[1])
+    out.set(node.port, n)
+  }
+  return out
+}
+
+async function scriptCalls(cluster: LocalCluster): Promise<number> {
+  let total = 0
+  for (const n of (await scriptCallsByNode(cluster)).values()) total += n
+  return total
+}
+
+/** Distinct keys whose slots are served by every master (at least `perMaster` each). */
+async function keysOnEveryMaster(
+  cluster: LocalCluster,
+  prefix: string,
+  perMaster: number,
+): Promise<string[]> {
+  const byMaster = new Map<number, string[]>()
+  for (let i = 0; [...byMaster.values()].filter((k) => k.length >= perMaster).length < 3; i++) {
+    const key = `${prefix}spread:${i}`
+    const master = await cluster.masterOf(calculateSlot(key))
+    const list = byMaster.get(master.port) ?? []
+    if (list.length < perMaster) list.push(key)
+    byMaster.set(master.port, list)
+  }
+  return [...byMaster.values()].flat()
+}
+
+describe('Redis Cluster', () => {
+  let cluster: LocalCluster
+  before(async () => {
+    cluster = await startCluster()
+  })
+  after(() => cluster?.stop())
+
+  for (const kind of CLIENT_KINDS) {
+    describe(`[${kind}]`, () => {
+      const closers: (() => Promise<unknown>)[] = []
+      const p = `${kind}:`
+
+      /** A new cluster client of this block's library, closed after the block. */
+      async function connect(): Promise<object> {
+        if (kind === 'ioredis') {
+          const client = new Cluster([...cluster.startupNodes])
+          client.on('error', () => {})
+          closers.push(() => client.quit().catch(() => client.disconnect()))
+          await new Promise<void>((resolve) => client.once('ready', resolve))
+          return client
+        }
+        const client = createCluster({
+          rootNodes: cluster.startupNodes.map((n) => ({ url: `redis://${n.host}:${n.port}` })),
+        })
+        client.on('error', () => {})
+        await client.connect()
+        closers.push(() => client.close().catch(() => client.destroy()))
+        return client
+      }
+
+      async function locker(options?: ConstructorParameters<typeof Locker>[1]): Promise<Locker> {
+        const l = new Locker(await connect(), options)
+        closers.unshift(() => l.close())
+        return l
+      }
+
+      after(async () => {
+        for (const close of closers.splice(0)) await close()
+      })
+
+      test('acquire and release', async () => {
+        const l = await locker()
+        const lock = await l.acquire(`${p}job`)
+        const state = await l.inspect(`${p}job`)
+        assert.equal(state.token, lock.token)
+        assert.ok(state.remainingMs !== null && state.remainingMs > 0)
+        assert.equal(await lock.release(), true)
+        assert.equal((await l.inspect(`${p}job`)).isHeld, false)
+        assert.equal(await lock.release(), false)
+      })
+
+      test('two Lockers exclude each other', async () => {
+        const [a, b] = [await locker(), await locker()]
+        const held = await a.acquire(`${p}mutex`)
+        assert.equal(await b.tryAcquire(`${p}mutex`), null)
+        await assert.rejects(b.acquire(`${p}mutex`, { retryTimeoutMs: 150 }), {
+          code: 'ERR_LOCK_ACQUIRE_TIMEOUT',
+        })
+        await held.release()
+        const next = await b.tryAcquire(`${p}mutex`)
+        assert.ok(next)
+        assert.equal(await a.tryAcquire(`${p}mutex`), null)
+        await next.release()
+      })
+
+      test('a multi-key lock with a common hash tag', async () => {
+        const l = await locker()
+        const keys = [`{${p}order:42}:a`, `{${p}order:42}:b`, `{${p}order:42}:c`]
+        const lock = await l.acquire(keys)
+        for (const key of keys) assert.equal((await l.inspect(key)).token, lock.token)
+        assert.equal(await (await locker()).tryAcquire(keys[1]!), null)
+        assert.equal(await lock.release(), true)
+        for (const key of keys) assert.equal((await l.inspect(key)).isHeld, false)
+      })
+
+      test('keys of different slots are rejected before anything is sent', async () => {
+        const l = await locker()
+        const keys = [`${p}cross:a`, `${p}cross:b`]
+        const slots = keys.map((k) => calculateSlot(k))
+        assert.notEqual(slots[0], slots[1])
+        const before = await scriptCalls(cluster)
+        let error: unknown
+        try {
+          await l.acquire(keys)
+        } catch (err) {
+          error = err
+        }
+        assert.ok(error instanceof CrossSlotError, String(error))
+        assert.equal(error.code, 'ERR_LOCK_CROSS_SLOT')
+        assert.deepEqual(
+          error.slots.map((s) => s.slot),
+          slots,
+        )
+        assert.match(error.message, new RegExp(`${slots[0]}.*${slots[1]}`))
+        assert.match(error.message, /hash tag/)
+        await assert.rejects(l.tryAcquire([`${p}x}y`]), InvalidArgumentError)
+        await assert.rejects(l.inspect(`${p}x}y`), InvalidArgumentError)
+        assert.equal(await scriptCalls(cluster), before, 'no script call reached the cluster')
+        for (const key of keys) assert.equal((await l.inspect(key)).isHeld, false)
+      })
+
+      test('auto-extension keeps leases on every master alive, per-slot calls, none lost', async () => {
+        const l = await locker({ lifetimeMs: 300, extendIntervalMs: 100 })
+        const keys = await keysOnEveryMaster(cluster, p, 4)
+        const locks: Lock[] = await Promise.all(keys.map((k) => l.acquire(k)))
+        const slots = new Set(keys.map((k) => calculateSlot(k)))
+        const masters = new Set<number>()
+        for (const slot of slots) masters.add((await cluster.masterOf(slot)).port)
+        assert.equal(masters.size, 3)
+        const callsBefore = await scriptCallsByNode(cluster)
+        await sleep(1000) // more than three lifetimes
+        const callsAfter = await scriptCallsByNode(cluster)
+        for (const lock of locks) {
+          assert.equal(lock.isHeld(), true)
+          assert.equal(lock.signal.aborted, false)
+        }
+        for (const [i, key] of keys.entries()) assert.equal((await l.inspect(key)).token, locks[i]?.token)
+        assert.equal(l.stats().lost, 0)
+        // Each slot needs its own call, about every 100 ms; every master got its share.
+        let calls = 0
+        for (const port of masters) {
+          const n = (callsAfter.get(port) ?? 0) - (callsBefore.get(port) ?? 0)
+          assert.ok(n >= 5, `master ${port}: ${n} extension calls`)
+          calls += n
+        }
+        assert.ok(calls >= 5 * slots.size, `${calls} extension calls for ${slots.size} slots`)
+        await Promise.all(locks.map((lock) => lock.release()))
+      })
+
+      test('a waiter is woken by the release through sharded pub/sub', async () => {
+        const [a, b] = [await locker(), await locker()]
+        const master = await cluster.masterOf(calculateSlot(`${p}wake`))
+        const spublished = async () =>
+          Number(
+            String(await master.command('INFO', 'commandstats')).match(/cmdstat_spublish:calls=(\d+)/)?.[1] ??
+              0,
+          )
+        const spublishBefore = await spublished()
+        const held = await a.acquire(`${p}wake`)
+        const waiting = b.acquire(`${p}wake`, { retryIntervalMs: 5000, retryTimeoutMs: 10_000 })
+        await waitFor(() => b.stats().waiting === 1)
+        await sleep(50) // the subscription is in place
+        const releasedAt = performance.now()
+        await held.release()
+        const lock = await waiting
+        const after = performance.now() - releasedAt
+        assert.ok(after < 200, `woken ${after.toFixed(1)} ms after the release`)
+        assert.equal(b.stats().wakeups, 1)
+        assert.equal(await spublished(), spublishBefore + 1, "announced with SPUBLISH on the key's master")
+        await lock.release()
+      })
+
+      test('fences increase', async () => {
+        const l = await locker()
+        let last = 0n
+        for (let i = 0; i < 3; i++) {
+          const lock = await l.acquire(`${p}fence`)
+          assert.ok(lock.fence > last, `${lock.fence} > ${last}`)
+          last = lock.fence
+          await lock.release()
+        }
+        const multi = await l.acquire([`{${p}fence}`, `{${p}fence}:other`])
+        assert.ok(multi.fence > last)
+        await multi.release()
+      })
+
+      test('a killed subscriber connection loses no waiter', async () => {
+        const [a, b] = [await locker(), await locker()]
+        const key = `${p}killed-sub`
+        const held = await a.acquire(key)
+        const waiting = b.acquire(key, { retryIntervalMs: 5000, retryTimeoutMs: 15_000 })
+        await waitFor(() => b.stats().waiting === 1)
+        await sleep(50)
+        const master = await cluster.masterOf(calculateSlot(key))
+        const killed = Number(await master.command('CLIENT', 'KILL', 'TYPE', 'pubsub'))
+        assert.ok(killed >= 1, 'the subscriber connection was killed')
+        // The client re-subscribes; the waiter is told on its own and goes on waiting.
+        await waitFor(async () => {
+          const n = (await master.command('PUBSUB', 'SHARDNUMSUB', `{${key}}:released`)) as unknown[]
+          return Number(n[1]) >= 1
+        })
+        const releasedAt = performance.now()
+        await held.release()
+        const lock = await waiting
+        const after = performance.now() - releasedAt
+        assert.ok(after < 200, `woken ${after.toFixed(1)} ms after the release`)
+        await lock.release()
+      })
+    })
+  }
+})
