@@ -1,6 +1,7 @@
 /**
- * A connected Redis client: an ioredis `Redis` instance or a node-redis client from
- * `createClient()`, already connected; or an array of such clients, one per
+ * A connected Redis client: an ioredis `Redis` instance (also Sentinel-managed) or a
+ * node-redis client from `createClient()`; a Redis Cluster client (ioredis `Cluster`,
+ * node-redis `createCluster()`); or an array of single-node clients, one per
  * independent master, for a Redlock quorum (a lock then needs a majority of them).
  * A Locker never closes a client it was given.
  */
