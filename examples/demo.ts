@@ -23,6 +23,7 @@ async function main(): Promise<void> {
   console.log(`redis: ${redis.url}`)
   console.log(`${WORKERS} processes want "${KEY}" (lease ${LIFETIME_MS} ms, extended in the background)\n`)
   let victimKilledAt = 0
+  let victim: number | undefined
   const children = Array.from({ length: WORKERS }, (_, i) => {
     const child = fork(fileURLToPath(import.meta.url), ['worker', String(i + 1), redis.url], {
       execArgv: process.execArgv,
@@ -36,8 +37,10 @@ async function main(): Promise<void> {
           : ''
         console.log(`${stamp()}  ${who} acquired, fence ${m.fence}, waited ${m.waitedMs} ms${after}`)
         victimKilledAt = 0
-        // Kill worker 2 in the middle of its first critical section.
-        if (i === 1 && !child.killed) {
+        // Kill the first worker to get the lock in the middle of its critical
+        // section, while all the others still want it.
+        if (victim === undefined) {
+          victim = i
           setTimeout(() => {
             console.log(`${stamp()}  killing ${who} with SIGKILL while it holds the lock`)
             child.kill('SIGKILL')
