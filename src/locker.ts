@@ -18,6 +18,7 @@ import {
   type LockerOptions,
   type LockOptions,
   type ResolvedLockOptions,
+  replicaAck,
   resolveKeys,
   resolveLockOptions,
   resolvePrefix,
@@ -301,9 +302,9 @@ export class Locker implements AsyncDisposable {
   ): Promise<Attempt> {
     const token = newToken()
     const sentAt = this.#clock.now()
-    // The lease counts from when the request was sent; a reply later than that is useless.
+    // The lease counts from when the script was sent (replica WAIT included); a later reply is useless.
     const validityMs = opts.lifetimeMs - driftFor(opts.lifetimeMs)
-    const pending = this.#backend.acquire(keys, token, opts.lifetimeMs, validityMs)
+    const pending = this.#backend.acquire(keys, token, opts.lifetimeMs, validityMs, replicaAck(opts))
     const reply = signal ? await this.#raceAbort(pending, keys, token, signal) : await pending
     if (!reply.acquired) return { pttl: reply.pttl, blockedIndex: reply.blockedIndex }
     if (this.#closeController.signal.aborted) {

@@ -29,6 +29,22 @@ export interface LockOptions {
    * @default 1000
    */
   retryTimeoutMs?: number | null
+  /**
+   * How many replicas must confirm an acquisition (Redis `WAIT`) before it is granted.
+   * If fewer confirm within `replicaTimeoutMs`, the acquisition is undone and rejected
+   * with `ERR_LOCK_BACKEND`: a lock is never reported acquired that a failover to a
+   * replica could lose. Extensions are not waited for (see SAFETY.md).
+   * Not supported on Redis Cluster or a quorum of masters yet.
+   * @default 0 (do not wait for replicas)
+   */
+  replicas?: number
+  /**
+   * How long an acquisition waits for `replicas` confirmations. Must be less than
+   * `lifetimeMs`; the acquisition must still be confirmed before its lease's local
+   * deadline, counted from when the acquisition was sent.
+   * @default a quarter of `lifetimeMs`, at most 1000 (500 with the default lifetime)
+   */
+  replicaTimeoutMs?: number
 }
 
 /** Options of one `acquire` call: the lock timing plus a cancellation signal. */
@@ -59,6 +75,8 @@ export interface ResolvedLockOptions {
   readonly extendIntervalMs: number
   readonly retryIntervalMs: number
   readonly retryTimeoutMs: number | null
+  readonly replicas: number
+  readonly replicaTimeoutMs: number
 }
 
 export const DEFAULTS: ResolvedLockOptions = Object.freeze({
@@ -66,9 +84,23 @@ export const DEFAULTS: ResolvedLockOptions = Object.freeze({
   extendIntervalMs: 1000,
   retryIntervalMs: 500,
   retryTimeoutMs: 1000,
+  replicas: 0,
+  replicaTimeoutMs: 500,
 })
 
-const LOCK_OPTION_NAMES = ['lifetimeMs', 'extendIntervalMs', 'retryIntervalMs', 'retryTimeoutMs'] as const
+/** The default `replicaTimeoutMs`: a quarter of the lease, at most a second. */
+export function defaultReplicaTimeoutMs(lifetimeMs: number): number {
+  return Math.max(1, Math.min(Math.floor(lifetimeMs / 4), 1000))
+}
+
+const LOCK_OPTION_NAMES = [
+  'lifetimeMs',
+  'extendIntervalMs',
+  'retryIntervalMs',
+  'retryTimeoutMs',
+  'replicas',
+  'replicaTimeoutMs',
+] as const
 
 /** Throws unless `options` is an object with only the listed keys. */
 export function checkOptionNames(options: unknown, allowed: readonly string[], where: string): void {
@@ -114,12 +146,16 @@ export function resolveLockOptions(layers: readonly (LockOptions | undefined)[])
   let extendIntervalMs: unknown
   let retryIntervalMs: unknown = DEFAULTS.retryIntervalMs
   let retryTimeoutMs: unknown = DEFAULTS.retryTimeoutMs
+  let replicas: unknown = DEFAULTS.replicas
+  let replicaTimeoutMs: unknown
   for (const layer of layers) {
     if (!layer) continue
     if (layer.lifetimeMs !== undefined) lifetimeMs = layer.lifetimeMs
     if (layer.extendIntervalMs !== undefined) extendIntervalMs = layer.extendIntervalMs
     if (layer.retryIntervalMs !== undefined) retryIntervalMs = layer.retryIntervalMs
     if ('retryTimeoutMs' in layer && layer.retryTimeoutMs !== undefined) retryTimeoutMs = layer.retryTimeoutMs
+    if (layer.replicas !== undefined) replicas = layer.replicas
+    if (layer.replicaTimeoutMs !== undefined) replicaTimeoutMs = layer.replicaTimeoutMs
   }
   const lifetime = checkDuration('lifetimeMs', lifetimeMs)
   if (lifetime < 10) {
@@ -157,7 +193,38 @@ export function resolveLockOptions(layers: readonly (LockOptions | undefined)[])
     extendIntervalMs: interval,
     retryIntervalMs: retryInterval,
     retryTimeoutMs: retryTimeout,
+    ...resolveReplicas(replicas, replicaTimeoutMs, lifetime),
   }
+}
+
+/** What an acquisition must get from replicas (see `LockBackend.acquire`); none for `replicas: 0`. */
+export function replicaAck(opts: ResolvedLockOptions): { replicas: number; timeoutMs: number } | undefined {
+  return opts.replicas > 0 ? { replicas: opts.replicas, timeoutMs: opts.replicaTimeoutMs } : undefined
+}
+
+/** Checks `replicas` and `replicaTimeoutMs`; an unset timeout follows the lifetime. */
+function resolveReplicas(
+  replicas: unknown,
+  replicaTimeoutMs: unknown,
+  lifetimeMs: number,
+): { replicas: number; replicaTimeoutMs: number } {
+  if (typeof replicas !== 'number' || !Number.isSafeInteger(replicas) || replicas < 0) {
+    throw new InvalidArgumentError(
+      'replicas',
+      `replicas must be an integer >= 0 (replicas that must confirm an acquisition); received ${describe(replicas)}`,
+    )
+  }
+  if (replicaTimeoutMs === undefined) {
+    return { replicas, replicaTimeoutMs: defaultReplicaTimeoutMs(lifetimeMs) }
+  }
+  const timeout = checkDuration('replicaTimeoutMs', replicaTimeoutMs)
+  if (timeout >= lifetimeMs) {
+    throw new InvalidArgumentError(
+      'replicaTimeoutMs',
+      `replicaTimeoutMs must be less than lifetimeMs (${lifetimeMs}); received ${timeout}`,
+    )
+  }
+  return { replicas, replicaTimeoutMs: timeout }
 }
 
 /** Checks and normalises the keys of one acquisition (prefix applied). */

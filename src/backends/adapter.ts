@@ -10,6 +10,12 @@ export interface RedisAdapter {
   evalsha(sha: string, keys: readonly string[], args: readonly string[]): Promise<unknown>
   /** EVAL (which also caches the script on the server). */
   eval(source: string, keys: readonly string[], args: readonly string[]): Promise<unknown>
+  /**
+   * WAIT on the connection that ran the previous commands: resolves how many replicas
+   * confirmed this connection's writes within `timeoutMs`. Absent where there is no
+   * single connection to wait on (cluster clients).
+   */
+  wait?(numReplicas: number, timeoutMs: number): Promise<number>
   /** Opens a dedicated subscriber connection; the caller owns and closes it. */
   createSubscriber(): Subscriber
   /** True when `err` is an error reply from Redis (the command ran, or was refused, server-side). */

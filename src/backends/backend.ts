@@ -9,9 +9,11 @@ import type {
   KeyState,
   LockBackend,
   ReleaseResult,
+  ReplicaAck,
 } from './lock-backend.js'
+import { unsupportedReplicas } from './lock-backend.js'
 
-export type { AttemptResult, ExtendRequest, ExtendStatus, KeyState, LockBackend, ReleaseResult }
+export type { AttemptResult, ExtendRequest, ExtendStatus, KeyState, LockBackend, ReleaseResult, ReplicaAck }
 
 interface PendingCall {
   readonly at: number
@@ -62,13 +64,20 @@ export class Backend implements LockBackend {
    * One attempt at taking `keys`. Rejects with a BackendError on any failure; a
    * failure that may have left the keys locked (timeout, connection lost, or a
    * script error after partial work) is cleaned up by releasing `token` afterwards.
+   * With `ack.replicas > 0`, a success is confirmed with WAIT first (see #confirm).
    */
   async acquire(
     keys: readonly string[],
     token: string,
     lifetimeMs: number,
     timeoutMs: number,
+    ack?: ReplicaAck,
   ): Promise<AttemptResult> {
+    const replicas = ack?.replicas ?? 0
+    if (replicas > 0 && !this.#adapter.wait) {
+      throw unsupportedReplicas('this client', replicas)
+    }
+    const startedAt = performance.now()
     const args = [token, String(lifetimeMs), String(FENCE_MARK_TTL_MS)]
     const call = this.#run(this.#acquire, [...keys, ...keys.map(fenceKey)], args)
     let reply: unknown
@@ -80,10 +89,52 @@ export class Backend implements LockBackend {
       this.releaseQuietly(keys, token, '')
       throw toBackendError('acquire', err)
     }
-    return parseAttempt(reply)
+    const result = parseAttempt(reply)
+    if (result.acquired && ack && replicas > 0) {
+      await this.#confirm(keys, token, ack, timeoutMs - (performance.now() - startedAt))
+    }
+    return result
   }
 
-  /** Extends a batch of leases in one script call. */
+  /**
+   * Sends WAIT right after a successful acquisition, on the same connection: WAIT
+   * counts the replicas that have every earlier write of this connection, the
+   * acquisition included. Too few confirmations, an error or no reply within what is
+   * left of the attempt's time: the acquisition is undone and this rejects, so a lock
+   * a failover could lose is never reported acquired. Extensions are not confirmed:
+   * see {@link Backend.extend}.
+   */
+  async #confirm(keys: readonly string[], token: string, ack: ReplicaAck, leftMs: number): Promise<void> {
+    const wait = this.#adapter.wait?.bind(this.#adapter)
+    // The server's WAIT timeout never outlasts the attempt, so a short count comes back as such.
+    const waitMs = Math.max(1, Math.min(ack.timeoutMs, Math.floor(leftMs)))
+    let confirmed = 0
+    try {
+      if (!wait || leftMs < 1) throw new BackendError('acquire', 'no time left to wait for replicas')
+      confirmed = await this.#bounded(wait(ack.replicas, waitMs), leftMs, 'acquire')
+    } catch (err) {
+      this.releaseQuietly(keys, token, '')
+      throw toBackendError('acquire', err)
+    }
+    if (confirmed >= ack.replicas) return
+    // The master answers (only replicas lag): wait for the release, so the key is
+    // gone from the master when the caller hears of the failure.
+    await this.release(keys, token, '', Math.max(1000, ack.timeoutMs)).catch(() => {})
+    throw new BackendError(
+      'acquire',
+      `only ${confirmed} of ${ack.replicas} replicas confirmed the acquisition within ${waitMs} ms (replicaTimeoutMs ${ack.timeoutMs}); the acquisition was undone`,
+    )
+  }
+
+  /**
+   * Extends a batch of leases in one script call. Extensions never WAIT for replicas,
+   * even for locks acquired with `replicas`: the key (with its token) reached the
+   * replicas when the acquisition was confirmed, and an extension only re-arms its
+   * TTL, which replicates asynchronously. Waiting would put replica lag on the path
+   * that keeps leases alive. The cost: after a failover the new master may carry the
+   * TTL of an older extension, i.e. a shorter lease than the holder counts on; the
+   * holder's next extension on the new master restores it (SAFETY.md).
+   */
   async extend(batch: readonly ExtendRequest[], timeoutMs: number): Promise<ExtendStatus[]> {
     const keys: string[] = []
     const args: string[] = [String(batch.length)]

@@ -13,7 +13,9 @@ import type {
   KeyState,
   LockBackend,
   ReleaseResult,
+  ReplicaAck,
 } from './lock-backend.js'
+import { unsupportedReplicas } from './lock-backend.js'
 import { isNodeRedisCluster, NodeRedisClusterAdapter } from './node-redis-cluster.js'
 
 /** The hash slot Redis Cluster assigns to `key` (0..16383). */
@@ -95,7 +97,11 @@ export class ClusterBackend implements LockBackend {
     token: string,
     lifetimeMs: number,
     timeoutMs: number,
+    ack?: ReplicaAck,
   ): Promise<AttemptResult> {
+    // WAIT must run on the connection to the master of the key's slot, right after the
+    // script; the cluster clients do not expose that connection, so this is refused.
+    if (ack && ack.replicas > 0) return Promise.reject(unsupportedReplicas('Redis Cluster', ack.replicas))
     return this.#inner.acquire(keys, token, lifetimeMs, timeoutMs)
   }
 

@@ -5,6 +5,7 @@ export interface IoRedisLike {
   status: string
   evalsha(sha: string, numKeys: number, ...args: string[]): Promise<unknown>
   eval(script: string, numKeys: number, ...args: string[]): Promise<unknown>
+  call(command: string, ...args: string[]): Promise<unknown>
   duplicate(override?: Record<string, unknown>): IoRedisLike
   subscribe(...channels: string[]): Promise<unknown>
   unsubscribe(...channels: string[]): Promise<unknown>
@@ -41,6 +42,10 @@ export class IoRedisAdapter implements RedisAdapter {
 
   eval(source: string, keys: readonly string[], args: readonly string[]): Promise<unknown> {
     return this.#client.eval(source, keys.length, ...keys, ...args)
+  }
+
+  async wait(numReplicas: number, timeoutMs: number): Promise<number> {
+    return Number(await this.#client.call('WAIT', String(numReplicas), String(timeoutMs)))
   }
 
   isReplyError(err: unknown): boolean {

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from '../errors.js'
 import type { Subscriber } from './adapter.js'
 
 /** Outcome of one acquisition attempt. */
@@ -10,6 +11,14 @@ export interface ExtendRequest {
   readonly keys: readonly string[]
   readonly token: string
   readonly lifetimeMs: number
+}
+
+/** Replica confirmation an acquisition must get (Redis `WAIT`) before it counts. */
+export interface ReplicaAck {
+  /** How many replicas must confirm; 0 skips the wait. */
+  readonly replicas: number
+  /** How long the server waits for them. */
+  readonly timeoutMs: number
 }
 
 /** Per lease: 1 extended, 0 a key was gone, -1 a key has another owner. */
@@ -44,13 +53,17 @@ export interface LockBackend {
   checkKeys(keys: readonly string[]): void
   /**
    * One attempt at taking all `keys` for `token`. A failure that may have left keys
-   * locked is cleaned up by releasing `token` afterwards.
+   * locked is cleaned up by releasing `token` afterwards. With `ack.replicas > 0` a
+   * successful attempt is only reported once that many replicas confirmed it;
+   * otherwise it is released and rejects with a BackendError. A backend that cannot
+   * wait for replicas rejects such a call with an InvalidArgumentError, sending nothing.
    */
   acquire(
     keys: readonly string[],
     token: string,
     lifetimeMs: number,
     timeoutMs: number,
+    ack?: ReplicaAck,
   ): Promise<AttemptResult>
   /**
    * Extends a batch of leases; one status per lease, in order. A backend that splits
@@ -73,4 +86,12 @@ export interface LockBackend {
   createSubscriber(): Subscriber
   /** Closes what this backend owns. */
   close(): Promise<void>
+}
+
+/** The error of a backend that cannot wait for replica confirmation. */
+export function unsupportedReplicas(where: string, replicas: number): InvalidArgumentError {
+  return new InvalidArgumentError(
+    'replicas',
+    `replicas (waiting for replica confirmation) is not supported on ${where} yet: expected 0; received ${replicas}`,
+  )
 }

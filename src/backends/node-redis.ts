@@ -5,6 +5,7 @@ export interface NodeRedisLike {
   isOpen: boolean
   evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
+  sendCommand(args: string[]): Promise<unknown>
   duplicate(): NodeRedisLike
   connect(): Promise<unknown>
   subscribe(channel: string, listener: (message: string, channel: string) => void): Promise<void>
@@ -43,6 +44,10 @@ export class NodeRedisAdapter implements RedisAdapter {
 
   eval(source: string, keys: readonly string[], args: readonly string[]): Promise<unknown> {
     return this.#client.eval(source, { keys: [...keys], arguments: [...args] })
+  }
+
+  async wait(numReplicas: number, timeoutMs: number): Promise<number> {
+    return Number(await this.#client.sendCommand(['WAIT', String(numReplicas), String(timeoutMs)]))
   }
 
   isReplyError(err: unknown): boolean {

@@ -7,7 +7,9 @@ import type {
   KeyState,
   LockBackend,
   ReleaseResult,
+  ReplicaAck,
 } from './lock-backend.js'
+import { unsupportedReplicas } from './lock-backend.js'
 import { failedOutcome, gather, type Settled, summary } from './quorum-gather.js'
 import { QuorumSubscriber } from './quorum-subscriber.js'
 
@@ -92,7 +94,11 @@ export class QuorumBackend implements LockBackend {
     token: string,
     lifetimeMs: number,
     timeoutMs: number,
+    ack?: ReplicaAck,
   ): Promise<AttemptResult> {
+    // Redlock's masters are independent by design; replica confirmation per node is not
+    // implemented (each node's WAIT would have to fit its per-node timeout).
+    if (ack && ack.replicas > 0) throw unsupportedReplicas('a quorum of independent masters', ack.replicas)
     const started = performance.now()
     const perNode = nodeTimeoutMs(lifetimeMs, timeoutMs)
     await this.#checkDistinct(perNode)

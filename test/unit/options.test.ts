@@ -40,6 +40,8 @@ describe('resolveLockOptions', () => {
       extendIntervalMs: 1000,
       retryIntervalMs: 500,
       retryTimeoutMs: 1000,
+      replicas: 0,
+      replicaTimeoutMs: 500,
     })
     assert.deepEqual(resolveLockOptions([undefined, {}]), { ...DEFAULTS })
   })
@@ -51,12 +53,16 @@ describe('resolveLockOptions', () => {
       extendIntervalMs: 2000,
       retryIntervalMs: 100,
       retryTimeoutMs: null,
+      replicas: 0,
+      replicaTimeoutMs: 1000,
     })
     assert.deepEqual(resolveLockOptions([locker, { lifetimeMs: 6000, retryTimeoutMs: 50 }]), {
       lifetimeMs: 6000,
       extendIntervalMs: 3000,
       retryIntervalMs: 100,
       retryTimeoutMs: 50,
+      replicas: 0,
+      replicaTimeoutMs: 1000,
     })
   })
 
@@ -67,6 +73,8 @@ describe('resolveLockOptions', () => {
       extendIntervalMs: 1500,
       retryIntervalMs: 500,
       retryTimeoutMs: null,
+      replicas: 0,
+      replicaTimeoutMs: 750,
     })
   })
 
@@ -152,6 +160,41 @@ describe('resolveLockOptions', () => {
     for (const [value, received] of cases) {
       rejects(() => resolveOne({ retryTimeoutMs: value }), 'retryTimeoutMs', received)
     }
+  })
+
+  test('replicas: an integer >= 0; replicaTimeoutMs defaults to min(lifetimeMs / 4, 1000)', () => {
+    assert.equal(resolveOne({ replicas: 2 }).replicas, 2)
+    assert.equal(resolveOne({ lifetimeMs: 400 }).replicaTimeoutMs, 100)
+    assert.equal(resolveOne({ lifetimeMs: 10 }).replicaTimeoutMs, 2)
+    assert.equal(resolveOne({ lifetimeMs: 60_000 }).replicaTimeoutMs, 1000)
+    assert.equal(resolveLockOptions([{ replicaTimeoutMs: 300 }, { replicas: 1 }]).replicaTimeoutMs, 300)
+    for (const [value, received] of [
+      [-1, 'received -1'],
+      [1.5, 'received 1.5'],
+      [Number.NaN, 'received NaN'],
+      ['1', 'received "1"'],
+      [null, 'received null'],
+    ] as const) {
+      rejects(() => resolveOne({ replicas: value }), 'replicas', 'integer >= 0', received)
+    }
+    for (const [value, received] of [
+      [0, 'received 0'],
+      [-5, 'received -5'],
+      [2.5, 'received 2.5'],
+      ['100', 'received "100"'],
+    ] as const) {
+      rejects(() => resolveOne({ replicaTimeoutMs: value }), 'replicaTimeoutMs', received)
+    }
+    rejects(
+      () => resolveOne({ lifetimeMs: 1000, replicaTimeoutMs: 1000 }),
+      'replicaTimeoutMs',
+      'less than lifetimeMs (1000)',
+      'received 1000',
+    )
+    for (const list of [ACQUIRE_OPTION_NAMES, LOCKER_OPTION_NAMES, FROM_URL_OPTION_NAMES]) {
+      assert.ok(list.includes('replicas') && list.includes('replicaTimeoutMs'))
+    }
+    rejects(() => new Locker({}, { replicas: -1 }), 'replicas', 'received -1')
   })
 
   test('the option checked first in a layer stack is the resolved one, not a shadowed one', () => {

@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict'
+import { afterEach, describe, test } from 'node:test'
+import { Backend } from '../../src/backends/backend.js'
+import { ClusterBackend } from '../../src/backends/cluster.js'
+import { QuorumBackend } from '../../src/backends/quorum.js'
+import { BackendError, InvalidArgumentError } from '../../src/errors.js'
+import { ACQUIRE, RELEASE } from '../../src/scripts.js'
+import { type Deferred, deferred, FakeAdapter } from '../helpers/fake-adapter.js'
+
+/** A FakeAdapter that also answers WAIT, logging it among the script calls. */
+class WaitingAdapter extends FakeAdapter {
+  readonly log: string[] = []
+  waitAnswer: number | 'hang' = 1
+  readonly waits: { replicas: number; timeoutMs: number }[] = []
+  readonly hungWaits: Deferred<number>[] = []
+
+  constructor() {
+    super()
+    this.handler = (call) => {
+      const is = (script: { source: string; sha: string }) =>
+        call.script === script.source || call.script === script.sha
+      this.log.push(is(ACQUIRE) ? 'acquire' : is(RELEASE) ? 'release' : '?')
+      return is(ACQUIRE) ? this.acquireReply : [1, 0]
+    }
+  }
+
+  acquireReply: unknown = [1, '42']
+
+  wait(replicas: number, timeoutMs: number): Promise<number> {
+    this.log.push('wait')
+    this.waits.push({ replicas, timeoutMs })
+    if (this.waitAnswer !== 'hang') return Promise.resolve(this.waitAnswer)
+    const d = deferred<number>()
+    this.hungWaits.push(d)
+    return d.promise
+  }
+}
+
+const adapters: WaitingAdapter[] = []
+function setup(): { adapter: WaitingAdapter; backend: Backend } {
+  const adapter = new WaitingAdapter()
+  adapters.push(adapter)
+  return { adapter, backend: new Backend(adapter) }
+}
+
+afterEach(() => {
+  for (const a of adapters.splice(0)) for (const d of a.hungWaits) if (!d.settled) d.resolve(0)
+})
+
+describe('Backend.acquire with replicas', () => {
+  test('no ack, or replicas 0: no WAIT', async () => {
+    const { adapter, backend } = setup()
+    await backend.acquire(['k'], 't', 1000, 900)
+    await backend.acquire(['k'], 't', 1000, 900, { replicas: 0, timeoutMs: 100 })
+    assert.deepEqual(adapter.log, ['acquire', 'acquire'])
+  })
+
+  test('WAIT follows the script; enough replicas: acquired', async () => {
+    const { adapter, backend } = setup()
+    adapter.waitAnswer = 2
+    const r = await backend.acquire(['k'], 't', 1000, 900, { replicas: 2, timeoutMs: 250 })
+    assert.deepEqual(r, { acquired: true, fence: 42n })
+    assert.deepEqual(adapter.log, ['acquire', 'wait'])
+    assert.deepEqual(adapter.waits, [{ replicas: 2, timeoutMs: 250 }])
+  })
+
+  test('contention: no WAIT', async () => {
+    const { adapter, backend } = setup()
+    adapter.acquireReply = [0, 500, 1]
+    const r = await backend.acquire(['k'], 't', 1000, 900, { replicas: 1, timeoutMs: 250 })
+    assert.equal(r.acquired, false)
+    assert.deepEqual(adapter.log, ['acquire'])
+  })
+
+  test('too few replicas: released first, then a BackendError saying how many of how many', async () => {
+    const { adapter, backend } = setup()
+    adapter.waitAnswer = 1
+    await assert.rejects(
+      backend.acquire(['k'], 't', 1000, 900, { replicas: 3, timeoutMs: 250 }),
+      (err: unknown) => {
+        assert.ok(err instanceof BackendError)
+        assert.equal(err.operation, 'acquire')
+        assert.match(err.message, /only 1 of 3 replicas/)
+        return true
+      },
+    )
+    // The release was awaited before the rejection.
+    assert.deepEqual(adapter.log, ['acquire', 'wait', 'release'])
+  })
+
+  test("the server's WAIT timeout never outlasts the attempt; a hung WAIT is bounded by it", async () => {
+    const { adapter, backend } = setup()
+    adapter.waitAnswer = 'hang'
+    // The Backend's watchdog timer is unref'd: keep the test's event loop alive.
+    const keepAlive = setTimeout(() => {}, 5000)
+    const started = performance.now()
+    await assert.rejects(
+      backend.acquire(['k'], 't', 1000, 80, { replicas: 1, timeoutMs: 500 }),
+      (err: unknown) => err instanceof BackendError && err.operation === 'acquire',
+    )
+    const took = performance.now() - started
+    clearTimeout(keepAlive)
+    assert.ok(took >= 70 && took < 400, `took ${took}`)
+    assert.ok((adapter.waits[0]?.timeoutMs ?? 0) <= 80, `WAIT timeout ${adapter.waits[0]?.timeoutMs}`)
+    await new Promise((r) => setImmediate(r))
+    assert.deepEqual(adapter.log, ['acquire', 'wait', 'release'])
+  })
+
+  test('a WAIT error: released, BackendError', async () => {
+    const { adapter, backend } = setup()
+    adapter.wait = () => Promise.reject(new Error('ERR WAIT cannot be used with replica instances'))
+    await assert.rejects(
+      backend.acquire(['k'], 't', 1000, 900, { replicas: 1, timeoutMs: 100 }),
+      (err: unknown) => err instanceof BackendError && /WAIT cannot/.test(err.message),
+    )
+    await new Promise((r) => setImmediate(r))
+    assert.deepEqual(adapter.log, ['acquire', 'release'])
+  })
+})
+
+describe('backends that cannot wait for replicas', () => {
+  const ack = { replicas: 1, timeoutMs: 100 }
+  const isUnsupported = (where: RegExp) => (err: unknown) =>
+    err instanceof InvalidArgumentError && err.argument === 'replicas' && where.test(err.message)
+
+  test('a cluster rejects replicas > 0 without sending anything', async () => {
+    const adapter = new FakeAdapter()
+    await assert.rejects(
+      new ClusterBackend(adapter).acquire(['k'], 't', 1000, 900, ack),
+      isUnsupported(/Cluster/),
+    )
+    assert.equal(adapter.calls.length, 0)
+  })
+
+  test('a quorum rejects replicas > 0 without sending anything', async () => {
+    const adapter = new FakeAdapter()
+    const quorum = new QuorumBackend([new Backend(adapter)])
+    await assert.rejects(quorum.acquire(['k'], 't', 1000, 900, ack), isUnsupported(/quorum/))
+    assert.equal(adapter.calls.length, 0)
+  })
+
+  test('an adapter without WAIT rejects replicas > 0 without sending anything', async () => {
+    const adapter = new FakeAdapter()
+    await assert.rejects(new Backend(adapter).acquire(['k'], 't', 1000, 900, ack), isUnsupported(/client/))
+    assert.equal(adapter.calls.length, 0)
+  })
+})
