@@ -1,5 +1,5 @@
 import calculateSlot from 'cluster-key-slot'
-import { CrossSlotError, InvalidArgumentError } from '../errors.js'
+import { BackendError, CrossSlotError, InvalidArgumentError } from '../errors.js'
 import { hashTag } from '../internal/keys.js'
 import { RELEASE_SHARDED } from '../scripts.js'
 import type { RedisAdapter, Subscriber } from './adapter.js'
@@ -47,6 +47,20 @@ export function checkClusterKeys(keys: readonly string[]): void {
   if (slots.some((s) => s.slot !== first)) throw new CrossSlotError(slots)
 }
 
+/** A cluster adapter that also hands out the connection its client uses for a slot's master. */
+export interface SlotMasterAdapter extends RedisAdapter {
+  /**
+   * An adapter (with `wait`) on the very connection the client routes `slot`'s
+   * commands to; rejects when the client knows no master for it. The same connection
+   * gives the same adapter.
+   */
+  slotMaster(slot: number): Promise<RedisAdapter>
+}
+
+function hasSlotMasters(adapter: RedisAdapter): adapter is SlotMasterAdapter {
+  return typeof (adapter as Partial<SlotMasterAdapter>).slotMaster === 'function'
+}
+
 /** True for a Redis Cluster client of either library. */
 export function isClusterClient(client: unknown): boolean {
   return isIoRedisCluster(client) || isNodeRedisCluster(client)
@@ -75,13 +89,24 @@ export function clusterBackendFor(
  *
  * Errors such as CLUSTERDOWN or TRYAGAIN become BackendErrors like any other Redis
  * error: never contention, and a failed acquisition is released afterwards.
+ *
+ * An acquisition with `replicas > 0` is not routed by the client: it runs the
+ * single-node Backend (script, then WAIT, failing closed) on the connection to the
+ * master of the keys' slot, so WAIT counts the replicas of that master that have the
+ * script's writes (see {@link ClusterBackend.acquire}).
  */
 export class ClusterBackend implements LockBackend {
+  readonly #adapter: RedisAdapter
+  readonly #scripts: ScriptOverrides
   readonly #inner: Backend
+  /** Backends on the connections to slot masters, for acquisitions with replicas. */
+  readonly #onMaster = new WeakMap<RedisAdapter, Backend>()
 
   /** @param scripts replacements for tests' deliberately broken variants only. */
   constructor(adapter: RedisAdapter, scripts: ScriptOverrides = {}) {
-    this.#inner = new Backend(adapter, { ...scripts, release: scripts.release ?? RELEASE_SHARDED })
+    this.#adapter = adapter
+    this.#scripts = { ...scripts, release: scripts.release ?? RELEASE_SHARDED }
+    this.#inner = new Backend(adapter, this.#scripts)
   }
 
   get kind(): RedisAdapter['kind'] {
@@ -92,17 +117,61 @@ export class ClusterBackend implements LockBackend {
     checkClusterKeys(keys)
   }
 
-  acquire(
+  /**
+   * Without replicas: one script call routed by the client. With `ack.replicas > 0`,
+   * WAIT only counts the writes of the connection it is sent on, so the script and the
+   * WAIT both go, in order, on the connection the client uses for the master of the
+   * keys' slot, outside the client's routing. A MOVED or ASK (the slot moved since the
+   * client's last slot map) fails the attempt with a BackendError, nothing having been
+   * written; the token is then also released through the client's routing, which
+   * follows the redirect and refreshes the slot map for the next attempt.
+   */
+  async acquire(
     keys: readonly string[],
     token: string,
     lifetimeMs: number,
     timeoutMs: number,
     ack?: ReplicaAck,
   ): Promise<AttemptResult> {
-    // WAIT must run on the connection to the master of the key's slot, right after the
-    // script; the cluster clients do not expose that connection, so this is refused.
-    if (ack && ack.replicas > 0) return Promise.reject(unsupportedReplicas('Redis Cluster', ack.replicas))
-    return this.#inner.acquire(keys, token, lifetimeMs, timeoutMs)
+    if (!ack || ack.replicas <= 0) return this.#inner.acquire(keys, token, lifetimeMs, timeoutMs)
+    if (!hasSlotMasters(this.#adapter)) throw unsupportedReplicas('this Redis Cluster client', ack.replicas)
+    const startedAt = performance.now()
+    const backend = await this.#masterBackend(this.#adapter, slotOf(keys[0] ?? ''), timeoutMs)
+    const leftMs = Math.max(1, timeoutMs - (performance.now() - startedAt))
+    try {
+      return await backend.acquire(keys, token, lifetimeMs, leftMs, ack)
+    } catch (err) {
+      if (err instanceof Error && /\b(MOVED|ASK)\b/.test(err.message)) {
+        this.#inner.releaseQuietly(keys, token, '')
+      }
+      throw err
+    }
+  }
+
+  /** The Backend on the connection to `slot`'s master, found within `timeoutMs`. */
+  async #masterBackend(adapter: SlotMasterAdapter, slot: number, timeoutMs: number): Promise<Backend> {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no connection within ${Math.round(timeoutMs)} ms`)),
+        Math.max(1, timeoutMs),
+      )
+    })
+    let master: RedisAdapter
+    try {
+      master = await Promise.race([adapter.slotMaster(slot), late])
+    } catch (err) {
+      const text = err instanceof Error ? err.message : String(err)
+      throw new BackendError('acquire', `acquire failed: master of slot ${slot}: ${text}`, { cause: err })
+    } finally {
+      clearTimeout(timer)
+    }
+    let backend = this.#onMaster.get(master)
+    if (!backend) {
+      backend = new Backend(master, this.#scripts)
+      this.#onMaster.set(master, backend)
+    }
+    return backend
   }
 
   /**

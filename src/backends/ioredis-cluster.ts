@@ -1,4 +1,10 @@
 import type { RedisAdapter, Subscriber } from './adapter.js'
+import { IoRedisAdapter, type IoRedisLike } from './ioredis.js'
+
+/** A connection of an ioredis `Cluster` to one node (a plain ioredis `Redis`). */
+interface IoRedisNodeLike extends IoRedisLike {
+  readonly options: { readonly host?: string; readonly port?: number }
+}
 
 /** The part of an ioredis `Cluster` we use, by shape, so ioredis stays optional. */
 export interface IoRedisClusterLike {
@@ -6,6 +12,10 @@ export interface IoRedisClusterLike {
   status: string
   evalsha(sha: string, numKeys: number, ...args: string[]): Promise<unknown>
   eval(script: string, numKeys: number, ...args: string[]): Promise<unknown>
+  /** Per slot, the `host:port` of its nodes, master first (empty until the slot map is loaded). */
+  readonly slots: readonly (readonly string[] | undefined)[]
+  /** The connections to the nodes, one per node. */
+  nodes(role?: 'all' | 'master' | 'slave'): IoRedisNodeLike[]
   duplicate(startupNodes?: unknown[], options?: Record<string, unknown>): IoRedisClusterLike
   ssubscribe(...channels: string[]): Promise<unknown>
   sunsubscribe(...channels: string[]): Promise<unknown>
@@ -35,10 +45,33 @@ export class IoRedisClusterAdapter implements RedisAdapter {
   readonly kind = 'ioredis' as const
   readonly #client: IoRedisClusterLike
   readonly #owned: boolean
+  /** One adapter per node connection, so the caller can cache what it builds on it. */
+  readonly #nodeAdapters = new WeakMap<IoRedisNodeLike, RedisAdapter>()
 
   constructor(client: IoRedisClusterLike, owned: boolean) {
     this.#client = client
     this.#owned = owned
+  }
+
+  /**
+   * The connection the Cluster routes `slot`'s commands to: the node instance of its
+   * slot map's master (ioredis sends a keyed command to the connection pool's instance
+   * of `slots[slot][0]`, one connection per node). Commands sent on it are not
+   * redirected: a MOVED or ASK comes back as an error.
+   */
+  async slotMaster(slot: number): Promise<RedisAdapter> {
+    const address = this.#client.slots[slot]?.[0]
+    const node =
+      address === undefined
+        ? undefined
+        : this.#client.nodes('all').find((n) => `${n.options.host}:${n.options.port}` === address)
+    if (!node) throw new Error(`no connection to the master of slot ${slot} (slot map not loaded)`)
+    let adapter = this.#nodeAdapters.get(node)
+    if (!adapter) {
+      adapter = new IoRedisAdapter(node, false)
+      this.#nodeAdapters.set(node, adapter)
+    }
+    return adapter
   }
 
   evalsha(sha: string, keys: readonly string[], args: readonly string[]): Promise<unknown> {

@@ -1,4 +1,5 @@
 import type { RedisAdapter, Subscriber } from './adapter.js'
+import { NodeRedisAdapter, type NodeRedisLike } from './node-redis.js'
 
 /** The part of a node-redis cluster client (`createCluster()`) we use, by shape. */
 export interface NodeRedisClusterLike {
@@ -9,6 +10,8 @@ export interface NodeRedisClusterLike {
   sUnsubscribe(channel: string, listener?: (message: string, channel: string) => void): Promise<void>
   getMasters(): unknown[]
   getSlotMaster(slot: number): unknown
+  /** The client (one connection) of a node, connecting it first if needed. */
+  nodeClient(node: unknown): NodeRedisLike | Promise<NodeRedisLike>
   on(event: string, listener: (...args: never[]) => void): unknown
   off(event: string, listener: (...args: never[]) => void): unknown
   close?(): Promise<void>
@@ -41,10 +44,33 @@ export class NodeRedisClusterAdapter implements RedisAdapter {
   readonly kind = 'node-redis' as const
   readonly #client: NodeRedisClusterLike
   readonly #owned: boolean
+  /** One adapter per node client, so the caller can cache what it builds on it. */
+  readonly #nodeAdapters = new WeakMap<NodeRedisLike, RedisAdapter>()
 
   constructor(client: NodeRedisClusterLike, owned: boolean) {
     this.#client = client
     this.#owned = owned
+  }
+
+  /**
+   * The client the cluster routes `slot`'s commands to: node-redis sends a keyed
+   * command on `nodeClient(slots[slot].master)`, the same client `getSlotMaster` and
+   * `nodeClient` give here. Commands sent on it are not redirected: a MOVED or ASK
+   * comes back as an error.
+   */
+  async slotMaster(slot: number): Promise<RedisAdapter> {
+    let master: unknown
+    try {
+      master = this.#client.getSlotMaster(slot)
+    } catch {}
+    if (!master) throw new Error(`no master known for slot ${slot} (slot map not loaded)`)
+    const node = await this.#client.nodeClient(master)
+    let adapter = this.#nodeAdapters.get(node)
+    if (!adapter) {
+      adapter = new NodeRedisAdapter(node, false)
+      this.#nodeAdapters.set(node, adapter)
+    }
+    return adapter
   }
 
   evalsha(sha: string, keys: readonly string[], args: readonly string[]): Promise<unknown> {

@@ -41,10 +41,14 @@ async function startNode(): Promise<RedisServer> {
   }
 }
 
+/** `ok` once the node serves the cluster and, on a replica, its link to its master is up. */
 async function clusterState(node: RedisServer): Promise<string | undefined> {
   try {
     const info = String(await node.command('CLUSTER', 'INFO'))
-    return info.match(/cluster_state:(\w+)/)?.[1]
+    const state = info.match(/cluster_state:(\w+)/)?.[1]
+    const replication = String(await node.command('INFO', 'replication'))
+    const link = replication.match(/master_link_status:(\w+)/)?.[1]
+    return link === undefined || link === 'up' ? state : `${state} (link ${link})`
   } catch {
     return undefined
   }
@@ -53,7 +57,7 @@ async function clusterState(node: RedisServer): Promise<string | undefined> {
 /**
  * Starts six `redis-server` processes on free loopback ports (never 6379), joins them
  * into a cluster of three masters and three replicas, and waits until every node
- * reports `cluster_state:ok`.
+ * reports `cluster_state:ok` and every replica's link to its master is up.
  */
 export async function startCluster(): Promise<LocalCluster> {
   const nodes: RedisServer[] = []

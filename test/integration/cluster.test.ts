@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import calculateSlot from 'cluster-key-slot'
-import { Cluster } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { createCluster } from 'redis'
-import { CrossSlotError, InvalidArgumentError, type Lock, Locker } from '../../src/index.js'
+import { BackendError, CrossSlotError, InvalidArgumentError, type Lock, Locker } from '../../src/index.js'
 import { type LocalCluster, startCluster } from '../helpers/cluster.js'
 import { CLIENT_KINDS } from '../helpers/matrix.js'
+import { LOOPBACK } from '../helpers/redis-server.js'
 import { sleep, waitFor } from '../helpers/wait.js'
 
 /** Calls of EVAL and EVALSHA per node (by port): every lock operation is one of them. */
@@ -41,6 +42,28 @@ async function keysOnEveryMaster(
     byMaster.set(master.port, list)
   }
   return [...byMaster.values()].flat()
+}
+
+/** The port of the replica of `slot`'s master (each master has exactly one), asked with ROLE. */
+async function replicaOf(cluster: LocalCluster, slot: number): Promise<number> {
+  const master = await cluster.masterOf(slot)
+  for (const node of cluster.nodes) {
+    const role = (await node.command('ROLE')) as unknown[]
+    if (role[0] === 'slave' && Number(role[2]) === master.port) return node.port
+  }
+  throw new Error(`no replica of master ${master.port}`)
+}
+
+/** GET on a replica: a READONLY connection, or the replica would answer MOVED. */
+async function getOnReplica(port: number, key: string): Promise<string | null> {
+  const replica = new Redis({ host: LOOPBACK, port, readOnly: true, lazyConnect: true })
+  replica.on('error', () => {})
+  try {
+    await replica.connect()
+    return await replica.get(key)
+  } finally {
+    replica.disconnect()
+  }
 }
 
 describe('Redis Cluster', () => {
@@ -207,6 +230,56 @@ describe('Redis Cluster', () => {
         const multi = await l.acquire([`{${p}fence}`, `{${p}fence}:other`])
         assert.ok(multi.fence > last)
         await multi.release()
+      })
+
+      test("replicas: 1 acquires; the key is on its master's replica when acquire resolves", async () => {
+        const l = await locker({ replicas: 1, replicaTimeoutMs: 500 })
+        const keys = await keysOnEveryMaster(cluster, `${p}r1:`, 1)
+        for (const key of [...keys, `{${p}r1}:a`]) {
+          const lock = await l.acquire(key, { lifetimeMs: 5000 })
+          // No polling: WAIT returned only after the replica had the write.
+          const replica = await replicaOf(cluster, calculateSlot(key))
+          assert.equal(await getOnReplica(replica, key), lock.token, `${key} on replica ${replica}`)
+          await lock.extend()
+          assert.equal(await lock.release(), true)
+        }
+        // Per call, over a Locker default of 0; contention is still contention.
+        const [a, b] = [await locker(), await locker()]
+        const held = await a.acquire(`${p}r1:per-call`, { replicas: 1 })
+        assert.equal(
+          await getOnReplica(await replicaOf(cluster, calculateSlot(`${p}r1:per-call`)), `${p}r1:per-call`),
+          held.token,
+        )
+        assert.equal(await b.tryAcquire(`${p}r1:per-call`, { replicas: 1 }), null)
+        await held.release()
+      })
+
+      test('replicas: 2 (each master has one replica) fails closed; the key is not left', async () => {
+        const l = await locker()
+        const key = `${p}r2`
+        const started = performance.now()
+        let error: unknown
+        try {
+          await l.acquire(key, { replicas: 2, replicaTimeoutMs: 300, lifetimeMs: 3000 })
+        } catch (err) {
+          error = err
+        }
+        const took = performance.now() - started
+        assert.ok(error instanceof BackendError, String(error))
+        assert.equal(error.code, 'ERR_LOCK_BACKEND')
+        assert.equal(error.operation, 'acquire')
+        assert.match(error.message, /only 1 of 2 replicas confirmed/)
+        assert.ok(took >= 290 && took < 1500, `took ${took}`)
+        const master = await cluster.masterOf(calculateSlot(key))
+        assert.equal(await master.command('EXISTS', key), 0, 'the acquisition was undone on the master')
+        assert.equal((await l.inspect(key)).isHeld, false)
+        assert.equal(l.stats().held, 0)
+        await assert.rejects(l.tryAcquire(key, { replicas: 2, replicaTimeoutMs: 100 }), {
+          code: 'ERR_LOCK_BACKEND',
+        })
+        assert.equal(await master.command('EXISTS', key), 0)
+        const lock = await l.acquire(key, { replicas: 1 })
+        await lock.release()
       })
 
       test('a killed subscriber connection loses no waiter', async () => {

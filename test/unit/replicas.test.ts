@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
 import { afterEach, describe, test } from 'node:test'
+import type { RedisAdapter } from '../../src/backends/adapter.js'
 import { Backend } from '../../src/backends/backend.js'
-import { ClusterBackend } from '../../src/backends/cluster.js'
+import { ClusterBackend, type SlotMasterAdapter, slotOf } from '../../src/backends/cluster.js'
 import { QuorumBackend } from '../../src/backends/quorum.js'
 import { BackendError, InvalidArgumentError } from '../../src/errors.js'
-import { ACQUIRE, RELEASE } from '../../src/scripts.js'
+import { ACQUIRE, RELEASE, RELEASE_SHARDED } from '../../src/scripts.js'
 import { type Deferred, deferred, FakeAdapter } from '../helpers/fake-adapter.js'
 
 /** A FakeAdapter that also answers WAIT, logging it among the script calls. */
@@ -19,7 +20,7 @@ class WaitingAdapter extends FakeAdapter {
     this.handler = (call) => {
       const is = (script: { source: string; sha: string }) =>
         call.script === script.source || call.script === script.sha
-      this.log.push(is(ACQUIRE) ? 'acquire' : is(RELEASE) ? 'release' : '?')
+      this.log.push(is(ACQUIRE) ? 'acquire' : is(RELEASE) || is(RELEASE_SHARDED) ? 'release' : '?')
       return is(ACQUIRE) ? this.acquireReply : [1, 0]
     }
   }
@@ -118,12 +119,105 @@ describe('Backend.acquire with replicas', () => {
   })
 })
 
+/** A cluster adapter (the client's routing) that hands out one WaitingAdapter per slot master. */
+class FakeClusterAdapter extends WaitingAdapter implements SlotMasterAdapter {
+  readonly masters = new Map<number, WaitingAdapter>()
+  readonly asked: number[] = []
+  slotMasterAnswer: 'ok' | 'reject' | 'hang' = 'ok'
+
+  slotMaster(slot: number): Promise<RedisAdapter> {
+    this.asked.push(slot)
+    if (this.slotMasterAnswer === 'reject') return Promise.reject(new Error('slot map not loaded'))
+    if (this.slotMasterAnswer === 'hang') return new Promise(() => {})
+    let master = this.masters.get(slot)
+    if (!master) {
+      master = new WaitingAdapter()
+      adapters.push(master)
+      this.masters.set(slot, master)
+    }
+    return Promise.resolve(master)
+  }
+}
+
+describe('ClusterBackend.acquire with replicas', () => {
+  function clusterSetup(): { routed: FakeClusterAdapter; backend: ClusterBackend } {
+    const routed = new FakeClusterAdapter()
+    adapters.push(routed)
+    return { routed, backend: new ClusterBackend(routed) }
+  }
+  const ack = { replicas: 1, timeoutMs: 250 }
+
+  test("script and WAIT both go on the slot master's connection, none through the routing", async () => {
+    const { routed, backend } = clusterSetup()
+    const r = await backend.acquire(['{a}x', '{a}y'], 't', 1000, 900, ack)
+    assert.deepEqual(r, { acquired: true, fence: 42n })
+    assert.deepEqual(routed.asked, [slotOf('{a}x')])
+    const master = routed.masters.get(slotOf('{a}x'))
+    assert.deepEqual(master?.log, ['acquire', 'wait'])
+    assert.deepEqual(routed.log, [])
+    // The Backend on that connection is kept: its script cache too (EVALSHA from then on).
+    await backend.acquire(['{a}x'], 't2', 1000, 900, ack)
+    assert.deepEqual(master?.log, ['acquire', 'wait', 'acquire', 'wait'])
+    assert.deepEqual(
+      master?.calls.map((c) => c.command),
+      ['eval', 'evalsha'],
+    )
+    // Without replicas: routed by the client, no WAIT.
+    await backend.acquire(['{a}x'], 't3', 1000, 900, { replicas: 0, timeoutMs: 250 })
+    assert.deepEqual(routed.log, ['acquire'])
+    assert.equal(routed.asked.length, 2)
+  })
+
+  test('too few replicas: released on that master, then ERR_LOCK_BACKEND', async () => {
+    const { routed, backend } = clusterSetup()
+    const slot = slotOf('k')
+    await routed.slotMaster(slot)
+    const master = routed.masters.get(slot) as WaitingAdapter
+    master.waitAnswer = 1
+    await assert.rejects(backend.acquire(['k'], 't', 1000, 900, { replicas: 2, timeoutMs: 100 }), (err) => {
+      assert.ok(err instanceof BackendError && err.operation === 'acquire')
+      assert.match(err.message, /only 1 of 2 replicas/)
+      return true
+    })
+    assert.deepEqual(master.log, ['acquire', 'wait', 'release'])
+  })
+
+  test('MOVED from the master: ERR_LOCK_BACKEND, and the token is released through the routing', async () => {
+    const { routed, backend } = clusterSetup()
+    const slot = slotOf('k')
+    await routed.slotMaster(slot)
+    const master = routed.masters.get(slot) as WaitingAdapter
+    master.handler = () => {
+      throw new Error(`MOVED ${slot} 127.0.0.1:7001`)
+    }
+    await assert.rejects(backend.acquire(['k'], 't', 1000, 900, ack), /MOVED/)
+    await new Promise((r) => setImmediate(r))
+    assert.deepEqual(routed.log, ['release'])
+  })
+
+  test('no known master, or none within the timeout: ERR_LOCK_BACKEND, nothing sent', async () => {
+    const { routed, backend } = clusterSetup()
+    routed.slotMasterAnswer = 'reject'
+    await assert.rejects(backend.acquire(['k'], 't', 1000, 900, ack), (err) => {
+      assert.ok(err instanceof BackendError && err.operation === 'acquire')
+      assert.match(err.message, /master of slot \d+: slot map not loaded/)
+      return true
+    })
+    routed.slotMasterAnswer = 'hang'
+    const started = performance.now()
+    await assert.rejects(backend.acquire(['k'], 't', 1000, 60, ack), /no connection within 60 ms/)
+    assert.ok(performance.now() - started < 500)
+    assert.deepEqual(routed.log, [])
+    assert.equal(routed.masters.size, 0)
+  })
+})
+
 describe('backends that cannot wait for replicas', () => {
   const ack = { replicas: 1, timeoutMs: 100 }
   const isUnsupported = (where: RegExp) => (err: unknown) =>
     err instanceof InvalidArgumentError && err.argument === 'replicas' && where.test(err.message)
 
-  test('a cluster rejects replicas > 0 without sending anything', async () => {
+  test('a cluster adapter without slot masters rejects replicas > 0 without sending anything', async () => {
     const adapter = new FakeAdapter()
     await assert.rejects(
       new ClusterBackend(adapter).acquire(['k'], 't', 1000, 900, ack),
