@@ -1,69 +1,50 @@
 // One adapter per library behind the same small interface, each on its own ioredis
 // client and at the library's default settings except the lease length (and, where
 // a scenario needs waiters to keep waiting, the retry budget — never the retry delay).
-import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { Redlock as SesameRedlock } from '@sesamecare-oss/redlock'
 import { Locker } from 'async-redis-lock'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { Mutex } from 'redis-semaphore'
 import { createLock, IoredisAdapter, type Lock as UniversalLock } from 'redlock-universal'
-import { LOOPBACK } from './redis.js'
+import { raw, rawPubsub } from './floors.js'
+import {
+  type AdapterConfig,
+  as,
+  closeClient,
+  connectClient,
+  type Held,
+  held,
+  type LibraryName,
+  type LockAdapter,
+} from './lock-adapter.js'
 
-export const LIBRARIES = [
-  'async-redis-lock',
-  'raw',
-  'redlock4',
-  'redlock5',
-  'redis-semaphore',
-  'redlock-universal',
-  'sesamecare-redlock',
-] as const
-export type LibraryName = (typeof LIBRARIES)[number]
-export const PEERS = LIBRARIES.filter((l) => l !== 'async-redis-lock' && l !== 'raw')
+export {
+  type AdapterConfig,
+  connectClient,
+  FLOORS,
+  type Held,
+  isPeer,
+  LIBRARIES,
+  type LibraryName,
+  type LockAdapter,
+} from './lock-adapter.js'
 
 /** How each library is driven, for the report. */
 export const LIBRARY_NOTES: Record<LibraryName, string> = {
   'async-redis-lock': '`new Locker(ioredis)`, `acquire`/`release`; lease extended by its batched renewer',
-  raw: '`SET key token NX PX` + compare-and-delete `EVALSHA`; no extension, no waiting beyond a 10 ms poll',
+  raw: 'floor: `SET key token NX PX` + compare-and-delete `EVALSHA`; no extension, no waiting beyond a 10 ms poll',
+  'raw-pubsub':
+    'handoff floor: `SET NX PX`; on failure wait for a message on the key’s channel (or 500 ms) and retry; release = compare-and-delete + `PUBLISH` in one `EVALSHA`',
   redlock4: '`redlock.lock`/`unlock` (defaults: retryCount 10, retryDelay 200±100 ms); no auto-extension',
-  redlock5: '`redlock.using()` (the only way to get auto-extension; defaults: retryCount 10, retryDelay 200±100 ms, extends 500 ms before expiry)',
+  redlock5:
+    '`redlock.using()` (the only way to get auto-extension; defaults: retryCount 10, retryDelay 200±100 ms, extends 500 ms before expiry)',
   'redis-semaphore':
     '`new Mutex(client, key, { lockTimeout, onLockLost })` per acquisition (defaults: retryInterval 10 ms, acquireTimeout 10 s, refresh every 0.8 × lockTimeout)',
   'redlock-universal':
     '`createLock({ adapter, key, ttl })` cached per key + `lock.using()` for auto-extension (defaults: retryAttempts 3, retryDelay 100 ms, extends at 80 % of ttl, circuit breaker with a PING per new lock object)',
   'sesamecare-redlock':
     '`redlock.using()` for auto-extension (defaults: retryCount 10, retryDelay 200±100 ms, extends 500 ms before expiry)',
-}
-
-export interface AdapterConfig {
-  readonly port: number
-  /** Lease length for every library. */
-  readonly lifetimeMs: number
-  /**
-   * How long one acquire keeps trying under contention. Undefined keeps the library's
-   * default budget; set, it is translated to the library's own knob (retry count,
-   * acquire timeout) at its default retry delay.
-   */
-  readonly waitBudgetMs?: number | undefined
-  /** Extend leases from the bench for libraries without auto-extension (redlock4). */
-  readonly selfExtend?: boolean | undefined
-}
-
-/** A held lock, opaque to the scenarios. */
-export type Held = { readonly __held: unique symbol }
-
-export interface LockAdapter {
-  readonly name: LibraryName
-  acquire(key: string): Promise<Held>
-  release(held: Held): Promise<void>
-  /** True when the library signalled that this held lock was lost. */
-  isLost(held: Held): boolean
-  /** Losses the library reported so far (loss signals, failed extensions). */
-  lost(): number
-  /** The Redis key the library stores the lock of `key` in. */
-  redisKey(key: string): string
-  close(): Promise<void>
 }
 
 /** The settings we had to change from the library's defaults, for the report. */
@@ -80,15 +61,9 @@ export function budgetNote(name: LibraryName, budgetMs: number): string {
     case 'redlock-universal':
       return `retryAttempts ${Math.ceil(budgetMs / 100)} (default 3)`
     case 'raw':
-      return `poll for up to ${budgetMs} ms`
+    case 'raw-pubsub':
+      return `retry for up to ${budgetMs} ms`
   }
-}
-
-export async function connectClient(port: number): Promise<Redis> {
-  const client = new Redis({ host: LOOPBACK, port, lazyConnect: true })
-  client.on('error', () => {})
-  await client.connect()
-  return client
 }
 
 export async function createAdapter(name: LibraryName, config: AdapterConfig): Promise<LockAdapter> {
@@ -98,6 +73,8 @@ export async function createAdapter(name: LibraryName, config: AdapterConfig): P
       return ours(client, config)
     case 'raw':
       return raw(client, config)
+    case 'raw-pubsub':
+      return rawPubsub(client, config)
     case 'redlock4':
       return redlock4(client, config)
     case 'redlock5': {
@@ -112,13 +89,6 @@ export async function createAdapter(name: LibraryName, config: AdapterConfig): P
     case 'redlock-universal':
       return universal(client, config)
   }
-}
-
-const as = <T>(x: unknown) => x as T
-const held = (x: unknown) => x as Held
-
-async function closeClient(client: Redis): Promise<void> {
-  await client.quit().catch(() => client.disconnect())
 }
 
 function ours(client: Redis, config: AdapterConfig): LockAdapter {
@@ -136,31 +106,6 @@ function ours(client: Redis, config: AdapterConfig): LockAdapter {
       await locker.close()
       await closeClient(client)
     },
-  }
-}
-
-const RAW_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
-
-async function raw(client: Redis, config: AdapterConfig): Promise<LockAdapter> {
-  const sha = (await client.script('LOAD', RAW_RELEASE)) as string
-  const budget = config.waitBudgetMs ?? 10_000
-  type H = { key: string; token: string }
-  return {
-    name: 'raw',
-    acquire: async (key) => {
-      const token = randomBytes(16).toString('hex')
-      const giveUp = Date.now() + budget
-      for (;;) {
-        if ((await client.set(key, token, 'PX', config.lifetimeMs, 'NX')) === 'OK') return held({ key, token })
-        if (Date.now() > giveUp) throw new Error(`raw: ${key} still held after ${budget} ms`)
-        await new Promise((r) => setTimeout(r, 10))
-      }
-    },
-    release: async (h) => void (await client.evalsha(sha, 1, as<H>(h).key, as<H>(h).token)),
-    isLost: () => false,
-    lost: () => 0,
-    redisKey: (key) => key,
-    close: () => closeClient(client),
   }
 }
 
@@ -328,7 +273,8 @@ function universal(client: Redis, config: AdapterConfig): LockAdapter {
   // (each new one starts with a PING health check).
   const locks = new Map<string, UniversalLock>()
   let lost = 0
-  const retry = config.waitBudgetMs === undefined ? {} : { retryAttempts: Math.ceil(config.waitBudgetMs / 100) }
+  const retry =
+    config.waitBudgetMs === undefined ? {} : { retryAttempts: Math.ceil(config.waitBudgetMs / 100) }
   return {
     name: 'redlock-universal',
     acquire: (key) => {

@@ -51,7 +51,9 @@ export async function startRedis(pin: boolean): Promise<BenchRedis> {
   const port = await freePort()
   const serverArgs = ['--port', String(port), '--bind', LOOPBACK, '--save', '', '--appendonly', 'no']
   serverArgs.push('--dir', dir, '--daemonize', 'no', '--loglevel', 'warning')
-  const [cmd, args] = pin ? ['taskset', ['-c', '0', 'redis-server', ...serverArgs]] : ['redis-server', serverArgs]
+  const [cmd, args] = pin
+    ? ['taskset', ['-c', '0', 'redis-server', ...serverArgs]]
+    : ['redis-server', serverArgs]
   const child: ChildProcess = spawn(cmd as string, args as string[], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => {
@@ -163,6 +165,17 @@ export class ServerProbe {
     return { calls, totalCommandsProcessed: total, cpuSeconds: cpu, usedMemory: mem }
   }
 
+  /**
+   * Whether INFO's total_commands_processed also counts calls made inside scripts:
+   * one EVAL making three calls adds 2 (the first INFO and the EVAL) or 5.
+   */
+  async countsScriptCalls(): Promise<boolean> {
+    const a = await this.snapshot()
+    await this.client.eval("redis.call('PING') redis.call('PING') return redis.call('PING')", 0)
+    const b = await this.snapshot()
+    return b.totalCommandsProcessed - a.totalCommandsProcessed >= 5
+  }
+
   async version(): Promise<string> {
     const info = (await this.client.info('server')) as string
     return /redis_version:([^\r\n]+)/.exec(info)?.[1] ?? 'unknown'
@@ -195,6 +208,7 @@ export function serverDelta(a: ServerSnapshot, b: ServerSnapshot) {
     /** INFO's own counter; on Redis 7.0 it also counts script-internal calls. */
     totalCommandsProcessed: b.totalCommandsProcessed - a.totalCommandsProcessed,
     cpuSeconds: b.cpuSeconds - a.cpuSeconds,
+    memoryBytes: b.usedMemory - a.usedMemory,
   }
 }
 

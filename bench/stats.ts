@@ -36,7 +36,10 @@ export function msBetween(from: bigint, to: bigint): number {
 }
 
 /** Sums two name → count maps. */
-export function addCounts(into: Record<string, number>, from: Record<string, number>): Record<string, number> {
+export function addCounts(
+  into: Record<string, number>,
+  from: Record<string, number>,
+): Record<string, number> {
   for (const [name, n] of Object.entries(from)) into[name] = (into[name] ?? 0) + n
   return into
 }

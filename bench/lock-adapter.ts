@@ -1,0 +1,64 @@
+// The interface every library adapter implements, and what they share.
+import { Redis } from 'ioredis'
+import { LOOPBACK } from './redis.js'
+
+export const LIBRARIES = [
+  'async-redis-lock',
+  'raw',
+  'redlock4',
+  'redlock5',
+  'redis-semaphore',
+  'redlock-universal',
+  'sesamecare-redlock',
+  'raw-pubsub',
+] as const
+export type LibraryName = (typeof LIBRARIES)[number]
+/** Reference floors, not libraries: they never count as "best peer". */
+export const FLOORS: readonly LibraryName[] = ['raw', 'raw-pubsub']
+export const isPeer = (l: LibraryName) => l !== 'async-redis-lock' && !FLOORS.includes(l)
+
+export interface AdapterConfig {
+  readonly port: number
+  /** Lease length for every library. */
+  readonly lifetimeMs: number
+  /**
+   * How long one acquire keeps trying under contention. Undefined keeps the library's
+   * default budget; set, it is translated to the library's own knob (retry count,
+   * acquire timeout) at its default retry delay.
+   */
+  readonly waitBudgetMs?: number | undefined
+  /** Extend leases from the bench for libraries without auto-extension (redlock4). */
+  readonly selfExtend?: boolean | undefined
+}
+
+/** A held lock, opaque to the scenarios. */
+export type Held = { readonly __held: unique symbol }
+
+export interface LockAdapter {
+  readonly name: LibraryName
+  acquire(key: string): Promise<Held>
+  release(held: Held): Promise<void>
+  /** True when the library signalled that this held lock was lost. */
+  isLost(held: Held): boolean
+  /** Losses the library reported so far (loss signals, failed extensions). */
+  lost(): number
+  /** The Redis key the library stores the lock of `key` in. */
+  redisKey(key: string): string
+  close(): Promise<void>
+}
+
+export async function connectClient(port: number): Promise<Redis> {
+  const client = new Redis({ host: LOOPBACK, port, lazyConnect: true })
+  client.on('error', () => {})
+  await client.connect()
+  return client
+}
+
+/** Casts a library's own handle out of the opaque `Held`. */
+export const as = <T>(x: unknown) => x as T
+/** Wraps a library's own handle as an opaque `Held`. */
+export const held = (x: unknown) => x as Held
+
+export async function closeClient(client: Redis): Promise<void> {
+  await client.quit().catch(() => client.disconnect())
+}
