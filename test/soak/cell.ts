@@ -18,7 +18,10 @@ const EXIT_GRACE_MS = 8_000
 /** Everything about one worker that the cell and its nemesis need. */
 export interface Slot {
   readonly id: number
+  /** This worker's link to the first lock node (the only one outside quorum mode). */
   readonly proxy: FaultProxy
+  /** One fault proxy per lock node: `links[i]` leads to `nodes[i]`. */
+  readonly links: readonly FaultProxy[]
   readonly logPath: string
   readonly variant: Variant
   readonly env: Record<string, string>
@@ -45,7 +48,10 @@ export interface CellOptions {
   /** Names the store namespace and the log directory. */
   run: string
   dir: string
+  /** The first lock node; the only one outside quorum mode. */
   lock: RedisServer
+  /** Every lock node: one plain Redis, or the independent masters of a quorum. */
+  nodes: readonly RedisServer[]
   storeUrl: string
   keys: string[]
   seed: number
@@ -62,8 +68,9 @@ export interface CellOptions {
 }
 
 /**
- * One lock Redis, one fault proxy per worker, the workers, and the nemesis log.
- * Workers run until a common `endAt`; a respawned worker gets the same one.
+ * The lock nodes (one Redis, or the masters of a quorum), one fault proxy per worker
+ * per node, the workers, and the nemesis log. Workers run until a common `endAt`; a
+ * respawned worker gets the same one.
  */
 export class Cell {
   readonly options: CellOptions
@@ -74,6 +81,8 @@ export class Cell {
   readonly problems: string[] = []
   startAt = 0
   endAt = 0
+  /** The latest restart of a lock node: which node, and when it was killed. */
+  lastRestart: { node: number; at: number } | undefined
 
   private constructor(options: CellOptions) {
     this.options = options
@@ -85,11 +94,14 @@ export class Cell {
   static async start(options: CellOptions): Promise<Cell> {
     const cell = new Cell(options)
     for (const [id, spec] of options.workers.entries()) {
-      const proxy = await startProxy({ host: options.lock.host, port: options.lock.port })
+      const links: FaultProxy[] = []
+      for (const node of options.nodes) links.push(await startProxy({ host: node.host, port: node.port }))
+      const proxy = links[0] as FaultProxy
       const logPath = path.join(options.dir, `w${id}.jsonl`)
       const slot: Slot = {
         id,
         proxy,
+        links,
         logPath,
         variant: spec.variant,
         env: spec.env ?? {},
@@ -159,9 +171,10 @@ export class Cell {
   /** Waits for every worker to finish after endAt; stragglers are killed. Closes the proxies. */
   async stop(): Promise<void> {
     for (const slot of this.slots) {
-      if (slot.proxy.mode.kind !== 'pass') {
-        slot.proxy.setMode({ kind: 'pass' })
-        slot.proxy.resetAll()
+      for (const link of slot.links) {
+        if (link.mode.kind === 'pass') continue
+        link.setMode({ kind: 'pass' })
+        link.resetAll()
       }
       if (slot.paused) killQuietly(slot.worker.pid, 'SIGCONT')
       slot.paused = false
@@ -186,7 +199,7 @@ export class Cell {
         }
       }),
     )
-    await Promise.all(this.slots.map((s) => s.proxy.close()))
+    await Promise.all(this.slots.flatMap((s) => s.links.map((link) => link.close())))
     this.nemesisLog.close()
   }
 
@@ -197,7 +210,7 @@ export class Cell {
     const cfg: WorkerConfig = {
       id: slot.id,
       run: o.run,
-      lockUrl: slot.proxy.url,
+      lockUrls: slot.links.map((link) => link.url),
       storeUrl: o.storeUrl,
       keys: o.keys,
       logPath: slot.logPath,

@@ -1,11 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { killQuietly } from '../helpers/cleanup.js'
+import type { FaultProxy } from '../helpers/proxy.js'
+import type { RedisServer } from '../helpers/redis-server.js'
 import { withTimeout } from '../helpers/wait.js'
 import type { Cell, Slot } from './cell.js'
 import { monoMs } from './log.js'
 import type { Rng } from './prng.js'
 
-/** The faults of issue 4. `worker-pause` and `redis-restart` only in the phase that allows them. */
+/**
+ * The faults of issue 4. `worker-pause` and `redis-restart` only in the phase that
+ * allows them; `node-pause` and `node-restart` hit one node of a quorum.
+ */
 export type FaultKind =
   | 'redis-pause'
   | 'worker-kill'
@@ -16,6 +21,8 @@ export type FaultKind =
   | 'pubsub-kill'
   | 'worker-pause'
   | 'redis-restart'
+  | 'node-pause'
+  | 'node-restart'
 
 /** One planned fault. Targets are drawn now but resolved against the holders at run time. */
 export interface Fault {
@@ -45,12 +52,18 @@ const CARDS: Record<FaultKind, number> = {
   'pubsub-kill': 1,
   'worker-pause': 3,
   'redis-restart': 0,
+  'node-pause': 3,
+  'node-restart': 2,
 }
 const REDIS_PAUSE_FACTORS = [0.3, 1, 3]
 
 /** A shuffled deck holding every kind: each deck played covers every fault once. */
-function deck(rng: Rng, kinds: readonly FaultKind[]): FaultKind[] {
-  const cards = kinds.flatMap((k) => Array.from({ length: CARDS[k] }, () => k))
+function deck(
+  rng: Rng,
+  kinds: readonly FaultKind[],
+  weights: Partial<Record<FaultKind, number>>,
+): FaultKind[] {
+  const cards = kinds.flatMap((k) => Array.from({ length: weights[k] ?? CARDS[k] }, () => k))
   for (let i = cards.length - 1; i > 0; i--) {
     const j = rng.int(i + 1)
     ;[cards[i], cards[j]] = [cards[j] as FaultKind, cards[i] as FaultKind]
@@ -69,6 +82,8 @@ export function planFaults(
   kinds: readonly FaultKind[],
   windowMs: number,
   lifetimeMs: number,
+  /** Cards per kind where a phase wants other weights than {@link CARDS}. */
+  weights: Partial<Record<FaultKind, number>> = {},
 ): Fault[] {
   const pool = kinds.filter((k) => k !== 'redis-restart')
   const faults: Fault[] = []
@@ -80,13 +95,14 @@ export function planFaults(
   const factorOffset = rng.int(REDIS_PAUSE_FACTORS.length)
   let t = rng.range(600, 1200)
   while (t < windowMs - 2000) {
-    if (cards.length === 0) cards = deck(rng, pool)
+    if (cards.length === 0) cards = deck(rng, pool, weights)
     const kind: FaultKind =
       wantsRestart && !restarted && t >= restartAt ? 'redis-restart' : (cards.pop() as FaultKind)
     restarted ||= kind === 'redis-restart'
     const fault: Fault = { at: Math.round(t), kind, durationMs: 0, pick: rng.int(1 << 30) }
     switch (kind) {
       case 'redis-pause':
+      case 'node-pause':
         fault.factor = REDIS_PAUSE_FACTORS[
           (factorOffset + redisPauses++) % REDIS_PAUSE_FACTORS.length
         ] as number
@@ -142,13 +158,41 @@ function target(cell: Cell, pick: number): Slot {
   return alive[pick % alive.length] ?? (cell.slots[0] as Slot)
 }
 
+/** Which of a worker's links (one per lock node) a fault hits: the only one outside quorum mode. */
+function linkOf(slot: Slot, pick: number): { node: number; link: FaultProxy } {
+  const node = (pick >> 4) % slot.links.length
+  return { node, link: slot.links[node] as FaultProxy }
+}
+
 /**
  * Heals a proxy fault: back to pass, and links reset because the proxy dropped bytes
  * (a real network would have retransmitted them or timed the connection out).
  */
-function heal(slot: Slot): void {
-  slot.proxy.setMode({ kind: 'pass' })
-  slot.proxy.resetAll()
+function heal(link: FaultProxy): void {
+  link.setMode({ kind: 'pass' })
+  link.resetAll()
+}
+
+/**
+ * The node a quorum restart hits. A node restarted empty has lost the keys of every
+ * lease granted before it, and those leases live on with the other nodes as long as
+ * they are extended: restarting a second node while one of them is still held would
+ * be two nodes misbehaving at once (a second majority could form). So a different
+ * node is restarted only once every grant that could predate the last restart has
+ * ended: no live worker holds a grant logged less than two leases after it began (an
+ * acquisition takes at most a lease, its log line a moment more); until then the
+ * same node is restarted again.
+ */
+function restartNode(cell: Cell, pick: number): { node: number; redirected: boolean } {
+  const drawn = pick % cell.options.nodes.length
+  const last = cell.lastRestart
+  if (last === undefined || last.node === drawn) return { node: drawn, redirected: false }
+  cell.refresh()
+  const bound = last.at + 2 * cell.options.lifetimeMs
+  const old = cell.slots.some(
+    (s) => !s.worker.exitInfo && [...s.holding.values()].some((h) => h.since <= bound),
+  )
+  return old ? { node: last.node, redirected: true } : { node: drawn, redirected: false }
 }
 
 /** Runs one fault to completion (including its heal) and logs both ends with monotonic times. */
@@ -169,10 +213,29 @@ export async function inject(cell: Cell, fault: Fault): Promise<void> {
       await lock.restart()
       break
     }
+    case 'node-pause': {
+      const node = fault.pick % cell.options.nodes.length
+      const server = cell.options.nodes[node] as RedisServer
+      log.write('fault-start', { ...base, node, pid: server.pid, factor: fault.factor })
+      server.pause()
+      await sleep(fault.durationMs)
+      server.resume()
+      break
+    }
+    case 'node-restart': {
+      const { node, redirected } = restartNode(cell, fault.pick)
+      const server = cell.options.nodes[node] as RedisServer
+      cell.lastRestart = { node, at: monoMs() }
+      log.write('fault-start', { ...base, node, pid: server.pid, redirected })
+      await server.restart()
+      break
+    }
     case 'pubsub-kill': {
-      log.write('fault-start', base)
+      const node = fault.pick % cell.options.nodes.length
+      const server = cell.options.nodes[node] as RedisServer
+      log.write('fault-start', { ...base, node })
       try {
-        const killed = await withTimeout(lock.command('CLIENT', 'KILL', 'TYPE', 'pubsub'), 5000)
+        const killed = await withTimeout(server.command('CLIENT', 'KILL', 'TYPE', 'pubsub'), 5000)
         log.write('fault-note', { ...base, killed })
       } catch (err) {
         // Not a lock failure: the fault simply did not happen; say so in the log.
@@ -212,26 +275,30 @@ export async function inject(cell: Cell, fault: Fault): Promise<void> {
     }
     case 'proxy-delay': {
       const slots = [...cell.slots]
-      const chosen: Slot[] = []
+      const chosen: { w: number; node: number; link: FaultProxy }[] = []
       for (let i = 0; i < (fault.spread ?? 1) && slots.length > 0; i++) {
-        chosen.push(...slots.splice((fault.pick + i * 7) % slots.length, 1))
+        const [s] = slots.splice((fault.pick + i * 7) % slots.length, 1)
+        if (s) chosen.push({ w: s.id, ...linkOf(s, fault.pick + (i << 4)) })
       }
-      log.write('fault-start', { ...base, ws: chosen.map((s) => s.id), delayMs: fault.delayMs })
+      const nodes = cell.options.nodes.length > 1 ? { nodes: chosen.map((c) => c.node) } : {}
+      log.write('fault-start', { ...base, ws: chosen.map((c) => c.w), ...nodes, delayMs: fault.delayMs })
       const ms = fault.delayMs ?? 0
-      for (const s of chosen) s.proxy.setMode({ kind: 'delay', ms, jitterMs: ms / 4 })
+      for (const c of chosen) c.link.setMode({ kind: 'delay', ms, jitterMs: ms / 4 })
       await sleep(fault.durationMs)
       // Delayed chunks are still delivered in order, so no reset is needed here.
-      for (const s of chosen) s.proxy.setMode({ kind: 'pass' })
+      for (const c of chosen) c.link.setMode({ kind: 'pass' })
       break
     }
     case 'proxy-blackhole':
     case 'drop-replies':
     case 'reset-after-request': {
       const slot = target(cell, fault.pick)
-      log.write('fault-start', { ...base, w: slot.id, keys: [...slot.holding.keys()] })
-      slot.proxy.setMode({ kind: fault.kind === 'proxy-blackhole' ? 'blackhole' : fault.kind })
+      const { node, link } = linkOf(slot, fault.pick)
+      const at = cell.options.nodes.length > 1 ? { node } : {}
+      log.write('fault-start', { ...base, w: slot.id, ...at, keys: [...slot.holding.keys()] })
+      link.setMode({ kind: fault.kind === 'proxy-blackhole' ? 'blackhole' : fault.kind })
       await sleep(fault.durationMs)
-      heal(slot)
+      heal(link)
       break
     }
   }

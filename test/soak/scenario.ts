@@ -1,6 +1,6 @@
 import path from 'node:path'
 import type { Redis } from 'ioredis'
-import { startRedis } from '../helpers/redis-server.js'
+import { type RedisServer, startRedis } from '../helpers/redis-server.js'
 import { Cell, type CellOptions } from './cell.js'
 import { type CheckResult, check } from './checker.js'
 import { type History, readHistory } from './history.js'
@@ -15,7 +15,10 @@ export interface SoakContext {
   storeUrl: string
 }
 
-export type ScenarioOptions = Omit<CellOptions, 'lock' | 'dir' | 'storeUrl' | 'seed'>
+export type ScenarioOptions = Omit<CellOptions, 'lock' | 'nodes' | 'dir' | 'storeUrl' | 'seed'> & {
+  /** Lock nodes: 1 (a plain Redis, the default) or the independent masters of a quorum. */
+  nodeCount?: number
+}
 
 export interface ScenarioResult {
   run: string
@@ -28,7 +31,7 @@ export interface ScenarioResult {
 }
 
 /**
- * Starts a fresh lock Redis and a cell, lets `drive` inject faults during the load
+ * Starts fresh lock nodes and a cell, lets `drive` inject faults during the load
  * window, shuts everything down and hands the logs and the store to the checker.
  */
 export async function runScenario(
@@ -37,20 +40,24 @@ export async function runScenario(
   drive: (cell: Cell) => Promise<void>,
 ): Promise<ScenarioResult> {
   const began = monoMs()
-  const lock = await startRedis()
+  const nodes: RedisServer[] = []
   const dir = path.join(ctx.logDir, options.run)
   let cell: Cell | undefined
   try {
-    cell = await Cell.start({ ...options, lock, dir, storeUrl: ctx.storeUrl, seed: ctx.seed })
+    for (let i = 0; i < (options.nodeCount ?? 1); i++) nodes.push(await startRedis())
+    const lock = nodes[0] as RedisServer
+    cell = await Cell.start({ ...options, lock, nodes, dir, storeUrl: ctx.storeUrl, seed: ctx.seed })
     try {
       await drive(cell)
     } finally {
-      if (!lock.running) await lock.restart().catch(() => {})
-      else lock.resume()
+      for (const node of nodes) {
+        if (!node.running) await node.restart().catch(() => {})
+        else node.resume()
+      }
       await cell.stop()
     }
   } finally {
-    await lock.stop()
+    await Promise.all(nodes.map((node) => node.stop()))
   }
   const store = new Map<string, StoreState>()
   for (const key of options.keys) store.set(key, await readStore(ctx.store, options.run, key))

@@ -2,8 +2,8 @@
  * A soak worker process: loops acquire → critical section → release on a few keys
  * until `endAt`, logging every event synchronously (see log.ts) so a SIGKILL loses
  * nothing already logged. Configured by the SOAK_WORKER environment variable (a
- * JSON WorkerConfig). The lock Redis is reached through this worker's own fault
- * proxy; the store Redis directly.
+ * JSON WorkerConfig). The lock Redis (or each quorum node) is reached through this
+ * worker's own fault proxy; the store Redis directly.
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -20,7 +20,8 @@ export interface WorkerConfig {
   id: number
   /** Namespace of this run's keys in the store. */
   run: string
-  lockUrl: string
+  /** One URL per lock node (each through this worker's own proxy); several make a quorum. */
+  lockUrls: string[]
   storeUrl: string
   keys: string[]
   logPath: string
@@ -185,40 +186,42 @@ async function loop(locker: Locker, store: Redis, endAt: number): Promise<void> 
   }
 }
 
-async function main(): Promise<void> {
-  log.write('start', { variant: cfg.variant, incarnation: cfg.incarnation })
-  // Client settings like Locker.fromUrl's; built here because withInternals must
-  // wrap the synchronous Locker constructor.
-  const client = new Redis(cfg.lockUrl, { lazyConnect: true, connectTimeout: 2000 })
+async function connect(url: string): Promise<Redis> {
+  const client = new Redis(url, { lazyConnect: true, connectTimeout: 2000 })
   client.on('error', () => {})
   for (;;) {
     try {
       await client.connect()
-      break
+      return client
     } catch (err) {
       // The proxy may be blackholed or the Redis paused right now: retry until the end.
-      log.write('error', { op: 'connect', ...errorFields(err) })
+      log.write('error', { op: 'connect', url, ...errorFields(err) })
       client.disconnect()
       await sleep(100)
     }
   }
+}
+
+async function main(): Promise<void> {
+  log.write('start', { variant: cfg.variant, incarnation: cfg.incarnation })
+  // Client settings like Locker.fromUrl's; built here because withInternals must
+  // wrap the synchronous Locker constructor.
+  const clients = await Promise.all(cfg.lockUrls.map(connect))
+  const client = clients[0] as Redis
   if (cfg.stallMs !== undefined) stallOnAcquireReplies(client, cfg.stallMs)
   const store = new Redis(cfg.storeUrl)
   store.on('error', () => {})
-  const locker = withInternals(
-    internalsFor(cfg.variant),
-    () =>
-      new Locker(client, {
-        lifetimeMs: cfg.lifetimeMs,
-        extendIntervalMs: cfg.extendIntervalMs,
-      }),
+  const options = { lifetimeMs: cfg.lifetimeMs, extendIntervalMs: cfg.extendIntervalMs }
+  // Several URLs: a Redlock quorum over independent masters.
+  const locker = withInternals(internalsFor(cfg.variant), () =>
+    clients.length === 1 ? new Locker(client, options) : new Locker(clients, options),
   )
   console.log('ready')
   await loop(locker, store, await waitForGo())
   // Bounded, so a hanging close is reported as such instead of making a straggler.
   const closed = await Promise.race([locker.close().then(() => true), sleep(5000).then(() => false)])
   if (!closed) log.write('error', { op: 'close', code: 'TIMEOUT', message: 'locker.close() took over 5 s' })
-  client.disconnect()
+  for (const c of clients) c.disconnect()
   store.disconnect()
   log.write('exit', {})
 }
