@@ -41,6 +41,14 @@ try {
     ],
     { cwd: app },
   )
+  // The bin must run from the packed files alone (no tsx, no src/) and keep its shebang.
+  const { bin } = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'))
+  const binFile = join(pkgDir, bin['async-redis-lock'])
+  if (!readFileSync(binFile, 'utf8').startsWith('#!/usr/bin/env node\n'))
+    throw new Error('bin lost its shebang')
+  const help = execFileSync(process.execPath, [binFile, '--help'], { cwd: app, encoding: 'utf8' })
+  if (!help.includes('Exit status:')) throw new Error(`bin --help printed:\n${help}`)
+  console.log('ok: bin')
 } finally {
   rmSync(work, { recursive: true, force: true })
 }

@@ -43,6 +43,7 @@ export type LockLostReason =
  * ```
  */
 export class LockError extends Error {
+  /** The class name, also shown in stack traces. */
   override name = 'LockError'
   /** Stable machine-readable code. */
   readonly code: LockErrorCode
@@ -55,6 +56,7 @@ export class LockError extends Error {
 
 /** A caller passed a bad option, key or client. Nothing was sent to Redis. */
 export class InvalidArgumentError extends LockError {
+  /** The class name, also shown in stack traces. */
   override name = 'InvalidArgumentError' as const
   declare readonly code: 'ERR_LOCK_INVALID_ARGUMENT'
   /** The option or parameter at fault. */
@@ -68,6 +70,7 @@ export class InvalidArgumentError extends LockError {
 
 /** `acquire` kept finding the keys held by someone else until `retryTimeoutMs` ran out. */
 export class AcquireTimeoutError extends LockError {
+  /** The class name, also shown in stack traces. */
   override name = 'AcquireTimeoutError' as const
   declare readonly code: 'ERR_LOCK_ACQUIRE_TIMEOUT'
   /** The keys asked for (with the Locker's prefix). */
@@ -91,6 +94,7 @@ export class AcquireTimeoutError extends LockError {
 
 /** A held lock was lost; `lock.signal` aborts with this error as its reason. */
 export class LockLostError extends LockError {
+  /** The class name, also shown in stack traces. */
   override name = 'LockLostError' as const
   declare readonly code: 'ERR_LOCK_LOST'
   /** What happened to the lease. */
@@ -110,6 +114,7 @@ export class LockLostError extends LockError {
  * This is never used for contention; the Redis error is the `cause`.
  */
 export class BackendError extends LockError {
+  /** The class name, also shown in stack traces. */
   override name = 'BackendError' as const
   declare readonly code: 'ERR_LOCK_BACKEND'
   /** The operation that failed. */
@@ -123,6 +128,7 @@ export class BackendError extends LockError {
 
 /** The `Locker` was closed; it takes no new work. */
 export class LockerClosedError extends LockError {
+  /** The class name, also shown in stack traces. */
   override name = 'LockerClosedError' as const
   declare readonly code: 'ERR_LOCK_CLOSED'
 
@@ -150,6 +156,7 @@ export interface NodeOutcome {
  * (errors, timeouts) for a majority. Contention alone is never this error.
  */
 export class QuorumError extends LockError {
+  /** The class name, also shown in stack traces. */
   override name = 'QuorumError' as const
   declare readonly code: 'ERR_LOCK_QUORUM'
   /** The operation that failed. */
@@ -166,10 +173,16 @@ export class QuorumError extends LockError {
 
 /** The keys of one multi-key lock map to different Redis Cluster hash slots. */
 export class CrossSlotError extends LockError {
+  /** The class name, also shown in stack traces. */
   override name = 'CrossSlotError' as const
   declare readonly code: 'ERR_LOCK_CROSS_SLOT'
   /** Each key with its hash slot. */
-  readonly slots: readonly { readonly key: string; readonly slot: number }[]
+  readonly slots: readonly {
+    /** A key of the lock, with the Locker's prefix. */
+    readonly key: string
+    /** Its hash slot (0 to 16383). */
+    readonly slot: number
+  }[]
 
   constructor(slots: readonly { readonly key: string; readonly slot: number }[]) {
     const shown = slots.map((s) => `${JSON.stringify(s.key)} → ${s.slot}`).join(', ')

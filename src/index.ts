@@ -5,6 +5,17 @@
  */
 
 export {
+  type AcquireFailureMessage,
+  type AcquireStartMessage,
+  type AcquireSuccessMessage,
+  type AcquireTraceContext,
+  diagnosticsChannels,
+  type ExtendMessage,
+  type LostMessage,
+  type ReleaseMessage,
+  type ReleaseTraceContext,
+} from './diagnostics.js'
+export {
   AcquireTimeoutError,
   BackendError,
   CrossSlotError,

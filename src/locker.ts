@@ -1,6 +1,8 @@
 import { backendFor } from './backends/detect.js'
 import type { LockBackend } from './backends/lock-backend.js'
+import { type AcquireTally, observeAcquire, publishRelease, traceRelease } from './diagnostics.js'
 import { AcquireTimeoutError, BackendError, InvalidArgumentError, LockerClosedError } from './errors.js'
+import { raceAbort } from './internal/abort.js'
 import { type Clock, systemClock } from './internal/clock.js'
 import { checkFromUrl, connectIoRedis } from './internal/from-url.js'
 import { HandoffYield } from './internal/handoff-yield.js'
@@ -60,6 +62,7 @@ export class Locker implements AsyncDisposable {
   readonly #registry = new FinalizationRegistry<Lease>((lease) => this.#renewer.lose(lease, 'abandoned'))
   readonly #owner: LockOwner
   readonly #yields: HandoffYield
+  readonly #now = () => this.#clock.now()
   #closing: Promise<void> | undefined
   #acquired = 0
   #released = 0
@@ -88,7 +91,7 @@ export class Locker implements AsyncDisposable {
       check: (lease) => this.#renewer.check(lease),
       remainingMs: (lease) => (this.#renewer.check(lease) ? lease.deadline - this.#clock.now() : 0),
       extend: (lease) => this.#renewer.extendNow(lease),
-      release: (lease) => this.#release(lease),
+      release: (lease) => traceRelease(lease.keys, () => this.#release(lease)),
     }
   }
 
@@ -180,6 +183,7 @@ export class Locker implements AsyncDisposable {
       acquired: this.#acquired,
       released: this.#released,
       lost: this.#lost,
+      lostByReason: { ...this.#renewer.lostByReason },
       extendCalls: this.#renewer.batches,
       wakeups: this.#waiters.wakeups,
     }
@@ -195,6 +199,7 @@ export class Locker implements AsyncDisposable {
     return this.#closing
   }
 
+  /** Same as {@link Locker.close}, for `await using locker = ...`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close()
   }
@@ -227,7 +232,17 @@ export class Locker implements AsyncDisposable {
     }
     this.#throwIfClosed()
     signal?.throwIfAborted()
+    return observeAcquire(keys, single, this.#now, (tally) => this.#loop(keys, opts, signal, single, tally))
+  }
 
+  /** The acquire loop proper: attempts, then waits for a wake-up, until the timeout. */
+  async #loop(
+    keys: string[],
+    opts: ResolvedLockOptions,
+    signal: AbortSignal | undefined,
+    single: boolean,
+    tally: AcquireTally | undefined,
+  ): Promise<Lock | null> {
     const start = this.#clock.now()
     const giveUpAt = opts.retryTimeoutMs === null ? Number.POSITIVE_INFINITY : start + opts.retryTimeoutMs
     const signals = [signal, this.#closeController.signal]
@@ -251,6 +266,7 @@ export class Locker implements AsyncDisposable {
       const wasSubscribed = this.#waiters.isSubscribed(watched)
       const result = await this.#attempt(keys, opts, signal)
       attempts++
+      if (tally !== undefined) tally.attempts = attempts
       if ('lock' in result) return result.lock
       if (single) return null
       const now = this.#clock.now()
@@ -305,7 +321,13 @@ export class Locker implements AsyncDisposable {
     // The lease counts from when the script was sent (replica WAIT included); a later reply is useless.
     const validityMs = opts.lifetimeMs - driftFor(opts.lifetimeMs)
     const pending = this.#backend.acquire(keys, token, opts.lifetimeMs, validityMs, replicaAck(opts))
-    const reply = signal ? await this.#raceAbort(pending, keys, token, signal) : await pending
+    const reply = signal
+      ? await raceAbort(pending, signal, (late) =>
+          this.#track(
+            late.then((r) => (r.acquired ? this.#backend.release(keys, token, this.#id, 5000) : undefined)),
+          ),
+        )
+      : await pending
     if (!reply.acquired) return { pttl: reply.pttl, blockedIndex: reply.blockedIndex }
     if (this.#closeController.signal.aborted) {
       this.#track(this.#backend.release(keys, token, this.#id, 5000))
@@ -329,34 +351,6 @@ export class Locker implements AsyncDisposable {
     return { lock }
   }
 
-  /** Rejects with the signal's reason if it fires first; a late success is then released. */
-  #raceAbort<T extends { acquired: boolean }>(
-    pending: Promise<T>,
-    keys: string[],
-    token: string,
-    signal: AbortSignal,
-  ): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const onAbort = () => {
-        reject(signal.reason)
-        this.#track(
-          pending.then((r) => (r.acquired ? this.#backend.release(keys, token, this.#id, 5000) : undefined)),
-        )
-      }
-      signal.addEventListener('abort', onAbort, { once: true })
-      pending.then(
-        (r) => {
-          signal.removeEventListener('abort', onAbort)
-          resolve(r)
-        },
-        (e: unknown) => {
-          signal.removeEventListener('abort', onAbort)
-          reject(e)
-        },
-      )
-    })
-  }
-
   async #release(lease: Lease): Promise<boolean> {
     if (lease.state === 'released') return false
     lease.state = 'released'
@@ -370,6 +364,7 @@ export class Locker implements AsyncDisposable {
       Math.max(1000, lease.lifetimeMs),
     )
     this.#released++
+    publishRelease(lease.keys, removed > 0)
     if (removed === 0) return false
     const own = lease.keys.filter((k) => this.#waiters.isSubscribed(k)).length
     if (receivers > own) {

@@ -1,4 +1,5 @@
 import type { ExtendRequest, ExtendStatus, LockBackend } from './backends/lock-backend.js'
+import { extendObserved, publishExtend, publishLost } from './diagnostics.js'
 import { BackendError, LockLostError, type LockLostReason, QuorumError } from './errors.js'
 import type { Clock, TimerHandle } from './internal/clock.js'
 import type { Lease } from './internal/lease.js'
@@ -27,6 +28,14 @@ export class Renewer {
   #stopped = false
   /** Extension script calls sent so far (for stats and tests). */
   batches = 0
+  /** Leases lost so far, by reason (for stats). */
+  readonly lostByReason: Record<LockLostReason, number> = {
+    expired: 0,
+    stolen: 0,
+    unreachable: 0,
+    abandoned: 0,
+    closed: 0,
+  }
 
   /** @param onLost called once per lease lost, before its signal aborts (for cleanup). */
   constructor(backend: LockBackend, clock: Clock, onLost: (lease: Lease) => void) {
@@ -93,7 +102,9 @@ export class Renewer {
     if (this.#leases.size === 0) this.#disarm()
     const error = new LockLostError(lease.keys, reason, cause === undefined ? undefined : { cause })
     lease.lostError = error
+    this.lostByReason[reason]++
     this.#onLost(lease)
+    publishLost(lease.keys, reason)
     // Last, because user listeners run synchronously inside abort().
     lease.abort(error)
   }
@@ -181,6 +192,13 @@ export class Renewer {
         lease.nextDueAt = now + Math.max(5, Math.min(lease.extendIntervalMs / 4, left / 3))
       }
       next = Math.min(next, lease.nextDueAt, lease.deadline)
+    }
+    if (extendObserved()) {
+      publishExtend(
+        chunk.map((l) => l.keys),
+        chunk.map((l, i) => statuses?.[i] === 1 && l.state === 'held'),
+        err,
+      )
     }
     if (next < Number.POSITIVE_INFINITY) this.#arm(next)
   }

@@ -1,3 +1,5 @@
+import type { LockLostReason } from './errors.js'
+
 /**
  * A connected Redis client: an ioredis `Redis` instance (also Sentinel-managed) or a
  * node-redis client from `createClient()`; a Redis Cluster client (ioredis `Cluster`,
@@ -21,13 +23,22 @@ export interface KeyInspection {
   readonly fence: bigint | null
 }
 
-/** Counters of a Locker since it was created. */
+/** Counters of a Locker since it was created (`held` and `waiting` are current values). */
 export interface LockerStats {
+  /** Locks held now. */
   readonly held: number
+  /** Acquisitions waiting now for a key held elsewhere. */
   readonly waiting: number
+  /** Locks acquired. */
   readonly acquired: number
+  /** Releases Redis answered (whether or not the lock was still there). */
   readonly released: number
+  /** Locks lost (also counted by reason in `lostByReason`). */
   readonly lost: number
+  /** Locks lost, by reason. */
+  readonly lostByReason: Readonly<Record<LockLostReason, number>>
+  /** Extension script calls sent; each extends a batch of leases. */
   readonly extendCalls: number
+  /** Waiters woken by a release. */
   readonly wakeups: number
 }

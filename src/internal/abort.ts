@@ -13,6 +13,34 @@ export function abortableSleep(ms: number, signal: AbortSignal | undefined, ref 
   })
 }
 
+/**
+ * Settles like `pending`, but rejects with the signal's reason if it aborts first;
+ * `onAbandoned` then gets `pending`, to undo a success that arrives too late.
+ */
+export function raceAbort<T>(
+  pending: Promise<T>,
+  signal: AbortSignal,
+  onAbandoned: (late: Promise<T>) => void,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      reject(signal.reason)
+      onAbandoned(pending)
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    pending.then(
+      (r) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(r)
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(e)
+      },
+    )
+  })
+}
+
 const proto = AbortSignal.prototype
 const abortedGetter = Object.getOwnPropertyDescriptor(proto, 'aborted')?.get
 const reasonGetter = Object.getOwnPropertyDescriptor(proto, 'reason')?.get

@@ -5,6 +5,8 @@
 import type { Redis } from 'ioredis'
 import {
   type AcquireOptions,
+  type AcquireSuccessMessage,
+  diagnosticsChannels,
   type Lock,
   LockError,
   type LockErrorCode,
@@ -55,5 +57,12 @@ export async function usage(): Promise<void> {
       expectType<'expired' | 'stolen' | 'unreachable' | 'abandoned' | 'closed'>(reason)
     }
   }
+  expectType<number>(locker.stats().lostByReason.stolen)
+  expectType<'async-redis-lock:acquire:success'>(diagnosticsChannels.acquireSuccess)
+  // @ts-expect-error the channel names are constants
+  diagnosticsChannels.lost = 'x'
+  const success: AcquireSuccessMessage = { keys: ['k'], fence: 1n, waitedMs: 0, attempts: 1 }
+  // @ts-expect-error payloads never carry the owner token
+  expectType<string>(success.token)
   await locker.close()
 }

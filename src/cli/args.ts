@@ -1,0 +1,71 @@
+/**
+ * Argument helpers shared by the CLI commands: exit statuses, usage errors and
+ * human durations. Nothing here touches Redis.
+ *
+ * @module
+ */
+import { type ParseArgsConfig, parseArgs } from 'node:util'
+
+/**
+ * The CLI's exit statuses. Values follow BSD sysexits(3) where one fits, so
+ * shell scripts and supervisors can tell "busy, try later" from "broken".
+ */
+export const EXIT = {
+  ok: 0,
+  /** `release --force` found nothing to remove. */
+  notFound: 1,
+  /** Bad command line (EX_USAGE). */
+  usage: 64,
+  /** Redis unreachable or answered with an error (EX_UNAVAILABLE). */
+  unavailable: 69,
+  /** Unexpected internal error (EX_SOFTWARE). */
+  software: 70,
+  /** The lock was not acquired in time; the command was not started (EX_TEMPFAIL). */
+  notAcquired: 75,
+  /** The lock was lost while the command ran; it was terminated. */
+  lockLost: 76,
+  /** The command exists but could not be executed (as in the shell). */
+  cannotExecute: 126,
+  /** The command was not found (as in the shell). */
+  commandNotFound: 127,
+} as const
+
+/** A command line the CLI cannot act on: reported with the usage text and status 64. */
+export class UsageError extends Error {
+  override name = 'UsageError'
+}
+
+/** The environment's Redis URL, or the local default. */
+export function defaultUrl(): string {
+  return process.env.REDIS_URL || 'redis://127.0.0.1:6379'
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+
+/**
+ * Parses `500ms`, `30s`, `1.5s`, `2m`, `1h` or a plain number of milliseconds.
+ * @throws UsageError for anything else, naming the flag.
+ */
+export function parseDuration(flag: string, text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim())
+  if (!match) {
+    throw new UsageError(
+      `--${flag}: expected a duration such as 500ms, 30s, 2m, 1h or plain ms; got '${text}'`,
+    )
+  }
+  const ms = Math.round(Number(match[1]) * (UNITS[match[2] ?? 'ms'] ?? 1))
+  if (!Number.isSafeInteger(ms)) throw new UsageError(`--${flag}: duration '${text}' is too large`)
+  return ms
+}
+
+/**
+ * `parseArgs` in strict mode, with its TypeErrors (unknown flag, missing value)
+ * turned into {@link UsageError}s so they exit 64 rather than crash.
+ */
+export function parse<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config)
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * Lock events on `node:diagnostics_channel`, for metrics, logs and tracers
+ * (OpenTelemetry, APMs) without a dependency on any of them.
+ *
+ * Every publisher first checks `hasSubscribers`, so with nobody listening no
+ * payload is built and nothing but a property read is added to the hot path.
+ * No payload carries a lock's owner token: it is the capability to release or
+ * extend the lock, and subscribers are often log exporters.
+ *
+ * @module
+ */
+import { channel, tracingChannel } from 'node:diagnostics_channel'
+import { LockError, type LockErrorCode, type LockLostReason } from './errors.js'
+
+/**
+ * The names of the channels a {@link Locker} publishes on. Subscribe with
+ * `diagnostics_channel.subscribe(name, fn)`; the two tracing names are for
+ * `diagnostics_channel.tracingChannel(name)`, which wraps each `acquire`/
+ * `tryAcquire`/`withLock` acquisition and each `release` in start/end/asyncStart/
+ * asyncEnd/error events.
+ */
+export const diagnosticsChannels = {
+  /** {@link AcquireStartMessage}: an acquisition begins (after its arguments were checked). */
+  acquireStart: 'async-redis-lock:acquire:start',
+  /** {@link AcquireSuccessMessage}: an acquisition got the lock. */
+  acquireSuccess: 'async-redis-lock:acquire:success',
+  /** {@link AcquireFailureMessage}: an acquisition failed, or `tryAcquire` found the keys held. */
+  acquireFailure: 'async-redis-lock:acquire:failure',
+  /** {@link ExtendMessage}: one extension script call settled (a batch of leases). */
+  extend: 'async-redis-lock:extend',
+  /** {@link LostMessage}: a held lock was lost. */
+  lost: 'async-redis-lock:lost',
+  /** {@link ReleaseMessage}: a release was sent to Redis and answered. */
+  release: 'async-redis-lock:release',
+  /** TracingChannel around each acquisition; context {@link AcquireTraceContext}. */
+  acquireTrace: 'async-redis-lock:acquire',
+  /** TracingChannel around each `release()`; context {@link ReleaseTraceContext}. */
+  releaseTrace: 'async-redis-lock:release',
+} as const
+
+/** Published on `async-redis-lock:acquire:start`. */
+export interface AcquireStartMessage {
+  /** The keys asked for, with the Locker's prefix. */
+  readonly keys: readonly string[]
+  /** True for `tryAcquire` (one attempt, no waiting). */
+  readonly tryOnce: boolean
+}
+
+/** Published on `async-redis-lock:acquire:success`. */
+export interface AcquireSuccessMessage {
+  /** The locked keys, with the Locker's prefix. */
+  readonly keys: readonly string[]
+  /** The lock's fencing token. */
+  readonly fence: bigint
+  /** Milliseconds from the start of the acquisition to the lock. */
+  readonly waitedMs: number
+  /** Acquisition attempts sent to Redis. */
+  readonly attempts: number
+}
+
+/** Published on `async-redis-lock:acquire:failure`. */
+export interface AcquireFailureMessage {
+  /** The keys asked for, with the Locker's prefix. */
+  readonly keys: readonly string[]
+  /** `busy` when `tryAcquire` found a key held (it resolves null); `error` when the acquisition threw. */
+  readonly outcome: 'busy' | 'error'
+  /** The {@link LockError} code thrown; undefined for `busy` and for other errors (an abort reason). */
+  readonly code: LockErrorCode | undefined
+  /** What the acquisition threw (undefined for `busy`). */
+  readonly error: unknown
+  /** Milliseconds from the start of the acquisition to the failure. */
+  readonly waitedMs: number
+  /** Acquisition attempts sent to Redis. */
+  readonly attempts: number
+}
+
+/** Published on `async-redis-lock:extend`, once per extension script call. */
+export interface ExtendMessage {
+  /** How many leases the call extended or tried to. */
+  readonly size: number
+  /** Each lease's keys, in the order of `ok`. */
+  readonly keys: readonly (readonly string[])[]
+  /**
+   * Per lease: true if extended and still held. False when it was found lost, or
+   * Redis failed or did not answer (then it is retried until its deadline).
+   */
+  readonly ok: readonly boolean[]
+  /** The error of the whole call when Redis failed, else undefined. */
+  readonly error: unknown
+}
+
+/** Published on `async-redis-lock:lost`. */
+export interface LostMessage {
+  /** The lost lock's keys, with the Locker's prefix. */
+  readonly keys: readonly string[]
+  /** Why it was lost (as in the signal's `LockLostError`). */
+  readonly reason: LockLostReason
+}
+
+/** Published on `async-redis-lock:release`. */
+export interface ReleaseMessage {
+  /** The released lock's keys, with the Locker's prefix. */
+  readonly keys: readonly string[]
+  /** True if this release removed the lock; false if it was already gone from Redis. */
+  readonly removed: boolean
+}
+
+/**
+ * The context object of the `async-redis-lock:acquire` TracingChannel. As with
+ * every TracingChannel, `result` is set before asyncEnd and `error` before error.
+ */
+export interface AcquireTraceContext {
+  /** The keys asked for, with the Locker's prefix. */
+  readonly keys: readonly string[]
+  /** True for `tryAcquire`. */
+  readonly tryOnce: boolean
+  /** The lock got (token-free: keys and fence), or null when `tryAcquire` found it held. */
+  result?: {
+    /** The locked keys. */
+    readonly keys: readonly string[]
+    /** The lock's fencing token. */
+    readonly fence: bigint
+  } | null
+  /** What the acquisition threw. */
+  error?: unknown
+}
+
+/** The context object of the `async-redis-lock:release` TracingChannel. */
+export interface ReleaseTraceContext {
+  /** The lock's keys, with the Locker's prefix. */
+  readonly keys: readonly string[]
+  /** What `release()` resolved to. */
+  result?: boolean
+  /** What `release()` threw. */
+  error?: unknown
+}
+
+const acquireStart = channel(diagnosticsChannels.acquireStart)
+const acquireSuccess = channel(diagnosticsChannels.acquireSuccess)
+const acquireFailure = channel(diagnosticsChannels.acquireFailure)
+const extend = channel(diagnosticsChannels.extend)
+const lost = channel(diagnosticsChannels.lost)
+const release = channel(diagnosticsChannels.release)
+const acquireTrace = tracingChannel<unknown, AcquireTraceContext>(diagnosticsChannels.acquireTrace)
+const releaseTrace = tracingChannel<unknown, ReleaseTraceContext>(diagnosticsChannels.releaseTrace)
+
+/** Counts attempts for the acquire events; only allocated while someone listens. */
+export interface AcquireTally {
+  attempts: number
+}
+
+/**
+ * Runs one acquisition (`run`), publishing its start/success/failure and tracing
+ * it. Without subscribers it is just `run(undefined)`.
+ */
+export function observeAcquire<L extends { readonly fence: bigint }>(
+  keys: readonly string[],
+  tryOnce: boolean,
+  now: () => number,
+  run: (tally: AcquireTally | undefined) => Promise<L | null>,
+): Promise<L | null> {
+  const tracing = acquireTrace.hasSubscribers
+  if (
+    !tracing &&
+    !acquireStart.hasSubscribers &&
+    !acquireSuccess.hasSubscribers &&
+    !acquireFailure.hasSubscribers
+  ) {
+    return run(undefined)
+  }
+  const tally: AcquireTally = { attempts: 0 }
+  const startedAt = now()
+  if (acquireStart.hasSubscribers) acquireStart.publish({ keys, tryOnce } satisfies AcquireStartMessage)
+  const settle = (lock: L | null, error: unknown, failed: boolean) => {
+    const waitedMs = now() - startedAt
+    if (lock !== null && !failed) {
+      if (acquireSuccess.hasSubscribers) {
+        const message: AcquireSuccessMessage = { keys, fence: lock.fence, waitedMs, attempts: tally.attempts }
+        acquireSuccess.publish(message)
+      }
+    } else if (acquireFailure.hasSubscribers) {
+      const message: AcquireFailureMessage = {
+        keys,
+        outcome: failed ? 'error' : 'busy',
+        code: error instanceof LockError ? error.code : undefined,
+        error,
+        waitedMs,
+        attempts: tally.attempts,
+      }
+      acquireFailure.publish(message)
+    }
+  }
+  const observe = () =>
+    run(tally).then(
+      (lock) => {
+        settle(lock, undefined, false)
+        return lock
+      },
+      (err: unknown) => {
+        settle(null, err, true)
+        throw err
+      },
+    )
+  if (!tracing) return observe()
+  // The traced function resolves to a token-free view: TracingChannel puts it on the
+  // context, and the Lock itself would hand every subscriber the owner token. It runs
+  // `run` itself so that stores bound to the start channel (a span) are active in it.
+  let got: L | null = null
+  const context: AcquireTraceContext = { keys, tryOnce }
+  return acquireTrace
+    .tracePromise(async () => {
+      got = await observe()
+      return got === null ? null : { keys, fence: got.fence }
+    }, context)
+    .then(() => got)
+}
+
+/** Runs one `release()` inside the release TracingChannel when it has subscribers. */
+export function traceRelease(keys: readonly string[], run: () => Promise<boolean>): Promise<boolean> {
+  if (!releaseTrace.hasSubscribers) return run()
+  const context: ReleaseTraceContext = { keys }
+  return releaseTrace.tracePromise(run, context)
+}
+
+/** Publishes a release Redis answered. */
+export function publishRelease(keys: readonly string[], removed: boolean): void {
+  if (release.hasSubscribers) release.publish({ keys, removed } satisfies ReleaseMessage)
+}
+
+/** Publishes a loss. */
+export function publishLost(keys: readonly string[], reason: LockLostReason): void {
+  if (lost.hasSubscribers) lost.publish({ keys, reason } satisfies LostMessage)
+}
+
+/** True when an extension batch should be described (see {@link publishExtend}). */
+export function extendObserved(): boolean {
+  return extend.hasSubscribers
+}
+
+/** Publishes one settled extension call; the caller checks {@link extendObserved} first. */
+export function publishExtend(
+  keys: readonly (readonly string[])[],
+  ok: readonly boolean[],
+  error: unknown,
+): void {
+  extend.publish({ size: keys.length, keys, ok, error } satisfies ExtendMessage)
+}
