@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { backendFor } from './backends/detect.js'
 import type { LockBackend } from './backends/lock-backend.js'
 import { type AcquireTally, observeAcquire, publishRelease, traceRelease } from './diagnostics.js'
@@ -31,6 +32,13 @@ import { Waiters } from './waiters.js'
 
 type Attempt = { readonly lock: LockHandle } | { readonly pttl: number; readonly blockedIndex: number }
 
+/** Every waiter listens on this signal; without lifting the cap, 11 waiters print a warning. */
+function closeSignalController(): AbortController {
+  const controller = new AbortController()
+  setMaxListeners(0, controller.signal)
+  return controller
+}
+
 /** Clients that `fromUrl` created: the Locker owns and closes them. */
 const ownedClients = new WeakSet<object>()
 
@@ -57,7 +65,7 @@ export class Locker implements AsyncDisposable {
   readonly #prefix: string
   /** Identifies this Locker's own release messages. */
   readonly #id = newToken()
-  readonly #closeController = new AbortController()
+  readonly #closeController = closeSignalController()
   readonly #cleanups = new Set<Promise<unknown>>()
   readonly #registry = new FinalizationRegistry<Lease>((lease) => this.#renewer.lose(lease, 'abandoned'))
   readonly #owner: LockOwner
