@@ -100,6 +100,22 @@ return out
 `,
 )
 
+/** The release script body; only the publishing command differs between modes. */
+function releaseSource(publish: 'PUBLISH' | 'SPUBLISH'): string {
+  return `
+local n = 0
+local heard = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('DEL', KEYS[i])
+    heard = heard + redis.call('${publish}', ARGV[2 + i], ARGV[2])
+    n = n + 1
+  end
+end
+return {n, heard}
+`
+}
+
 /**
  * Deletes the keys that still hold our token and announces each deletion.
  *
@@ -112,21 +128,7 @@ return out
  * Cluster      PUBLISH is broadcast over the cluster bus to every node; the cluster
  *              backend uses {@link RELEASE_SHARDED} instead.
  */
-export const RELEASE = script(
-  'release',
-  `
-local n = 0
-local heard = 0
-for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[1] then
-    redis.call('DEL', KEYS[i])
-    heard = heard + redis.call('PUBLISH', ARGV[2 + i], ARGV[2])
-    n = n + 1
-  end
-end
-return {n, heard}
-`,
-)
+export const RELEASE = script('release', releaseSource('PUBLISH'))
 
 /**
  * {@link RELEASE} for Redis Cluster: announces with SPUBLISH (Redis ≥ 7), which stays
@@ -139,21 +141,7 @@ return {n, heard}
  *              a script may only publish to a channel of a slot its node serves)
  * Returns      {deleted, receivers}, as RELEASE; receivers counts this shard's subscribers.
  */
-export const RELEASE_SHARDED = script(
-  'release-sharded',
-  `
-local n = 0
-local heard = 0
-for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[1] then
-    redis.call('DEL', KEYS[i])
-    heard = heard + redis.call('SPUBLISH', ARGV[2 + i], ARGV[2])
-    n = n + 1
-  end
-end
-return {n, heard}
-`,
-)
+export const RELEASE_SHARDED = script('release-sharded', releaseSource('SPUBLISH'))
 
 /**
  * Reads the state of one lock key without changing it.
