@@ -7,7 +7,7 @@ const lock = await locker.acquire('lock_key')
 
 // At this point the lock is held and safe to work under. If it is ever lost
 // (Redis unreachable, key deleted), lock.signal aborts before the lease runs out.
-console.log('held:', lock.isHeld(), 'fence:', lock.fence)
+console.log('held:', lock.isHeld(), 'remaining ms:', lock.remainingMs())
 
 // Release explicitly (or let `await using` do it, see scoped.ts).
 await lock.release()

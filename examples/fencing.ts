@@ -20,8 +20,9 @@ class FencedStore {
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0'
 const store = new FencedStore()
-const slow = await Locker.fromUrl(url, { lifetimeMs: 200 })
-const fast = await Locker.fromUrl(url)
+// fencing: true makes every acquisition carry a fencing token (lock.fence).
+const slow = await Locker.fromUrl(url, { lifetimeMs: 200, fencing: true })
+const fast = await Locker.fromUrl(url, { fencing: true })
 
 const first = await slow.acquire('invoice:7')
 // The first holder stalls (a long GC pause, say) past its lease; its lock expires...

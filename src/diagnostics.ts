@@ -50,8 +50,8 @@ export interface AcquireStartMessage {
 export interface AcquireSuccessMessage {
   /** The locked keys, with the Locker's prefix. */
   readonly keys: readonly string[]
-  /** The lock's fencing token. */
-  readonly fence: bigint
+  /** The lock's fencing token; undefined when acquired without `fencing`. */
+  readonly fence: bigint | undefined
   /** Milliseconds from the start of the acquisition to the lock. */
   readonly waitedMs: number
   /** Acquisition attempts sent to Redis. */
@@ -118,8 +118,8 @@ export interface AcquireTraceContext {
   result?: {
     /** The locked keys. */
     readonly keys: readonly string[]
-    /** The lock's fencing token. */
-    readonly fence: bigint
+    /** The lock's fencing token; undefined when acquired without `fencing`. */
+    readonly fence: bigint | undefined
   } | null
   /** What the acquisition threw. */
   error?: unknown
@@ -153,10 +153,11 @@ export interface AcquireTally {
  * Runs one acquisition (`run`), publishing its start/success/failure and tracing
  * it. Without subscribers it is just `run(undefined)`.
  */
-export function observeAcquire<L extends { readonly fence: bigint }>(
+export function observeAcquire<L>(
   keys: readonly string[],
   tryOnce: boolean,
   now: () => number,
+  fenceOf: (lock: L) => bigint | undefined,
   run: (tally: AcquireTally | undefined) => Promise<L | null>,
 ): Promise<L | null> {
   const tracing = acquireTrace.hasSubscribers
@@ -175,7 +176,12 @@ export function observeAcquire<L extends { readonly fence: bigint }>(
     const waitedMs = now() - startedAt
     if (lock !== null && !failed) {
       if (acquireSuccess.hasSubscribers) {
-        const message: AcquireSuccessMessage = { keys, fence: lock.fence, waitedMs, attempts: tally.attempts }
+        const message: AcquireSuccessMessage = {
+          keys,
+          fence: fenceOf(lock),
+          waitedMs,
+          attempts: tally.attempts,
+        }
         acquireSuccess.publish(message)
       }
     } else if (acquireFailure.hasSubscribers) {
@@ -210,7 +216,7 @@ export function observeAcquire<L extends { readonly fence: bigint }>(
   return acquireTrace
     .tracePromise(async () => {
       got = await observe()
-      return got === null ? null : { keys, fence: got.fence }
+      return got === null ? null : { keys, fence: fenceOf(got) }
     }, context)
     .then(() => got)
 }

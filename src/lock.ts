@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from './errors.js'
 import type { Lease } from './internal/lease.js'
 
 /**
@@ -20,9 +21,12 @@ export interface Lock extends AsyncDisposable {
   /** The random owner token stored in each key (128 bits, base64url). */
   readonly token: string
   /**
-   * Fencing token: strictly greater than the fence of every earlier acquisition of
-   * any of these keys on this Redis. Pass it to the resource you protect and have it
-   * reject writes carrying a smaller fence than it has seen.
+   * Fencing token, for locks acquired with `fencing: true`: strictly greater than the
+   * fence of every earlier fenced acquisition of any of these keys on this Redis. Pass
+   * it to the resource you protect and have it reject writes carrying a smaller fence
+   * than it has seen.
+   * @throws InvalidArgumentError `ERR_LOCK_INVALID_ARGUMENT` (argument `fencing`) when
+   * the lock was acquired without `fencing: true`: there is no token to read.
    */
   readonly fence: bigint
   /**
@@ -69,7 +73,6 @@ export interface LockOwner {
 export class LockHandle implements Lock {
   readonly keys: readonly string[]
   readonly token: string
-  readonly fence: bigint
   readonly #lease: Lease
   readonly #owner: LockOwner
 
@@ -78,7 +81,22 @@ export class LockHandle implements Lock {
     this.#owner = owner
     this.keys = lease.keys
     this.token = lease.token
-    this.fence = lease.fence
+  }
+
+  /** The fence without the throw: undefined for a lock acquired without fencing. */
+  static fenceOf(lock: LockHandle): bigint | undefined {
+    return lock.#lease.fence
+  }
+
+  get fence(): bigint {
+    const fence = this.#lease.fence
+    if (fence === undefined) {
+      throw new InvalidArgumentError(
+        'fencing',
+        'lock.fence: this lock was acquired without fencing, so it has no fencing token; pass { fencing: true } to acquire() or to the Locker',
+      )
+    }
+    return fence
   }
 
   get signal(): AbortSignal {

@@ -39,6 +39,8 @@ function closeSignalController(): AbortController {
   return controller
 }
 
+const fenceOfLock = (lock: Lock) => LockHandle.fenceOf(lock as LockHandle)
+
 /** Clients that `fromUrl` created: the Locker owns and closes them. */
 const ownedClients = new WeakSet<object>()
 
@@ -240,7 +242,9 @@ export class Locker implements AsyncDisposable {
     }
     this.#throwIfClosed()
     signal?.throwIfAborted()
-    return observeAcquire(keys, single, this.#now, (tally) => this.#loop(keys, opts, signal, single, tally))
+    return observeAcquire(keys, single, this.#now, fenceOfLock, (tally) =>
+      this.#loop(keys, opts, signal, single, tally),
+    )
   }
 
   /** The acquire loop proper: attempts, then waits for a wake-up, until the timeout. */
@@ -253,7 +257,8 @@ export class Locker implements AsyncDisposable {
   ): Promise<Lock | null> {
     const start = this.#clock.now()
     const giveUpAt = opts.retryTimeoutMs === null ? Number.POSITIVE_INFINITY : start + opts.retryTimeoutMs
-    const signals = [signal, this.#closeController.signal]
+    // Closing the Locker ends every wait through Waiters.close(): no listener per waiter.
+    const signals = [signal]
     let attempts = 0
     let seq: number | undefined
     let watched = keys[0] as string
@@ -328,7 +333,14 @@ export class Locker implements AsyncDisposable {
     const sentAt = this.#clock.now()
     // The lease counts from when the script was sent (replica WAIT included); a later reply is useless.
     const validityMs = opts.lifetimeMs - driftFor(opts.lifetimeMs)
-    const pending = this.#backend.acquire(keys, token, opts.lifetimeMs, validityMs, replicaAck(opts))
+    const pending = this.#backend.acquire(
+      keys,
+      token,
+      opts.lifetimeMs,
+      validityMs,
+      replicaAck(opts),
+      opts.fencing,
+    )
     const reply = signal
       ? await raceAbort(pending, signal, (late) =>
           this.#track(

@@ -45,6 +45,17 @@ export interface LockOptions {
    * @default a quarter of `lifetimeMs`, at most 1000 (500 with the default lifetime)
    */
   replicaTimeoutMs?: number
+  /**
+   * Issue a fencing token with each acquisition (`lock.fence`): a number that strictly
+   * increases across the acquisitions of a key, for a protected resource to reject
+   * writes from a holder whose lease ran out (see the README's Fencing section).
+   * Costs a little per acquisition (a script with a server clock read and a
+   * high-water mark key, `{key}:fence`, kept for an hour after each acquisition);
+   * without it a single-key acquisition is a plain `SET NX PX`. Reading `lock.fence`
+   * of a lock acquired without fencing throws.
+   * @default false
+   */
+  fencing?: boolean
 }
 
 /** Options of one `acquire` call: the lock timing plus a cancellation signal. */
@@ -77,6 +88,7 @@ export interface ResolvedLockOptions {
   readonly retryTimeoutMs: number | null
   readonly replicas: number
   readonly replicaTimeoutMs: number
+  readonly fencing: boolean
 }
 
 export const DEFAULTS: ResolvedLockOptions = Object.freeze({
@@ -86,6 +98,7 @@ export const DEFAULTS: ResolvedLockOptions = Object.freeze({
   retryTimeoutMs: 1000,
   replicas: 0,
   replicaTimeoutMs: 500,
+  fencing: false,
 })
 
 /** The default `replicaTimeoutMs`: a quarter of the lease, at most a second. */
@@ -100,6 +113,7 @@ const LOCK_OPTION_NAMES = [
   'retryTimeoutMs',
   'replicas',
   'replicaTimeoutMs',
+  'fencing',
 ] as const
 
 /** Throws unless `options` is an object with only the listed keys. */
@@ -148,6 +162,7 @@ export function resolveLockOptions(layers: readonly (LockOptions | undefined)[])
   let retryTimeoutMs: unknown = DEFAULTS.retryTimeoutMs
   let replicas: unknown = DEFAULTS.replicas
   let replicaTimeoutMs: unknown
+  let fencing: unknown = DEFAULTS.fencing
   for (const layer of layers) {
     if (!layer) continue
     if (layer.lifetimeMs !== undefined) lifetimeMs = layer.lifetimeMs
@@ -156,6 +171,10 @@ export function resolveLockOptions(layers: readonly (LockOptions | undefined)[])
     if ('retryTimeoutMs' in layer && layer.retryTimeoutMs !== undefined) retryTimeoutMs = layer.retryTimeoutMs
     if (layer.replicas !== undefined) replicas = layer.replicas
     if (layer.replicaTimeoutMs !== undefined) replicaTimeoutMs = layer.replicaTimeoutMs
+    if (layer.fencing !== undefined) fencing = layer.fencing
+  }
+  if (typeof fencing !== 'boolean') {
+    throw new InvalidArgumentError('fencing', `fencing must be true or false; received ${describe(fencing)}`)
   }
   const lifetime = checkDuration('lifetimeMs', lifetimeMs)
   if (lifetime < 10) {
@@ -194,6 +213,7 @@ export function resolveLockOptions(layers: readonly (LockOptions | undefined)[])
     retryIntervalMs: retryInterval,
     retryTimeoutMs: retryTimeout,
     ...resolveReplicas(replicas, replicaTimeoutMs, lifetime),
+    fencing,
   }
 }
 

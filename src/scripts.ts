@@ -12,18 +12,23 @@ export function script(name: string, source: string): Script {
 }
 
 /**
- * Takes every lock key at once or none of them, and issues a fencing token.
+ * Takes every lock key at once or none of them and, when asked to, issues a fencing
+ * token. Without fencing a single-key acquisition does not need this script (a plain
+ * `SET NX PX` does it); it is used for several keys and after a plain SET failed.
  *
- * KEYS[1..n]   lock keys; KEYS[n+1..2n] their fence-mark keys (same slot as each lock key)
+ * KEYS[1..n]   lock keys; with fencing also KEYS[n+1..2n], their fence-mark keys
+ *              (same slot as each lock key)
  * ARGV[1]      owner token
  * ARGV[2]      lease length, ms
- * ARGV[3]      fence-mark TTL, ms
+ * ARGV[3]      fence-mark TTL, ms; '0': no fencing (KEYS holds only the lock keys)
  * Returns      {1, fence} when all keys were free and are now ours; fence is a decimal
- *              string: max(previous mark + 1, server TIME in µs), stored back as the mark.
+ *              string: max(previous mark + 1, server TIME in µs), stored back as the
+ *              mark. {1} without fencing.
  *              {0, pttl, i} when key i is held; pttl is its remaining ms (-1: no TTL).
  * Errors       WRONGTYPE when a lock key holds a non-string value.
  * Replays      a key already holding ARGV[1] counts as taken: tokens are unique per
- *              attempt, so only a resent copy of this same request can have set it.
+ *              attempt, so only a resent copy of this same request (or of the plain
+ *              SET that preceded it) can have set it.
  * Cluster      all keys must share one slot; the caller checks before sending.
  *
  * Keys taken before a later one turns out to be held are deleted again inside the
@@ -32,7 +37,8 @@ export function script(name: string, source: string): Script {
 export const ACQUIRE = script(
   'acquire',
   `
-local n = #KEYS / 2
+local fenced = ARGV[3] ~= '0'
+local n = fenced and #KEYS / 2 or #KEYS
 for i = 1, n do
   if not redis.call('SET', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then
     local v = redis.pcall('GET', KEYS[i])
@@ -48,6 +54,7 @@ for i = 1, n do
     redis.call('PEXPIRE', KEYS[i], ARGV[2])
   end
 end
+if not fenced then return {1} end
 local now = redis.call('TIME')
 local fence = tonumber(now[1]) * 1000000 + tonumber(now[2])
 for i = n + 1, 2 * n do

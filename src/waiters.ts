@@ -148,16 +148,18 @@ export class Waiters {
           const i = q.waiters.indexOf(waiter)
           if (i === -1) return
           q.waiters.splice(i, 1)
+          resolve(outcome)
           if (timer !== undefined) this.#clock.clearTimer(timer)
           for (const s of signals) s?.removeEventListener('abort', onAbort)
-          if (q.waiters.length === 0) this.#scheduleLinger(q)
-          resolve(outcome)
+          // Off the woken waiter's path: its next attempt is sent before this runs.
+          if (q.waiters.length === 0) setImmediate(() => this.#lingerIfIdle(q))
         },
       }
       // Insert by arrival order; nearly always at the end or, after a failed wake, the front.
       let at = q.waiters.length
       while (at > 0 && (q.waiters[at - 1]?.seq ?? 0) > seq) at--
       q.waiters.splice(at, 0, waiter)
+      if (this.#closed) return waiter.settle('aborted')
       for (const s of signals) {
         if (s?.aborted) return waiter.settle('aborted')
         s?.addEventListener('abort', onAbort, { once: true })
@@ -227,6 +229,10 @@ export class Waiters {
     })
     this.#subscriber = sub
     return sub
+  }
+
+  #lingerIfIdle(q: KeyQueue): void {
+    if (q.waiters.length === 0 && this.#queues.get(q.key) === q) this.#scheduleLinger(q)
   }
 
   #scheduleLinger(q: KeyQueue): void {

@@ -8,6 +8,11 @@ export interface RedisAdapter {
   readonly kind: 'ioredis' | 'node-redis'
   /** EVALSHA; rejects with the Redis error (NOSCRIPT included) as is. */
   evalsha(sha: string, keys: readonly string[], args: readonly string[]): Promise<unknown>
+  /**
+   * `SET key value PX ms NX`: true when the key was set. The fast path of a single-key
+   * acquisition without fencing; absent, the acquire script does it.
+   */
+  setNx?(key: string, value: string, ms: number): Promise<boolean>
   /** EVAL (which also caches the script on the server). */
   eval(source: string, keys: readonly string[], args: readonly string[]): Promise<unknown>
   /**

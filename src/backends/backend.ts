@@ -65,6 +65,11 @@ export class Backend implements LockBackend {
    * failure that may have left the keys locked (timeout, connection lost, or a
    * script error after partial work) is cleaned up by releasing `token` afterwards.
    * With `ack.replicas > 0`, a success is confirmed with WAIT first (see #confirm).
+   *
+   * One key without fencing: a plain `SET NX PX` (the cheapest acquisition Redis
+   * has); only when it finds the key taken does the acquire script follow, which
+   * retries, reads the holder's TTL for the waiter, tells a replayed SET of our own
+   * (the key holds our token) from a real holder, and reports a non-string key.
    */
   async acquire(
     keys: readonly string[],
@@ -72,17 +77,25 @@ export class Backend implements LockBackend {
     lifetimeMs: number,
     timeoutMs: number,
     ack?: ReplicaAck,
+    fencing = false,
   ): Promise<AttemptResult> {
     const replicas = ack?.replicas ?? 0
     if (replicas > 0 && !this.#adapter.wait) {
       throw unsupportedReplicas('this client', replicas)
     }
     const startedAt = performance.now()
-    const args = [token, String(lifetimeMs), String(FENCE_MARK_TTL_MS)]
-    const call = this.#run(this.#acquire, [...keys, ...keys.map(fenceKey)], args)
     let reply: unknown
     try {
-      reply = await this.#bounded(call, timeoutMs, 'acquire')
+      const [only] = keys
+      if (!fencing && keys.length === 1 && only !== undefined && this.#adapter.setNx) {
+        const set = this.#adapter.setNx(only, token, lifetimeMs)
+        if (await this.#bounded(set, timeoutMs, 'acquire')) reply = SET_REPLY
+      }
+      if (reply === undefined) {
+        const args = [token, String(lifetimeMs), fencing ? String(FENCE_MARK_TTL_MS) : '0']
+        const call = this.#run(this.#acquire, fencing ? [...keys, ...keys.map(fenceKey)] : keys, args)
+        reply = await this.#bounded(call, Math.max(1, timeoutMs - (performance.now() - startedAt)), 'acquire')
+      }
     } catch (err) {
       // The request may have been applied (or may still be, from an offline queue):
       // release the token once it settles, in order on the same connection.
@@ -289,9 +302,13 @@ export class Backend implements LockBackend {
   }
 }
 
+/** The acquire script's reply for a success without fencing, which a plain SET stands for. */
+const SET_REPLY = [1] as const
+
 function parseAttempt(reply: unknown): AttemptResult {
   if (Array.isArray(reply)) {
     const [status, value, index] = reply as unknown[]
+    if (Number(status) === 1 && reply.length === 1) return { acquired: true, fence: undefined }
     if (Number(status) === 1 && (typeof value === 'string' || typeof value === 'number')) {
       return { acquired: true, fence: BigInt(value) }
     }

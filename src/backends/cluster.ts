@@ -132,14 +132,16 @@ export class ClusterBackend implements LockBackend {
     lifetimeMs: number,
     timeoutMs: number,
     ack?: ReplicaAck,
+    fencing = false,
   ): Promise<AttemptResult> {
-    if (!ack || ack.replicas <= 0) return this.#inner.acquire(keys, token, lifetimeMs, timeoutMs)
+    if (!ack || ack.replicas <= 0)
+      return this.#inner.acquire(keys, token, lifetimeMs, timeoutMs, undefined, fencing)
     if (!hasSlotMasters(this.#adapter)) throw unsupportedReplicas('this Redis Cluster client', ack.replicas)
     const startedAt = performance.now()
     const backend = await this.#masterBackend(this.#adapter, slotOf(keys[0] ?? ''), timeoutMs)
     const leftMs = Math.max(1, timeoutMs - (performance.now() - startedAt))
     try {
-      return await backend.acquire(keys, token, lifetimeMs, leftMs, ack)
+      return await backend.acquire(keys, token, lifetimeMs, leftMs, ack, fencing)
     } catch (err) {
       if (err instanceof Error && /\b(MOVED|ASK)\b/.test(err.message)) {
         this.#inner.releaseQuietly(keys, token, '')

@@ -12,6 +12,7 @@ export interface IoRedisClusterLike {
   status: string
   evalsha(sha: string, numKeys: number, ...args: string[]): Promise<unknown>
   eval(script: string, numKeys: number, ...args: string[]): Promise<unknown>
+  set(key: string, value: string, px: 'PX', ms: number, nx: 'NX'): Promise<unknown>
   /** Per slot, the `host:port` of its nodes, master first (empty until the slot map is loaded). */
   readonly slots: readonly (readonly string[] | undefined)[]
   /** The connections to the nodes, one per node. */
@@ -80,6 +81,10 @@ export class IoRedisClusterAdapter implements RedisAdapter {
 
   eval(source: string, keys: readonly string[], args: readonly string[]): Promise<unknown> {
     return this.#client.eval(source, keys.length, ...keys, ...args)
+  }
+
+  async setNx(key: string, value: string, ms: number): Promise<boolean> {
+    return (await this.#client.set(key, value, 'PX', ms, 'NX')) === 'OK'
   }
 
   isReplyError(err: unknown): boolean {

@@ -5,6 +5,7 @@ export interface IoRedisLike {
   status: string
   evalsha(sha: string, numKeys: number, ...args: string[]): Promise<unknown>
   eval(script: string, numKeys: number, ...args: string[]): Promise<unknown>
+  set(key: string, value: string, px: 'PX', ms: number, nx: 'NX'): Promise<unknown>
   call(command: string, ...args: string[]): Promise<unknown>
   duplicate(override?: Record<string, unknown>): IoRedisLike
   subscribe(...channels: string[]): Promise<unknown>
@@ -42,6 +43,10 @@ export class IoRedisAdapter implements RedisAdapter {
 
   eval(source: string, keys: readonly string[], args: readonly string[]): Promise<unknown> {
     return this.#client.eval(source, keys.length, ...keys, ...args)
+  }
+
+  async setNx(key: string, value: string, ms: number): Promise<boolean> {
+    return (await this.#client.set(key, value, 'PX', ms, 'NX')) === 'OK'
   }
 
   async wait(numReplicas: number, timeoutMs: number): Promise<number> {

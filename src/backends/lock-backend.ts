@@ -3,7 +3,7 @@ import type { Subscriber } from './adapter.js'
 
 /** Outcome of one acquisition attempt. */
 export type AttemptResult =
-  | { readonly acquired: true; readonly fence: bigint }
+  | { readonly acquired: true; readonly fence: bigint | undefined }
   | { readonly acquired: false; readonly pttl: number; readonly blockedIndex: number }
 
 /** One lease in an extension batch. */
@@ -57,6 +57,7 @@ export interface LockBackend {
    * successful attempt is only reported once that many replicas confirmed it;
    * otherwise it is released and rejects with a BackendError. A backend that cannot
    * wait for replicas rejects such a call with an InvalidArgumentError, sending nothing.
+   * With `fencing`, a success carries a fencing token; without, its fence is undefined.
    */
   acquire(
     keys: readonly string[],
@@ -64,6 +65,7 @@ export interface LockBackend {
     lifetimeMs: number,
     timeoutMs: number,
     ack?: ReplicaAck,
+    fencing?: boolean,
   ): Promise<AttemptResult>
   /**
    * Extends a batch of leases; one status per lease, in order. A backend that splits

@@ -6,6 +6,7 @@ export interface NodeRedisClusterLike {
   isOpen: boolean
   evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
+  sendCommand(firstKey: string, isReadonly: boolean, args: string[]): Promise<unknown>
   sSubscribe(channel: string, listener: (message: string, channel: string) => void): Promise<void>
   sUnsubscribe(channel: string, listener?: (message: string, channel: string) => void): Promise<void>
   getMasters(): unknown[]
@@ -79,6 +80,10 @@ export class NodeRedisClusterAdapter implements RedisAdapter {
 
   eval(source: string, keys: readonly string[], args: readonly string[]): Promise<unknown> {
     return this.#client.eval(source, { keys: [...keys], arguments: [...args] })
+  }
+
+  async setNx(key: string, value: string, ms: number): Promise<boolean> {
+    return (await this.#client.sendCommand(key, false, ['SET', key, value, 'PX', String(ms), 'NX'])) === 'OK'
   }
 
   isReplyError(err: unknown): boolean {

@@ -46,6 +46,10 @@ export class NodeRedisAdapter implements RedisAdapter {
     return this.#client.eval(source, { keys: [...keys], arguments: [...args] })
   }
 
+  async setNx(key: string, value: string, ms: number): Promise<boolean> {
+    return (await this.#client.sendCommand(['SET', key, value, 'PX', String(ms), 'NX'])) === 'OK'
+  }
+
   async wait(numReplicas: number, timeoutMs: number): Promise<number> {
     return Number(await this.#client.sendCommand(['WAIT', String(numReplicas), String(timeoutMs)]))
   }

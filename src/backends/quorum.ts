@@ -45,8 +45,8 @@ const RECHECK_MS = 1000
  * - acquire: acquired on a majority → granted, fence = the maximum of the fences of
  *   the nodes that granted it; enough nodes held by others that no majority is
  *   possible → contention (pttl: when enough of them expire for a majority to be
- *   free); otherwise (nodes failed) → `QuorumError` with every node's outcome. Any
- *   failed attempt releases its token on every node.
+ *   free); otherwise (nodes failed) → `QuorumError` with every node's outcome. A
+ *   failed attempt releases its token on every node that took the keys.
  * - extend: a lease stays held only if a majority extended it; lost as `stolen` (-1)
  *   if a majority reports another owner, else `expired` (0); if the failed nodes
  *   could have made the difference, rejects with `QuorumError` so the renewer
@@ -95,6 +95,7 @@ export class QuorumBackend implements LockBackend {
     lifetimeMs: number,
     timeoutMs: number,
     ack?: ReplicaAck,
+    fencing = false,
   ): Promise<AttemptResult> {
     // Redlock's masters are independent by design; replica confirmation per node is not
     // implemented (each node's WAIT would have to fit its per-node timeout).
@@ -110,34 +111,51 @@ export class QuorumBackend implements LockBackend {
     const ms = Math.min(perNode, left)
     const n = this.#nodes.length
     const mustFree = n - this.quorum + 1 // held this many: no majority is possible
+    const attempts = this.#nodes.map((node) => node.acquire(keys, token, lifetimeMs, ms, undefined, fencing))
     try {
-      return await gather(
-        this.#nodes.map((node) => node.acquire(keys, token, lifetimeMs, ms)),
-        ms,
-        (settled, pending) => {
-          const acquired = settled.filter(isAcquired)
-          if (acquired.length >= this.quorum) {
-            let fence = 0n
-            for (const s of acquired) if (s.value.fence > fence) fence = s.value.fence
-            return { acquired: true, fence } as const
+      return await gather(attempts, ms, (settled, pending) => {
+        const acquired = settled.filter(isAcquired)
+        if (acquired.length >= this.quorum) {
+          let fence: bigint | undefined
+          for (const s of acquired) {
+            const f = s.value.fence
+            if (f !== undefined && (fence === undefined || f > fence)) fence = f
           }
-          const held = settled.filter(isHeld)
-          if (held.length >= mustFree) return contention(held, held.length - (n - this.quorum))
-          if (pending > 0) return undefined
-          throw new QuorumError(
-            'acquire',
-            `acquire reached no majority of ${n} nodes: ${summary(settled, (v) => (v.acquired ? 'acquired' : 'held by another owner'))}`,
-            settled.map(acquireOutcome),
-          )
-        },
-      ).then((result) => {
-        if (!result.acquired) this.releaseQuietly(keys, token, '')
+          return { acquired: true, fence } as const
+        }
+        const held = settled.filter(isHeld)
+        if (held.length >= mustFree) return contention(held, held.length - (n - this.quorum))
+        if (pending > 0) return undefined
+        throw new QuorumError(
+          'acquire',
+          `acquire reached no majority of ${n} nodes: ${summary(settled, (v) => (v.acquired ? 'acquired' : 'held by another owner'))}`,
+          settled.map(acquireOutcome),
+        )
+      }).then((result) => {
+        if (!result.acquired) this.#undo(attempts, keys, token)
         return result
       })
     } catch (err) {
-      this.releaseQuietly(keys, token, '')
+      this.#undo(attempts, keys, token)
       throw err
     }
+  }
+
+  /**
+   * After a failed attempt, releases the token on each node whose own attempt took the
+   * keys, as soon as it says so (late answers included). A node whose attempt failed
+   * cleans up after itself (the {@link LockBackend.acquire} contract), and a node
+   * that found the keys held has nothing of ours: neither costs a release.
+   */
+  #undo(attempts: readonly Promise<AttemptResult>[], keys: readonly string[], token: string): void {
+    attempts.forEach((attempt, i) => {
+      attempt.then(
+        (r) => {
+          if (r.acquired) this.#nodes[i]?.releaseQuietly(keys, token, '')
+        },
+        () => {},
+      )
+    })
   }
 
   /**
@@ -333,7 +351,7 @@ export function quorumBackendFor(
   return new QuorumBackend(clients.map(nodeFor))
 }
 
-type AcquiredSettled = { node: number; ok: true; value: { acquired: true; fence: bigint } }
+type AcquiredSettled = { node: number; ok: true; value: { acquired: true; fence: bigint | undefined } }
 type HeldSettled = { node: number; ok: true; value: { acquired: false; pttl: number; blockedIndex: number } }
 
 function isAcquired(s: Settled<AttemptResult>): s is AcquiredSettled {

@@ -101,7 +101,7 @@ export async function demoWorker(argv: string[]): Promise<number> {
   const id = Number(argv[0])
   const url = argv[1] as string
   const send = (m: object) => process.send?.(m)
-  const locker = await Locker.fromUrl(url, { lifetimeMs: LIFETIME_MS, retryTimeoutMs: null })
+  const locker = await Locker.fromUrl(url, { lifetimeMs: LIFETIME_MS, retryTimeoutMs: null, fencing: true })
   for (let round = 0; round < ROUNDS; round++) {
     const asked = performance.now()
     const lock = await locker.acquire(KEY)

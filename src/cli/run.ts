@@ -24,7 +24,7 @@ Options:
   --wait DUR         how long to wait for the lock (default 10s)
   --no-wait          one attempt only; exit 75 at once if the lock is held
   --grace DUR        after the lock is lost: SIGTERM, then SIGKILL after DUR (default 5s)
-  --fence-env NAME   pass the lock's fencing token to COMMAND in env var NAME
+  --fence-env NAME   acquire with fencing; pass the lock's fencing token to COMMAND in env var NAME
   --quiet            no status line and no messages except errors
   -h, --help         show this help
 
@@ -106,7 +106,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     return EXIT.ok
   }
   const o = opts
-  const locker = await Locker.fromUrl(o.url, { lifetimeMs: o.lifetimeMs })
+  const locker = await Locker.fromUrl(o.url, { lifetimeMs: o.lifetimeMs, fencing: o.fenceEnv !== undefined })
   try {
     const lock = await acquireWithStatus(locker, o)
     if (typeof lock === 'number') return lock

@@ -13,7 +13,8 @@ export type LeaseState = 'held' | 'released' | 'lost'
 export class Lease {
   readonly keys: readonly string[]
   readonly token: string
-  readonly fence: bigint
+  /** Undefined when acquired without fencing. */
+  readonly fence: bigint | undefined
   readonly lifetimeMs: number
   readonly extendIntervalMs: number
   /** Subtracted from every validity period for clock-rate differences and timer lateness. */
@@ -38,7 +39,7 @@ export class Lease {
   constructor(
     keys: readonly string[],
     token: string,
-    fence: bigint,
+    fence: bigint | undefined,
     options: ResolvedLockOptions,
     sentAt: number,
   ) {

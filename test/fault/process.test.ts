@@ -45,7 +45,7 @@ describe('faults in the holder process', () => {
     holder.kill('SIGSTOP')
     // The next owner takes the key once the frozen holder's lease is gone...
     const locker = await Locker.fromUrl(server.url)
-    const next = await locker.acquire('paused', { retryTimeoutMs: 3000, retryIntervalMs: 50 })
+    const next = await locker.acquire('paused', { retryTimeoutMs: 3000, retryIntervalMs: 50, fencing: true })
     assert.ok(next.fence > oldFence)
     await admin.set('fenced-store', String(next.fence))
     // ...and the frozen holder has I/O waiting for it when it wakes up.

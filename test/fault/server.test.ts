@@ -69,7 +69,7 @@ describeMatrix('faults on the Redis server', (ctx) => {
   }
 
   test('Redis killed and restarted empty: the holder learns at its next extension; fences keep rising', async () => {
-    const l = new Locker(await ctx.client(), { lifetimeMs: 1000 })
+    const l = new Locker(await ctx.client(), { lifetimeMs: 1000, fencing: true })
     const lock = await l.acquire('restart')
     await ctx.server.restart()
     const restartedAt = performance.now()

@@ -219,7 +219,7 @@ describe('Redis Cluster', () => {
       })
 
       test('fences increase', async () => {
-        const l = await locker()
+        const l = await locker({ fencing: true })
         let last = 0n
         for (let i = 0; i < 3; i++) {
           const lock = await l.acquire(`${p}fence`)

@@ -33,7 +33,9 @@ describeMatrix('core lock', (ctx) => {
     const pttl = await ctx.admin.pttl('t1:k')
     assert.ok(pttl > 2500 && pttl <= 3000, `pttl ${pttl}`)
     assert.ok(lock.isHeld())
-    assert.equal(typeof lock.fence, 'bigint')
+    // Without fencing: no token to read, and no fence-mark key written.
+    assert.throws(() => lock.fence, { code: 'ERR_LOCK_INVALID_ARGUMENT', argument: 'fencing' })
+    assert.equal(await ctx.admin.exists('{t1:k}:fence'), 0)
     assert.ok(lock.token.length >= 22)
     assert.equal(await lock.release(), true)
     assert.equal(await lock.release(), false)

@@ -94,7 +94,7 @@ describeMatrix('diagnostics_channel events', (ctx) => {
     events.length = 0
     const a = new Locker(await ctx.client(), { prefix: 'dc:' })
     const b = new Locker(await ctx.client(), { prefix: 'dc:' })
-    const lock = await a.acquire('k', { lifetimeMs: 1000 })
+    const lock = await a.acquire('k', { lifetimeMs: 1000, fencing: true })
 
     const [start] = of<AcquireStartMessage>(events, diagnosticsChannels.acquireStart)
     assert.deepEqual(start, { keys: ['dc:k'], tryOnce: false })

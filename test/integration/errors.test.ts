@@ -85,13 +85,26 @@ describeMatrix('bad input and backend failures', (ctx) => {
   })
 
   test('NOPERM from an ACL user is a backend failure', async () => {
-    await ctx.admin.call('ACL', 'SETUSER', 'limited', 'on', '>secret', '~*', '+@all', '-evalsha', '-eval')
-    const url = ctx.url.replace('redis://', 'redis://limited:secret@')
-    const l = new Locker(await ctx.client({ url }))
-    const err = await codeOf(l.acquire('perm', { retryTimeoutMs: 5000 }))
+    // No scripts: a fenced acquisition (a script) and a release (a script) fail.
+    await ctx.admin.call('ACL', 'SETUSER', 'noscripts', 'on', '>secret', '~*', '+@all', '-evalsha', '-eval')
+    const l = new Locker(await ctx.client({ url: ctx.url.replace('redis://', 'redis://noscripts:secret@') }))
+    const err = await codeOf(l.acquire('perm', { retryTimeoutMs: 5000, fencing: true }))
     assert.equal(err.code, 'ERR_LOCK_BACKEND')
     assert.match(String((err.cause as Error)?.message), /NOPERM|permission/i)
+    const lock = await l.acquire('perm', { lifetimeMs: 500 }) // a plain SET NX PX is allowed
+    const released = await codeOf(lock.release())
+    assert.equal(released.code, 'ERR_LOCK_BACKEND')
+    assert.match(String((released.cause as Error)?.message), /NOPERM|permission/i)
     await l.close()
+    // No SET: an unfenced single-key acquisition fails at once, not as contention.
+    await ctx.admin.call('ACL', 'SETUSER', 'noset', 'on', '>secret', '~*', '+@all', '-set')
+    const m = new Locker(await ctx.client({ url: ctx.url.replace('redis://', 'redis://noset:secret@') }))
+    const started = performance.now()
+    const denied = await codeOf(m.acquire('perm2', { retryTimeoutMs: 5000 }))
+    assert.equal(denied.code, 'ERR_LOCK_BACKEND')
+    assert.match(String((denied.cause as Error)?.message), /NOPERM|permission/i)
+    assert.ok(performance.now() - started < 1000, 'must not retry until the timeout')
+    await m.close()
   })
 
   test('OOM: acquire fails as a backend error, release still works', async () => {

@@ -84,7 +84,9 @@ for (const kind of ['ioredis', 'node-redis'] as const) {
         const pttl = await a.pttl(`q1${kind}:k`)
         assert.ok(pttl > 2500 && pttl <= 3000, `pttl ${pttl}`)
       }
-      assert.equal(typeof lock.fence, 'bigint')
+      const fenced = await l.acquire('f', { fencing: true })
+      assert.equal(typeof fenced.fence, 'bigint')
+      await fenced.release()
       const seen = await l.inspect('k')
       assert.equal(seen.token, lock.token)
       assert.ok(seen.remainingMs !== null && seen.remainingMs > 2000, `remaining ${seen.remainingMs}`)

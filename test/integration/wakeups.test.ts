@@ -147,7 +147,7 @@ describeMatrix('wake-ups and batching', (ctx) => {
 
   test('fences strictly increase across release, expiry and a restart without persistence', async () => {
     const fences: bigint[] = []
-    const l1 = await locker()
+    const l1 = await locker({ fencing: true })
     const a = await l1.acquire('fence')
     fences.push(a.fence)
     await a.release()
@@ -167,7 +167,7 @@ describeMatrix('wake-ups and batching', (ctx) => {
     }
     await l1.close()
     await ctx.server.restart()
-    const l2 = await locker()
+    const l2 = await locker({ fencing: true })
     const d = await l2.acquire('fence', { retryTimeoutMs: 3000 })
     fences.push(d.fence)
     await d.release()

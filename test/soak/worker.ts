@@ -58,6 +58,12 @@ const OBSERVE_EVERY_MS = 20
 const cfg = JSON.parse(process.env.SOAK_WORKER ?? '') as WorkerConfig
 const rng = mulberry32(deriveSeed(cfg.seed, `worker:${cfg.run}:${cfg.id}:${cfg.incarnation}`))
 const log = new SyncLog(cfg.logPath, { w: cfg.id, pid: process.pid })
+/**
+ * Even workers acquire with fencing (the acquire script) and write through the fenced
+ * register; odd ones without (a plain SET NX PX), so both acquisition paths contend
+ * for the same keys.
+ */
+const fencing = cfg.id % 2 === 0
 
 function errorFields(err: unknown): Record<string, unknown> {
   if (err instanceof LockError) return { code: err.code, name: err.name, message: err.message }
@@ -88,8 +94,10 @@ async function criticalSection(lock: Lock, key: string, store: Redis): Promise<v
     // The fenced write is sent regardless of isHeld(): protecting the resource from
     // a holder that does not know it lost the lock is the fence's job, and a paused
     // holder resuming here is exactly the case the soak wants to see rejected.
-    const fenced = await fencedWrite(store, cfg.run, key, lock.fence, `${cfg.id}:${lock.token}:${round}`)
-    log.write('fenced', { key, token: lock.token, fence: lock.fence.toString(), ...fenced })
+    if (fencing) {
+      const fenced = await fencedWrite(store, cfg.run, key, lock.fence, `${cfg.id}:${lock.token}:${round}`)
+      log.write('fenced', { key, token: lock.token, fence: lock.fence.toString(), ...fenced })
+    }
     if (!observe('obs', lock, key)) return
     const value = Number((await store.get(k.counter)) ?? 0)
     await sleep(2 + rng.int(5))
@@ -139,7 +147,7 @@ async function waitForGo(): Promise<number> {
 
 /** One grant: log it, watch it, run the critical section, release. */
 async function holdAndRelease(lock: Lock, key: string, store: Redis): Promise<void> {
-  observe('acquired', lock, key, { fence: lock.fence.toString() })
+  observe('acquired', lock, key, fencing ? { fence: lock.fence.toString() } : {})
   const token = lock.token
   const onLost = (): void => {
     const reason = lock.signal.reason as { reason?: string; code?: string } | undefined
@@ -211,7 +219,7 @@ async function main(): Promise<void> {
   if (cfg.stallMs !== undefined) stallOnAcquireReplies(client, cfg.stallMs)
   const store = new Redis(cfg.storeUrl)
   store.on('error', () => {})
-  const options = { lifetimeMs: cfg.lifetimeMs, extendIntervalMs: cfg.extendIntervalMs }
+  const options = { lifetimeMs: cfg.lifetimeMs, extendIntervalMs: cfg.extendIntervalMs, fencing }
   // Several URLs: a Redlock quorum over independent masters.
   const locker = withInternals(internalsFor(cfg.variant), () =>
     clients.length === 1 ? new Locker(client, options) : new Locker(clients, options),

@@ -24,6 +24,7 @@ export async function usage(): Promise<void> {
   expectType<readonly string[]>(lock.keys)
   expectType<string>(lock.token)
   expectType<bigint>(lock.fence)
+  expectType<bigint>((await locker.acquire('f', { fencing: true })).fence)
   expectType<AbortSignal>(lock.signal)
   expectType<boolean>(lock.isHeld())
   expectType<Promise<void>>(lock.extend())

@@ -11,6 +11,7 @@ test('without subscribers an acquisition runs bare: no clock read, no tally, no 
     ['k'],
     false,
     () => clockReads++,
+    (l: { fence: bigint }) => l.fence,
     async (tally) => {
       tallyGiven = tally
       return lock
@@ -31,6 +32,7 @@ test('one subscriber on any acquire channel turns the bookkeeping on', async () 
       ['k'],
       true,
       () => 5,
+      (l: { fence: bigint }) => l.fence,
       async (tally) => {
         assert.ok(tally)
         tally.attempts = 1

@@ -42,6 +42,7 @@ describe('resolveLockOptions', () => {
       retryTimeoutMs: 1000,
       replicas: 0,
       replicaTimeoutMs: 500,
+      fencing: false,
     })
     assert.deepEqual(resolveLockOptions([undefined, {}]), { ...DEFAULTS })
   })
@@ -55,6 +56,7 @@ describe('resolveLockOptions', () => {
       retryTimeoutMs: null,
       replicas: 0,
       replicaTimeoutMs: 1000,
+      fencing: false,
     })
     assert.deepEqual(resolveLockOptions([locker, { lifetimeMs: 6000, retryTimeoutMs: 50 }]), {
       lifetimeMs: 6000,
@@ -63,6 +65,7 @@ describe('resolveLockOptions', () => {
       retryTimeoutMs: 50,
       replicas: 0,
       replicaTimeoutMs: 1000,
+      fencing: false,
     })
   })
 
@@ -75,6 +78,7 @@ describe('resolveLockOptions', () => {
       retryTimeoutMs: null,
       replicas: 0,
       replicaTimeoutMs: 750,
+      fencing: false,
     })
   })
 
@@ -195,6 +199,23 @@ describe('resolveLockOptions', () => {
       assert.ok(list.includes('replicas') && list.includes('replicaTimeoutMs'))
     }
     rejects(() => new Locker({}, { replicas: -1 }), 'replicas', 'received -1')
+  })
+
+  test('fencing: off by default, a boolean per Locker or per call', () => {
+    assert.equal(DEFAULTS.fencing, false)
+    assert.equal(resolveLockOptions([]).fencing, false)
+    assert.equal(resolveLockOptions([{ fencing: true }]).fencing, true)
+    assert.equal(resolveLockOptions([{ fencing: true }, { fencing: false }]).fencing, false)
+    for (const [value, received] of [
+      ['yes', 'received "yes"'],
+      [1, 'received 1'],
+      [null, 'received null'],
+    ] as const) {
+      rejects(() => resolveLockOptions([{ fencing: value as unknown as boolean }]), 'fencing', received)
+    }
+    for (const list of [ACQUIRE_OPTION_NAMES, LOCKER_OPTION_NAMES, FROM_URL_OPTION_NAMES]) {
+      assert.ok(list.includes('fencing'))
+    }
   })
 
   test('the option checked first in a layer stack is the resolved one, not a shadowed one', () => {

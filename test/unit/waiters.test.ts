@@ -339,5 +339,10 @@ describe('Waiters', () => {
     assert.equal(clock.pendingTimers, 0)
     assert.equal(await waiters.subscribe('k', 1000), false, 'no new subscription once closed')
     assert.equal(adapter.subscribers.length, 1)
+    // A wait that starts after close (an acquire between two attempts) ends at once.
+    const late = track(waiters, 'k', 1000, waiters.nextSeq())
+    await flushMicrotasks()
+    assert.deepEqual(outcomes([late]), ['aborted'])
+    assert.equal(clock.pendingTimers, 0)
   })
 })

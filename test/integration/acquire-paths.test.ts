@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import type { RedisAdapter } from '../../src/backends/adapter.js'
+import { Backend } from '../../src/backends/backend.js'
+import { adapterFor } from '../../src/backends/detect.js'
+import { Locker } from '../../src/index.js'
+import { ACQUIRE } from '../../src/scripts.js'
+import { describeMatrix } from '../helpers/matrix.js'
+
+/**
+ * An adapter whose SET NX PX is applied by Redis but answers "not set": what a client
+ * sees when it resends a SET after a reconnect and the first copy had already landed.
+ */
+function replayingSetNx(inner: RedisAdapter): RedisAdapter {
+  return {
+    kind: inner.kind,
+    evalsha: (sha, keys, args) => inner.evalsha(sha, keys, args),
+    eval: (source, keys, args) => inner.eval(source, keys, args),
+    setNx: async (key, value, ms) => {
+      await inner.setNx?.(key, value, ms)
+      return false
+    },
+    createSubscriber: () => inner.createSubscriber(),
+    isReplyError: (err) => inner.isReplyError(err),
+    close: () => inner.close(),
+  }
+}
+
+describeMatrix('acquire paths', (ctx) => {
+  test('without fencing one key is a plain SET NX PX; the script runs only when it finds the key taken', async () => {
+    const l = new Locker(await ctx.client(), { prefix: 'ap1:' })
+    const before = await ctx.admin.info('commandstats')
+    const count = (info: string, cmd: string) =>
+      Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(info)?.[1] ?? 0)
+    const lock = await l.acquire('k', { lifetimeMs: 3000 })
+    const after = await ctx.admin.info('commandstats')
+    assert.equal(count(after, 'set') - count(before, 'set'), 1)
+    assert.equal(
+      count(after, 'evalsha') + count(after, 'eval'),
+      count(before, 'evalsha') + count(before, 'eval'),
+    )
+    const pttl = await ctx.admin.pttl('ap1:k')
+    assert.ok(pttl > 2500 && pttl <= 3000, `pttl ${pttl}`)
+    // Taken: the fallback script reports the holder's TTL, which bounds the waiter's sleep.
+    const started = performance.now()
+    assert.equal(await l.tryAcquire('k'), null)
+    await lock.release()
+    const fenced = await l.acquire('k', { fencing: true })
+    assert.equal(typeof fenced.fence, 'bigint')
+    assert.equal(await ctx.admin.exists('{ap1:k}:fence'), 1)
+    await fenced.release()
+    assert.ok(performance.now() - started < 2000)
+    await l.close()
+  })
+
+  test('a resent SET of our own that answers "not set" still counts as acquired (no orphaned lock)', async () => {
+    const adapter = replayingSetNx(adapterFor(await ctx.client(), false))
+    const backend = new Backend(adapter)
+    const result = await backend.acquire(['ap2:k'], 'tok-1', 2000, 1900)
+    assert.deepEqual(result, { acquired: true, fence: undefined })
+    assert.equal(await ctx.admin.get('ap2:k'), 'tok-1')
+    // Somebody else's token is contention, with the holder's TTL.
+    const other = await backend.acquire(['ap2:k'], 'tok-2', 2000, 1900)
+    assert.equal(other.acquired, false)
+    assert.ok(!other.acquired && other.pttl > 1500 && other.pttl <= 2000, JSON.stringify(other))
+    assert.equal(await ctx.admin.get('ap2:k'), 'tok-1')
+  })
+
+  test('the acquire script with and without fence marks', async () => {
+    await ctx.admin.set('ap3:k', 'mine', 'PX', 5000)
+    // A key holding our token counts as taken (replay) and gets the new lease.
+    assert.deepEqual(await ctx.admin.eval(ACQUIRE.source, 1, 'ap3:k', 'mine', '9000', '0'), [1])
+    assert.ok((await ctx.admin.pttl('ap3:k')) > 8000)
+    const held = (await ctx.admin.eval(ACQUIRE.source, 1, 'ap3:k', 'theirs', '9000', '0')) as unknown[]
+    assert.equal(held[0], 0)
+    assert.equal(held[2], 1)
+    // Fenced: lock keys then their mark keys; the mark is written and the fence returned.
+    const fenced = (await ctx.admin.eval(
+      ACQUIRE.source,
+      2,
+      'ap3:f',
+      '{ap3:f}:fence',
+      't',
+      '9000',
+      '60000',
+    )) as [number, string]
+    assert.equal(fenced[0], 1)
+    assert.equal(await ctx.admin.get('{ap3:f}:fence'), fenced[1])
+    // Several keys without fencing: all or none, no mark keys.
+    assert.deepEqual(await ctx.admin.eval(ACQUIRE.source, 2, 'ap3:a', 'ap3:b', 't', '9000', '0'), [1])
+    assert.equal(await ctx.admin.exists('{ap3:a}:fence', '{ap3:b}:fence'), 0)
+    const partial = (await ctx.admin.eval(ACQUIRE.source, 2, 'ap3:c', 'ap3:a', 'u', '9000', '0')) as unknown[]
+    assert.equal(partial[0], 0)
+    assert.equal(await ctx.admin.exists('ap3:c'), 0, 'rolled back')
+  })
+})
