@@ -94,7 +94,12 @@ export class Locker implements AsyncDisposable {
     this.#resolvedDefaults = resolveLockOptions([defaults]) // also fails fast on bad defaults
     this.#defaults = defaults
     this.#backend = backendFor(client, ownedClients.has(client), internals.scripts)
-    this.#renewer = new Renewer(this.#backend, this.#clock, (lease) => this.#onLost(lease))
+    this.#renewer = new Renewer(
+      this.#backend,
+      this.#clock,
+      (lease) => this.#onLost(lease),
+      (lease) => this.#watch(lease),
+    )
     this.#waiters = new Waiters(this.#backend, this.#clock, this.#id)
     this.#yields = new HandoffYield(this.#clock)
     this.#owner = {
@@ -134,8 +139,9 @@ export class Locker implements AsyncDisposable {
    * @throws LockerClosedError `ERR_LOCK_CLOSED` once the Locker is closed.
    * @throws `options.signal.reason` when that signal aborts first.
    */
-  async acquire(keys: string | readonly string[], options?: AcquireOptions): Promise<Lock> {
-    return (await this.#acquire(keys, options, false)) as Lock
+  acquire(keys: string | readonly string[], options?: AcquireOptions): Promise<Lock> {
+    // #acquire is async: bad input rejects, it never throws synchronously.
+    return this.#acquire(keys, options, false) as Promise<Lock>
   }
 
   /**
@@ -365,7 +371,7 @@ export class Locker implements AsyncDisposable {
       this.#renewer.check(lease)
     }
     const lock = new LockHandle(lease, this.#owner)
-    this.#registry.register(lock, lease, lease)
+    lease.unwatched = lock // watched for garbage collection from its first extension on
     this.#renewer.add(lease)
     this.#acquired++
     return { lock }
@@ -375,7 +381,8 @@ export class Locker implements AsyncDisposable {
     if (lease.state === 'released') return false
     lease.state = 'released'
     this.#renewer.remove(lease)
-    this.#registry.unregister(lease)
+    if (lease.unwatched === undefined) this.#registry.unregister(lease)
+    else lease.unwatched = undefined
     const sentAt = this.#clock.now()
     const { removed, receivers } = await this.#backend.release(
       lease.keys,
@@ -386,7 +393,8 @@ export class Locker implements AsyncDisposable {
     this.#released++
     publishRelease(lease.keys, removed > 0)
     if (removed === 0) return false
-    const own = lease.keys.filter((k) => this.#waiters.isSubscribed(k)).length
+    let own = 0
+    for (const key of lease.keys) if (this.#waiters.isSubscribed(key)) own++
     if (receivers > own) {
       // Other processes wait for these keys and have just been told: let their
       // woken waiter go first instead of taking the keys straight back.
@@ -397,9 +405,17 @@ export class Locker implements AsyncDisposable {
     return true
   }
 
+  /** From its first extension on, a Lock dropped without release is released once collected. */
+  #watch(lease: Lease): void {
+    const lock = lease.unwatched
+    lease.unwatched = undefined
+    if (lock !== undefined) this.#registry.register(lock, lease, lease)
+  }
+
   #onLost(lease: Lease): void {
     this.#lost++
-    this.#registry.unregister(lease)
+    if (lease.unwatched === undefined) this.#registry.unregister(lease)
+    else lease.unwatched = undefined
     // Whatever is left of the lease in Redis is ours to free: a blackholed extension
     // may still land, a multi-key lease may have kept some keys.
     this.#track(this.#backend.release(lease.keys, lease.token, this.#id, Math.max(1000, lease.lifetimeMs)))

@@ -22,6 +22,7 @@ export class Renewer {
   readonly #backend: LockBackend
   readonly #clock: Clock
   readonly #onLost: (lease: Lease) => void
+  readonly #onFirstExtension: (lease: Lease) => void
   readonly #leases = new Set<Lease>()
   #timer: TimerHandle | undefined
   #timerAt = Number.POSITIVE_INFINITY
@@ -37,11 +38,21 @@ export class Renewer {
     closed: 0,
   }
 
-  /** @param onLost called once per lease lost, before its signal aborts (for cleanup). */
-  constructor(backend: LockBackend, clock: Clock, onLost: (lease: Lease) => void) {
+  /**
+   * @param onLost called once per lease lost, before its signal aborts (for cleanup).
+   * @param onFirstExtension called for a lease whose `unwatched` Lock is set, when it
+   * is first due for extension.
+   */
+  constructor(
+    backend: LockBackend,
+    clock: Clock,
+    onLost: (lease: Lease) => void,
+    onFirstExtension: (lease: Lease) => void = () => {},
+  ) {
     this.#backend = backend
     this.#clock = clock
     this.#onLost = onLost
+    this.#onFirstExtension = onFirstExtension
   }
 
   get size(): number {
@@ -138,6 +149,7 @@ export class Renewer {
       if (!lease.inFlight && lease.nextDueAt <= now + lease.batchWindowMs) due.push(lease)
       else next = Math.min(next, lease.inFlight ? lease.deadline : Math.min(lease.nextDueAt, lease.deadline))
     }
+    for (const lease of due) if (lease.unwatched !== undefined) this.#onFirstExtension(lease)
     if (due.length > 0) this.#send(due, now)
     for (const lease of due) next = Math.min(next, lease.deadline)
     if (next < Number.POSITIVE_INFINITY) this.#arm(next)

@@ -280,25 +280,24 @@ export class Backend implements LockBackend {
     if (next < Number.POSITIVE_INFINITY) this.#armWatchdog(next)
   }
 
-  async #run(script: Script, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+  #run(script: Script, keys: readonly string[], args: readonly string[]): Promise<unknown> {
     // The first call of each script sends its source (EVAL caches it): an EVALSHA
     // that is bound to fail with NOSCRIPT would cost a whole extra round trip, which
     // on a slow link can be the difference between extending a lease and losing it.
     if (!this.#loaded.has(script.sha)) {
-      const reply = await this.#adapter.eval(script.source, keys, args)
-      this.#loaded.add(script.sha)
-      return reply
+      return this.#adapter.eval(script.source, keys, args).then((reply) => {
+        this.#loaded.add(script.sha)
+        return reply
+      })
     }
-    try {
-      return await this.#adapter.evalsha(script.sha, keys, args)
-    } catch (err) {
+    return this.#adapter.evalsha(script.sha, keys, args).catch((err: unknown) => {
       // The server lost its script cache (restart, SCRIPT FLUSH, failover): send the
       // source once, which also caches it again for the next EVALSHA.
       if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
         return this.#adapter.eval(script.source, keys, args)
       }
       throw err
-    }
+    })
   }
 }
 

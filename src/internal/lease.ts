@@ -35,6 +35,14 @@ export class Lease {
   /** The error of the last failed extension, cleared by a successful one. */
   lastError: unknown
   lostError: LockLostError | undefined
+  /**
+   * The lease's Lock, held strongly until the lease's first extension, when the Locker
+   * hands it to its FinalizationRegistry (and clears this). Registering costs about
+   * as much as the rest of the Locker's work in an uncontended cycle, and most locks
+   * are released before their first extension, so a short-lived lock never pays it;
+   * a dropped lock is then noticed after its first extension instead of at once.
+   */
+  unwatched: object | undefined
 
   constructor(
     keys: readonly string[],

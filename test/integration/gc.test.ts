@@ -11,23 +11,25 @@ const gc = runInNewContext('gc') as () => void
 
 describeMatrix('garbage collection', (ctx) => {
   test('a Lock dropped without release stops being extended and is released once collected', async () => {
-    const locker = new Locker(await ctx.client(), { lifetimeMs: 10_000 })
+    // Watched for collection from its first extension on (at 2 s), so the key is
+    // extended once and then released; a missed collection would keep extending it.
+    const locker = new Locker(await ctx.client(), { lifetimeMs: 4000 })
     // Acquire in a separate frame and keep nothing: the crate's "ignore the return value".
     await (async () => {
       await locker.acquire('gc:dropped')
     })()
     assert.equal(await ctx.admin.exists('gc:dropped'), 1)
-    // Released long before the 10 s lease could expire by itself.
     await waitFor(
       async () => {
         gc()
         await new Promise((r) => setImmediate(r))
         return (await ctx.admin.exists('gc:dropped')) === 0
       },
-      { timeoutMs: 5000, intervalMs: 50, message: 'the dropped lock was not released after GC' },
+      { timeoutMs: 8000, intervalMs: 50, message: 'the dropped lock was not released after GC' },
     )
     assert.equal(locker.stats().held, 0)
     assert.equal(locker.stats().lost, 1)
+    assert.equal(locker.stats().lostByReason.abandoned, 1)
     await locker.close()
   })
 })

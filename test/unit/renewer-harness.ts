@@ -29,10 +29,20 @@ export function setup() {
   const lost: Lease[] = []
   /** Whether the lease's signal had already aborted when onLost ran for it. */
   const abortedBeforeOnLost: boolean[] = []
-  const renewer = new Renewer(new Backend(adapter), clock, (lease) => {
-    lost.push(lease)
-    abortedBeforeOnLost.push(lease.signal.aborted)
-  })
+  /** Leases handed to onFirstExtension, with the clock time. */
+  const watched: [Lease, number][] = []
+  const renewer = new Renewer(
+    new Backend(adapter),
+    clock,
+    (lease) => {
+      lost.push(lease)
+      abortedBeforeOnLost.push(lease.signal.aborted)
+    },
+    (lease) => {
+      watched.push([lease, clock.now()])
+      lease.unwatched = undefined
+    },
+  )
   /** Clock time of each script call. */
   const callTimes: number[] = []
   let answer: CallHandler = extendReply()
@@ -49,6 +59,7 @@ export function setup() {
     adapter,
     renewer,
     lost,
+    watched,
     abortedBeforeOnLost,
     callTimes,
     answer(handler: CallHandler) {

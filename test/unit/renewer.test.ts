@@ -41,6 +41,23 @@ describe('Renewer: scheduling and batching', () => {
     assertHeld(renewer, lease)
   })
 
+  test('a lease with an unwatched Lock is handed over once, at its first extension', async () => {
+    const { clock, renewer, watched } = setup()
+    const early = newLease(clock)
+    early.unwatched = {}
+    renewer.add(early)
+    const released = newLease(clock)
+    released.unwatched = {}
+    renewer.add(released)
+    await clock.advanceAsync(1000)
+    renewer.remove(released) // released before its first extension: never handed over
+    await clock.advanceToAsync(20_000)
+    assert.deepEqual(
+      watched.map(([l, t]) => [l.token, t]),
+      [[early.token, 5000]],
+    )
+  })
+
   test('batches leases that fall due within the window into one call', async () => {
     const { clock, adapter, renewer } = setup()
     const leases: Lease[] = []
