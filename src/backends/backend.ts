@@ -152,8 +152,9 @@ export class Backend implements LockBackend {
     const keys: string[] = []
     const args: string[] = [String(batch.length)]
     for (const lease of batch) {
-      keys.push(...lease.keys)
-      args.push(lease.token, String(lease.lifetimeMs), String(lease.keys.length))
+      if (lease.keys.length === 1) keys.push(lease.keys[0] as string)
+      else keys.push(...lease.keys)
+      args.push(lease.token, msText(lease.lifetimeMs), String(lease.keys.length))
     }
     let reply: unknown
     try {
@@ -299,6 +300,17 @@ export class Backend implements LockBackend {
       throw err
     })
   }
+}
+
+/** Decimal text of a lease length; nearly every lease of a Locker has the same one. */
+let lastMs = -1
+let lastMsText = ''
+function msText(ms: number): string {
+  if (ms !== lastMs) {
+    lastMs = ms
+    lastMsText = String(ms)
+  }
+  return lastMsText
 }
 
 /** The acquire script's reply for a success without fencing, which a plain SET stands for. */
