@@ -195,6 +195,55 @@ describe('Redis Cluster', () => {
         await Promise.all(locks.map((lock) => lock.release()))
       })
 
+      test('resharding the slot of a held lock (MIGRATING/IMPORTING, ASK, MOVED): still held, extended, exclusive, released', async () => {
+        const l = await locker({ lifetimeMs: 1000, extendIntervalMs: 150 })
+        const other = await locker({ lifetimeMs: 1000 })
+        const key = `${p}reshard`
+        const slot = calculateSlot(key)
+        const lock = await l.acquire(key)
+        const from = await cluster.masterOf(slot)
+        const masters = await Promise.all([0, 1, 2].map((i) => cluster.nodes[i]!))
+        const to = masters.find((m) => m.port !== from.port)!
+        const idOf = async (n: typeof from) => String(await n.command('CLUSTER', 'MYID'))
+        const [fromId, toId] = [await idOf(from), await idOf(to)]
+        const exclusive = async () => {
+          assert.equal(await other.tryAcquire(key), null, 'a second owner during resharding')
+        }
+        // Phase 1: the slot is migrating; the key is still on its old master.
+        await to.command('CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', fromId)
+        await from.command('CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', toId)
+        await sleep(400)
+        await exclusive()
+        // Phase 2: the key moved; the old master answers ASK for it.
+        await from.command('MIGRATE', LOOPBACK, String(to.port), '', '0', '5000', 'KEYS', key)
+        await sleep(400)
+        await exclusive()
+        // Phase 3: the slot belongs to the new master; the old one answers MOVED.
+        for (const m of [to, from, ...masters.filter((n) => n !== to && n !== from)]) {
+          await m.command('CLUSTER', 'SETSLOT', String(slot), 'NODE', toId)
+        }
+        await sleep(600)
+        await exclusive()
+        assert.equal(lock.isHeld(), true)
+        assert.equal(lock.signal.aborted, false)
+        assert.equal(l.stats().lost, 0)
+        assert.equal((await cluster.masterOf(slot)).port, to.port)
+        // Extended on the new master all along: its TTL is fresh, not counting down from the move.
+        const onNew = new Redis({ host: LOOPBACK, port: to.port, lazyConnect: true })
+        onNew.on('error', () => {})
+        await onNew.connect()
+        try {
+          assert.equal(await onNew.get(key), lock.token)
+          assert.ok((await onNew.pttl(key)) > 600, 'extended on the new master')
+          assert.equal(await lock.release(), true)
+          assert.equal(await onNew.exists(key), 0)
+        } finally {
+          onNew.disconnect()
+        }
+        const next = await other.acquire(key)
+        await next.release()
+      })
+
       test('a waiter is woken by the release through sharded pub/sub', async () => {
         const [a, b] = [await locker(), await locker()]
         const master = await cluster.masterOf(calculateSlot(`${p}wake`))
