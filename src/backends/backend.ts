@@ -1,6 +1,6 @@
 import { BackendError } from '../errors.js'
 import { fenceKey, releaseChannel } from '../internal/keys.js'
-import { ACQUIRE, EXTEND, INSPECT, RELEASE, type Script, SERVER_ID } from '../scripts.js'
+import { ACQUIRE, EXTEND, EXTEND_UNIFORM, INSPECT, RELEASE, type Script, SERVER_ID } from '../scripts.js'
 import type { RedisAdapter, Subscriber } from './adapter.js'
 import type {
   AttemptResult,
@@ -37,6 +37,8 @@ export class Backend implements LockBackend {
   readonly #adapter: RedisAdapter
   readonly #acquire: Script
   readonly #extend: Script
+  /** Null when a test replaced the extend script: every batch then takes that one. */
+  readonly #extendUniform: Script | null
   readonly #release: Script
   /** Scripts this Backend has sent in full at least once. */
   readonly #loaded = new Set<string>()
@@ -50,6 +52,7 @@ export class Backend implements LockBackend {
     this.#adapter = adapter
     this.#acquire = scripts.acquire ?? ACQUIRE
     this.#extend = scripts.extend ?? EXTEND
+    this.#extendUniform = scripts.extend ? null : EXTEND_UNIFORM
     this.#release = scripts.release ?? RELEASE
   }
 
@@ -149,16 +152,10 @@ export class Backend implements LockBackend {
    * holder's next extension on the new master restores it (SAFETY.md).
    */
   async extend(batch: readonly ExtendRequest[], timeoutMs: number): Promise<ExtendStatus[]> {
-    const keys: string[] = []
-    const args: string[] = [String(batch.length)]
-    for (const lease of batch) {
-      if (lease.keys.length === 1) keys.push(lease.keys[0] as string)
-      else keys.push(...lease.keys)
-      args.push(lease.token, msText(lease.lifetimeMs), String(lease.keys.length))
-    }
+    const [script, keys, args] = this.#extendCall(batch)
     let reply: unknown
     try {
-      reply = await this.#bounded(this.#run(this.#extend, keys, args), timeoutMs, 'extend')
+      reply = await this.#bounded(this.#run(script, keys, args), timeoutMs, 'extend')
     } catch (err) {
       throw toBackendError('extend', err)
     }
@@ -166,6 +163,29 @@ export class Backend implements LockBackend {
       throw new BackendError('extend', `unexpected reply to extend: ${safeJson(reply)}`)
     }
     return reply.map((v) => Number(v) as ExtendStatus)
+  }
+
+  /** The script and arguments for one batch: {@link EXTEND_UNIFORM} when it fits, else {@link EXTEND}. */
+  #extendCall(batch: readonly ExtendRequest[]): [Script, string[], string[]] {
+    const ms = batch[0]?.lifetimeMs
+    if (this.#extendUniform && batch.every((l) => l.keys.length === 1 && l.lifetimeMs === ms)) {
+      const keys: string[] = new Array(batch.length)
+      const args: string[] = new Array(batch.length + 1)
+      args[0] = msText(ms ?? 0)
+      for (let i = 0; i < batch.length; i++) {
+        const lease = batch[i] as ExtendRequest
+        keys[i] = lease.keys[0] as string
+        args[i + 1] = lease.token
+      }
+      return [this.#extendUniform, keys, args]
+    }
+    const keys: string[] = []
+    const args: string[] = [String(batch.length)]
+    for (const lease of batch) {
+      keys.push(...lease.keys)
+      args.push(lease.token, msText(lease.lifetimeMs), String(lease.keys.length))
+    }
+    return [this.#extend, keys, args]
   }
 
   /**

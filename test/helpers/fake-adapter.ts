@@ -1,4 +1,5 @@
 import type { RedisAdapter, Subscriber } from '../../src/backends/adapter.js'
+import { EXTEND_UNIFORM } from '../../src/scripts.js'
 
 /** A promise the test settles by hand; until then it is a Redis that does not answer. */
 export interface Deferred<T> {
@@ -51,8 +52,15 @@ export interface ExtendEntry {
   readonly keys: readonly string[]
 }
 
-/** Decodes the leases of an EXTEND call (`ARGV = n, (token, ms, nkeys)*`). */
+/**
+ * Decodes the leases of an extension call: EXTEND (`ARGV = n, (token, ms, nkeys)*`) or
+ * EXTEND_UNIFORM (`ARGV = ms, token*`, one key per lease).
+ */
 export function extendEntries(call: ScriptCall): ExtendEntry[] {
+  if (call.script === EXTEND_UNIFORM.sha || call.script === EXTEND_UNIFORM.source) {
+    const lifetimeMs = Number(call.args[0])
+    return call.keys.map((key, i) => ({ token: call.args[i + 1] as string, lifetimeMs, keys: [key] }))
+  }
   const n = Number(call.args[0])
   const out: ExtendEntry[] = []
   let k = 0

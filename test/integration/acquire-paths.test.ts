@@ -4,7 +4,7 @@ import type { RedisAdapter } from '../../src/backends/adapter.js'
 import { Backend } from '../../src/backends/backend.js'
 import { adapterFor } from '../../src/backends/detect.js'
 import { Locker } from '../../src/index.js'
-import { ACQUIRE } from '../../src/scripts.js'
+import { ACQUIRE, EXTEND_UNIFORM } from '../../src/scripts.js'
 import { describeMatrix } from '../helpers/matrix.js'
 
 /**
@@ -92,5 +92,25 @@ describeMatrix('acquire paths', (ctx) => {
     const partial = (await ctx.admin.eval(ACQUIRE.source, 2, 'ap3:c', 'ap3:a', 'u', '9000', '0')) as unknown[]
     assert.equal(partial[0], 0)
     assert.equal(await ctx.admin.exists('ap3:c'), 0, 'rolled back')
+  })
+
+  test('the compact extension script: ours re-armed, another owner -1, a gone key 0 and not re-created', async () => {
+    await ctx.admin.set('ap4:a', 'ta', 'PX', 1000)
+    await ctx.admin.set('ap4:b', 'someone', 'PX', 1000)
+    const reply = await ctx.admin.eval(
+      EXTEND_UNIFORM.source,
+      3,
+      'ap4:a',
+      'ap4:b',
+      'ap4:c',
+      '9000',
+      'ta',
+      'tb',
+      'tc',
+    )
+    assert.deepEqual(reply, [1, -1, 0])
+    assert.ok((await ctx.admin.pttl('ap4:a')) > 8000)
+    assert.ok((await ctx.admin.pttl('ap4:b')) <= 1000)
+    assert.equal(await ctx.admin.exists('ap4:c'), 0)
   })
 })

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { afterEach, describe, test } from 'node:test'
 import { driftFor, type Lease } from '../../src/internal/lease.js'
 import { MAX_BATCH } from '../../src/renewer.js'
-import { EXTEND } from '../../src/scripts.js'
+import { EXTEND, EXTEND_UNIFORM } from '../../src/scripts.js'
 import { extendEntries, extendReply } from '../helpers/fake-adapter.js'
 import { flushMicrotasks } from '../helpers/fake-clock.js'
 import { assertHeld, assertLost, DRIFT, LIFETIME, newLease, runCleanups, setup } from './renewer-harness.js'
@@ -29,14 +29,15 @@ describe('Renewer: scheduling and batching', () => {
     const [call] = adapter.calls
     // The first call of a script sends its source; later ones use its SHA.
     assert.equal(call?.command, 'eval')
-    assert.equal(call?.script, EXTEND.source)
+    // One key per lease, one lease length: the compact variant.
+    assert.equal(call?.script, EXTEND_UNIFORM.source)
     assert.deepEqual(extendEntries(call!), [{ token: lease.token, lifetimeMs: LIFETIME, keys: lease.keys }])
     assert.equal(lease.deadline, 5000 + LIFETIME - DRIFT)
     assert.equal(lease.nextDueAt, 10_000)
     await clock.advanceToAsync(30_000)
     assert.equal(adapter.calls.length, 6)
     assert.equal(adapter.calls[1]?.command, 'evalsha')
-    assert.equal(adapter.calls[1]?.script, EXTEND.sha)
+    assert.equal(adapter.calls[1]?.script, EXTEND_UNIFORM.sha)
     assert.equal(renewer.batches, 6)
     assertHeld(renewer, lease)
   })
@@ -55,6 +56,33 @@ describe('Renewer: scheduling and batching', () => {
     assert.deepEqual(
       watched.map(([l, t]) => [l.token, t]),
       [[early.token, 5000]],
+    )
+  })
+
+  test('a batch with a multi-key lease or mixed lease lengths takes the general EXTEND', async () => {
+    const { clock, adapter, renewer } = setup()
+    const single = newLease(clock)
+    const multi = newLease(clock, LIFETIME, ['m1', 'm2'])
+    renewer.add(single)
+    renewer.add(multi)
+    await clock.advanceAsync(5000)
+    assert.equal(adapter.calls.length, 1)
+    assert.equal(adapter.calls[0]?.script, EXTEND.source)
+    assert.deepEqual(
+      extendEntries(adapter.calls[0]!).map((e) => e.keys),
+      [single.keys, ['m1', 'm2']],
+    )
+    assertHeld(renewer, multi)
+    const other = setup()
+    const a = newLease(other.clock, 10_000)
+    const b = newLease(other.clock, 10_001)
+    other.renewer.add(a)
+    other.renewer.add(b)
+    await other.clock.advanceAsync(5000)
+    assert.equal(other.adapter.calls[0]?.script, EXTEND.source)
+    assert.deepEqual(
+      extendEntries(other.adapter.calls[0]!).map((e) => e.lifetimeMs),
+      [10_000, 10_001],
     )
   })
 
