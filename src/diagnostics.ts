@@ -153,6 +153,16 @@ export interface AcquireTally {
  * Runs one acquisition (`run`), publishing its start/success/failure and tracing
  * it. Without subscribers it is just `run(undefined)`.
  */
+/** True when anyone listens to an acquire channel (then {@link observeAcquire} has work to do). */
+export function acquireObserved(): boolean {
+  return (
+    acquireTrace.hasSubscribers ||
+    acquireStart.hasSubscribers ||
+    acquireSuccess.hasSubscribers ||
+    acquireFailure.hasSubscribers
+  )
+}
+
 export function observeAcquire<L>(
   keys: readonly string[],
   tryOnce: boolean,
@@ -161,14 +171,7 @@ export function observeAcquire<L>(
   run: (tally: AcquireTally | undefined) => Promise<L | null>,
 ): Promise<L | null> {
   const tracing = acquireTrace.hasSubscribers
-  if (
-    !tracing &&
-    !acquireStart.hasSubscribers &&
-    !acquireSuccess.hasSubscribers &&
-    !acquireFailure.hasSubscribers
-  ) {
-    return run(undefined)
-  }
+  if (!acquireObserved()) return run(undefined)
   const tally: AcquireTally = { attempts: 0 }
   const startedAt = now()
   if (acquireStart.hasSubscribers) acquireStart.publish({ keys, tryOnce } satisfies AcquireStartMessage)
@@ -222,6 +225,11 @@ export function observeAcquire<L>(
 }
 
 /** Runs one `release()` inside the release TracingChannel when it has subscribers. */
+/** True when the release TracingChannel has subscribers. */
+export function releaseTraced(): boolean {
+  return releaseTrace.hasSubscribers
+}
+
 export function traceRelease(keys: readonly string[], run: () => Promise<boolean>): Promise<boolean> {
   if (!releaseTrace.hasSubscribers) return run()
   const context: ReleaseTraceContext = { keys }

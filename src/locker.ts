@@ -1,7 +1,14 @@
 import { setMaxListeners } from 'node:events'
 import { backendFor } from './backends/detect.js'
 import type { LockBackend } from './backends/lock-backend.js'
-import { type AcquireTally, observeAcquire, publishRelease, traceRelease } from './diagnostics.js'
+import {
+  type AcquireTally,
+  acquireObserved,
+  observeAcquire,
+  publishRelease,
+  releaseTraced,
+  traceRelease,
+} from './diagnostics.js'
 import { AcquireTimeoutError, BackendError, InvalidArgumentError, LockerClosedError } from './errors.js'
 import { raceAbort } from './internal/abort.js'
 import { type Clock, systemClock } from './internal/clock.js'
@@ -30,7 +37,7 @@ import { Renewer } from './renewer.js'
 import type { KeyInspection, LockerStats, RedisClient } from './types.js'
 import { Waiters } from './waiters.js'
 
-type Attempt = { readonly lock: LockHandle } | { readonly pttl: number; readonly blockedIndex: number }
+type Attempt = LockHandle | { readonly pttl: number; readonly blockedIndex: number }
 
 /** Every waiter listens on this signal; without lifting the cap, 11 waiters print a warning. */
 function closeSignalController(): AbortController {
@@ -38,6 +45,8 @@ function closeSignalController(): AbortController {
   setMaxListeners(0, controller.signal)
   return controller
 }
+
+const NO_SIGNALS: readonly (AbortSignal | undefined)[] = []
 
 const fenceOfLock = (lock: Lock) => LockHandle.fenceOf(lock as LockHandle)
 
@@ -106,7 +115,8 @@ export class Locker implements AsyncDisposable {
       check: (lease) => this.#renewer.check(lease),
       remainingMs: (lease) => (this.#renewer.check(lease) ? lease.deadline - this.#clock.now() : 0),
       extend: (lease) => this.#renewer.extendNow(lease),
-      release: (lease) => traceRelease(lease.keys, () => this.#release(lease)),
+      release: (lease) =>
+        releaseTraced() ? traceRelease(lease.keys, () => this.#release(lease)) : this.#release(lease),
     }
   }
 
@@ -248,6 +258,7 @@ export class Locker implements AsyncDisposable {
     }
     this.#throwIfClosed()
     signal?.throwIfAborted()
+    if (!acquireObserved()) return this.#loop(keys, opts, signal, single, undefined)
     return observeAcquire(keys, single, this.#now, fenceOfLock, (tally) =>
       this.#loop(keys, opts, signal, single, tally),
     )
@@ -264,7 +275,7 @@ export class Locker implements AsyncDisposable {
     const start = this.#clock.now()
     const giveUpAt = opts.retryTimeoutMs === null ? Number.POSITIVE_INFINITY : start + opts.retryTimeoutMs
     // Closing the Locker ends every wait through Waiters.close(): no listener per waiter.
-    const signals = [signal]
+    const signals = signal === undefined ? NO_SIGNALS : [signal]
     let attempts = 0
     let seq: number | undefined
     let watched = keys[0] as string
@@ -286,7 +297,7 @@ export class Locker implements AsyncDisposable {
       const result = await this.#attempt(keys, opts, signal)
       attempts++
       if (tally !== undefined) tally.attempts = attempts
-      if ('lock' in result) return result.lock
+      if (result instanceof LockHandle) return result
       if (single) return null
       const now = this.#clock.now()
       if (now >= giveUpAt) throw new AcquireTimeoutError(keys, now - start, attempts)
@@ -367,14 +378,12 @@ export class Locker implements AsyncDisposable {
         `Redis answered after the lease had already run out (lifetimeMs ${opts.lifetimeMs}); the acquisition was undone`,
       )
     }
-    lease.check = () => {
-      this.#renewer.check(lease)
-    }
+    lease.checker = this.#renewer
     const lock = new LockHandle(lease, this.#owner)
     lease.unwatched = lock // watched for garbage collection from its first extension on
     this.#renewer.add(lease)
     this.#acquired++
-    return { lock }
+    return lock
   }
 
   async #release(lease: Lease): Promise<boolean> {

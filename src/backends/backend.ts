@@ -198,7 +198,10 @@ export class Backend implements LockBackend {
     publisherId: string,
     timeoutMs: number,
   ): Promise<ReleaseResult> {
-    const args = [token, publisherId, ...keys.map(releaseChannel)]
+    const args =
+      keys.length === 1
+        ? [token, publisherId, releaseChannel(keys[0] as string)]
+        : [token, publisherId, ...keys.map(releaseChannel)]
     let reply: unknown
     try {
       reply = await this.#bounded(this.#run(this.#release, keys, args), timeoutMs, 'release')
@@ -335,11 +338,12 @@ function msText(ms: number): string {
 
 /** The acquire script's reply for a success without fencing, which a plain SET stands for. */
 const SET_REPLY = [1] as const
+const ACQUIRED: AttemptResult = Object.freeze({ acquired: true, fence: undefined })
 
 function parseAttempt(reply: unknown): AttemptResult {
   if (Array.isArray(reply)) {
     const [status, value, index] = reply as unknown[]
-    if (Number(status) === 1 && reply.length === 1) return { acquired: true, fence: undefined }
+    if ((reply as unknown) === SET_REPLY || (Number(status) === 1 && reply.length === 1)) return ACQUIRED
     if (Number(status) === 1 && (typeof value === 'string' || typeof value === 'number')) {
       return { acquired: true, fence: BigInt(value) }
     }

@@ -23,8 +23,8 @@ export class Lease {
   readonly batchWindowMs: number
   /** Created on first use of `lock.signal`: most locks never need one. */
   #controller: AbortController | undefined
-  /** Set by the Locker: declares the lease lost if its deadline has passed. */
-  check: () => void = () => {}
+  /** Set by the Locker (its renewer): declares the lease lost if its deadline has passed. */
+  checker: { check(lease: Lease): boolean } | undefined
   state: LeaseState = 'held'
   /** Monotonic time after which the lease may have expired on the server. */
   deadline: number
@@ -71,7 +71,7 @@ export class Lease {
     if (this.#controller) return this.#controller.signal
     this.#controller = new AbortController()
     if (this.lostError) this.#controller.abort(this.lostError)
-    else checkOnRead(this.#controller.signal, this.check)
+    else checkOnRead(this.#controller.signal, () => this.checker?.check(this))
     return this.#controller.signal
   }
 
