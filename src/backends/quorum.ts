@@ -19,6 +19,12 @@ export interface QuorumNode extends LockBackend {
   serverId(timeoutMs: number): Promise<string>
 }
 
+/** An error's message (with its cause's), for matching Redis error codes. */
+function errorText(err: unknown): string {
+  if (!(err instanceof Error)) return String(err)
+  return err.cause instanceof Error ? `${err.message} ${err.cause.message}` : err.message
+}
+
 /** How many of `n` nodes make a majority. Never configurable lower: two majorities must share a node. */
 export function quorumOf(n: number): number {
   return Math.floor(n / 2) + 1
@@ -66,7 +72,8 @@ const RECHECK_MS = 1000
 export class QuorumBackend implements LockBackend {
   readonly #nodes: readonly QuorumNode[]
   readonly quorum: number
-  readonly #runIds: (string | undefined)[]
+  /** Per node: its run_id; null when its ACL refuses the question (never asked again). */
+  readonly #runIds: (string | null | undefined)[]
   #identifying: Promise<void> | undefined
   #firstCheck: Promise<void> | undefined
   #nextCheckAt = 0
@@ -306,11 +313,15 @@ export class QuorumBackend implements LockBackend {
   async #identify(ms: number): Promise<void> {
     const missing = this.#runIds.flatMap((id, i) => (id === undefined ? [i] : []))
     const results = await Promise.allSettled(missing.map((i) => (this.#nodes[i] as QuorumNode).serverId(ms)))
-    for (const [j, r] of results.entries())
+    for (const [j, r] of results.entries()) {
       if (r.status === 'fulfilled') this.#runIds[missing[j] as number] = r.value
+      // An ACL that refuses INFO (or scripts) will keep refusing: that node cannot be
+      // told apart from the others, and asking every second would only cost calls.
+      else if (/NOPERM/.test(errorText(r.reason))) this.#runIds[missing[j] as number] = null
+    }
     const first = new Map<string, number>()
     for (const [i, id] of this.#runIds.entries()) {
-      if (id === undefined) continue
+      if (id === undefined || id === null) continue
       const prior = first.get(id)
       if (prior !== undefined) {
         this.#duplicate ??= new InvalidArgumentError(

@@ -25,6 +25,9 @@ class FakeNode implements QuorumNode {
   releaseAnswer: Answer<ReleaseResult> = { removed: 1, receivers: 0 }
   inspectAnswer: Answer<KeyState> = { token: null, pttl: -2, fence: null }
   runId: string
+  /** Set to make serverId reject. */
+  serverIdError: Error | undefined
+  serverIdCalls = 0
   released = 0
   readonly sub = new FakeSubscriber()
 
@@ -41,6 +44,8 @@ class FakeNode implements QuorumNode {
 
   checkKeys(): void {}
   serverId(): Promise<string> {
+    this.serverIdCalls++
+    if (this.serverIdError) return Promise.reject(this.serverIdError)
     return Promise.resolve(this.runId)
   }
   acquire(_k: readonly string[], _t: string, _l: number, ms: number): Promise<AttemptResult> {
@@ -156,6 +161,28 @@ describe('QuorumBackend.acquire', () => {
     assert.deepEqual(
       nodes.map((n) => n.released),
       [0, 0, 0],
+    )
+  })
+})
+
+describe('QuorumBackend: identifying the nodes', () => {
+  test('a node whose ACL refuses the run_id question is not asked again; a node that failed otherwise is', async () => {
+    const { nodes, quorum } = setup(3)
+    nodes[1]!.serverIdError = new BackendError('connect', 'connect failed: timeout')
+    nodes[2]!.serverIdError = new BackendError('connect', 'connect failed', {
+      cause: new Error("NOPERM User app has no permissions to run the 'info' command"),
+    })
+    assert.equal((await quorum.acquire(['k'], 't', 1000, 900)).acquired, true)
+    assert.deepEqual(
+      nodes.map((n) => n.serverIdCalls),
+      [1, 1, 1],
+    )
+    await new Promise((r) => setTimeout(r, 1100)) // past the re-ask interval
+    await quorum.acquire(['k'], 't2', 1000, 900)
+    await settle()
+    assert.deepEqual(
+      nodes.map((n) => n.serverIdCalls),
+      [1, 2, 1],
     )
   })
 })
