@@ -1,15 +1,15 @@
 import { setMaxListeners } from 'node:events'
+import { AcquireLoop, type Blocked } from './acquire-loop.js'
 import { backendFor } from './backends/detect.js'
 import type { LockBackend } from './backends/lock-backend.js'
 import {
-  type AcquireTally,
   acquireObserved,
   observeAcquire,
   publishRelease,
   releaseTraced,
   traceRelease,
 } from './diagnostics.js'
-import { AcquireTimeoutError, BackendError, InvalidArgumentError, LockerClosedError } from './errors.js'
+import { BackendError, InvalidArgumentError, LockerClosedError } from './errors.js'
 import { raceAbort } from './internal/abort.js'
 import { type Clock, systemClock } from './internal/clock.js'
 import { checkFromUrl, connectIoRedis } from './internal/from-url.js'
@@ -37,7 +37,7 @@ import { Renewer } from './renewer.js'
 import type { KeyInspection, LockerStats, RedisClient } from './types.js'
 import { Waiters } from './waiters.js'
 
-type Attempt = LockHandle | { readonly pttl: number; readonly blockedIndex: number }
+type Attempt = LockHandle | Blocked
 
 /** Every waiter listens on this signal; without lifting the cap, 11 waiters print a warning. */
 function closeSignalController(): AbortController {
@@ -45,8 +45,6 @@ function closeSignalController(): AbortController {
   setMaxListeners(0, controller.signal)
   return controller
 }
-
-const NO_SIGNALS: readonly (AbortSignal | undefined)[] = []
 
 const fenceOfLock = (lock: Lock) => LockHandle.fenceOf(lock as LockHandle)
 
@@ -81,6 +79,7 @@ export class Locker implements AsyncDisposable {
   readonly #registry = new FinalizationRegistry<Lease>((lease) => this.#renewer.lose(lease, 'abandoned'))
   readonly #owner: LockOwner
   readonly #yields: HandoffYield
+  readonly #loop: AcquireLoop<LockHandle>
   readonly #now = () => this.#clock.now()
   #closing: Promise<void> | undefined
   #acquired = 0
@@ -111,6 +110,15 @@ export class Locker implements AsyncDisposable {
     )
     this.#waiters = new Waiters(this.#backend, this.#clock, this.#id)
     this.#yields = new HandoffYield(this.#clock)
+    this.#loop = new AcquireLoop<LockHandle>({
+      clock: this.#clock,
+      waiters: this.#waiters,
+      yields: this.#yields,
+      closed: this.#closeController.signal,
+      attempt: (keys, opts, signal) => this.#attempt(keys, opts, signal),
+      isLock: (result): result is LockHandle => result instanceof LockHandle,
+      throwIfClosed: () => this.#throwIfClosed(),
+    })
     this.#owner = {
       check: (lease) => this.#renewer.check(lease),
       remainingMs: (lease) => (this.#renewer.check(lease) ? lease.deadline - this.#clock.now() : 0),
@@ -258,87 +266,10 @@ export class Locker implements AsyncDisposable {
     }
     this.#throwIfClosed()
     signal?.throwIfAborted()
-    if (!acquireObserved()) return this.#loop(keys, opts, signal, single, undefined)
+    if (!acquireObserved()) return this.#loop.run(keys, opts, signal, single, undefined)
     return observeAcquire(keys, single, this.#now, fenceOfLock, (tally) =>
-      this.#loop(keys, opts, signal, single, tally),
+      this.#loop.run(keys, opts, signal, single, tally),
     )
-  }
-
-  /** The acquire loop proper: attempts, then waits for a wake-up, until the timeout. */
-  async #loop(
-    keys: string[],
-    opts: ResolvedLockOptions,
-    signal: AbortSignal | undefined,
-    single: boolean,
-    tally: AcquireTally | undefined,
-  ): Promise<Lock | null> {
-    const start = this.#clock.now()
-    const giveUpAt = opts.retryTimeoutMs === null ? Number.POSITIVE_INFINITY : start + opts.retryTimeoutMs
-    // Closing the Locker ends every wait through Waiters.close(): no listener per waiter.
-    const signals = signal === undefined ? NO_SIGNALS : [signal]
-    let attempts = 0
-    let seq: number | undefined
-    let watched = keys[0] as string
-    // Local fairness: a newcomer queues behind this process's waiters instead of
-    // racing them, so a releaser does not simply take its own lock back.
-    let firstWait = 0
-    if (!single) {
-      firstWait = this.#waiters.hasWaiters(watched) ? opts.retryIntervalMs : this.#yields.left(watched)
-    }
-    for (;;) {
-      if (firstWait > 0) {
-        seq ??= this.#waiters.nextSeq()
-        const wait = Math.min(firstWait, giveUpAt - this.#clock.now())
-        firstWait = 0
-        await this.#waitTurn(watched, wait, seq, signals, signal)
-      }
-      const generation = this.#waiters.generation(watched)
-      const wasSubscribed = this.#waiters.isSubscribed(watched)
-      const result = await this.#attempt(keys, opts, signal)
-      attempts++
-      if (tally !== undefined) tally.attempts = attempts
-      if (result instanceof LockHandle) return result
-      if (single) return null
-      const now = this.#clock.now()
-      if (now >= giveUpAt) throw new AcquireTimeoutError(keys, now - start, attempts)
-      const blocked = keys[result.blockedIndex] ?? watched
-      if (blocked !== watched) {
-        watched = blocked
-        continue
-      }
-      if (!wasSubscribed) {
-        // Subscribe, then retry at once: a release between the failed attempt and the
-        // subscription taking effect would otherwise go unnoticed.
-        if (await this.#waiters.subscribe(watched, opts.retryIntervalMs)) continue
-      } else if (this.#waiters.generation(watched) !== generation) {
-        continue // a release raced the attempt
-      }
-      seq ??= this.#waiters.nextSeq()
-      // The holder's TTL bounds the wait: an expiry sends no message.
-      const ttlBound = result.pttl >= 0 ? result.pttl + 1 : Number.POSITIVE_INFINITY
-      await this.#waitTurn(
-        watched,
-        Math.min(opts.retryIntervalMs, ttlBound, giveUpAt - now),
-        seq,
-        signals,
-        signal,
-      )
-    }
-  }
-
-  async #waitTurn(
-    key: string,
-    ms: number,
-    seq: number,
-    signals: readonly (AbortSignal | undefined)[],
-    signal: AbortSignal | undefined,
-  ): Promise<void> {
-    const outcome = await this.#waiters.wait(key, Math.max(0, ms), seq, signals)
-    if (signal?.aborted || this.#closeController.signal.aborted) {
-      if (outcome === 'woken') this.#waiters.wakeOne(key) // pass the wake-up on
-      this.#throwIfClosed()
-      signal?.throwIfAborted()
-    }
   }
 
   async #attempt(

@@ -1,0 +1,119 @@
+import type { AcquireTally } from './diagnostics.js'
+import { AcquireTimeoutError } from './errors.js'
+import type { Clock } from './internal/clock.js'
+import type { HandoffYield } from './internal/handoff-yield.js'
+import type { ResolvedLockOptions } from './options.js'
+import type { Waiters } from './waiters.js'
+
+/** A failed attempt: which key was held, and for how much longer (ms; -1: no TTL). */
+export interface Blocked {
+  readonly pttl: number
+  readonly blockedIndex: number
+}
+
+/** What the loop needs from its Locker. */
+export interface AcquireLoopHost<L> {
+  readonly clock: Clock
+  readonly waiters: Waiters
+  readonly yields: HandoffYield
+  /** Aborted when the Locker closes. */
+  readonly closed: AbortSignal
+  /** One attempt at all `keys`: the lock, or what blocked it. */
+  attempt(keys: string[], opts: ResolvedLockOptions, signal: AbortSignal | undefined): Promise<L | Blocked>
+  /** True when an attempt's result is the lock. */
+  isLock(result: L | Blocked): result is L
+  /** Throws the Locker's closed error once it is closed. */
+  throwIfClosed(): void
+}
+
+const NO_SIGNALS: readonly (AbortSignal | undefined)[] = []
+
+/**
+ * The acquire loop of a Locker: attempts, then waits for a wake-up (a release message,
+ * the holder's TTL running out, `retryIntervalMs`), until the lock is got, the timeout
+ * passes or a signal aborts.
+ */
+export class AcquireLoop<L> {
+  readonly #host: AcquireLoopHost<L>
+
+  constructor(host: AcquireLoopHost<L>) {
+    this.#host = host
+  }
+
+  async run(
+    keys: string[],
+    opts: ResolvedLockOptions,
+    signal: AbortSignal | undefined,
+    single: boolean,
+    tally: AcquireTally | undefined,
+  ): Promise<L | null> {
+    const { clock, waiters, yields } = this.#host
+    const start = clock.now()
+    const giveUpAt = opts.retryTimeoutMs === null ? Number.POSITIVE_INFINITY : start + opts.retryTimeoutMs
+    // Closing the Locker ends every wait through Waiters.close(): no listener per waiter.
+    const signals = signal === undefined ? NO_SIGNALS : [signal]
+    let attempts = 0
+    let seq: number | undefined
+    let watched = keys[0] as string
+    // Local fairness: a newcomer queues behind this process's waiters instead of
+    // racing them, so a releaser does not simply take its own lock back.
+    let firstWait = 0
+    if (!single) {
+      firstWait = waiters.hasWaiters(watched) ? opts.retryIntervalMs : yields.left(watched)
+    }
+    for (;;) {
+      if (firstWait > 0) {
+        seq ??= waiters.nextSeq()
+        const wait = Math.min(firstWait, giveUpAt - clock.now())
+        firstWait = 0
+        await this.#waitTurn(watched, wait, seq, signals, signal)
+      }
+      const generation = waiters.generation(watched)
+      const wasSubscribed = waiters.isSubscribed(watched)
+      const result = await this.#host.attempt(keys, opts, signal)
+      attempts++
+      if (tally !== undefined) tally.attempts = attempts
+      if (this.#host.isLock(result)) return result
+      if (single) return null
+      const now = clock.now()
+      if (now >= giveUpAt) throw new AcquireTimeoutError(keys, now - start, attempts)
+      const blocked = keys[result.blockedIndex] ?? watched
+      if (blocked !== watched) {
+        watched = blocked
+        continue
+      }
+      if (!wasSubscribed) {
+        // Subscribe, then retry at once: a release between the failed attempt and the
+        // subscription taking effect would otherwise go unnoticed.
+        if (await waiters.subscribe(watched, opts.retryIntervalMs)) continue
+      } else if (waiters.generation(watched) !== generation) {
+        continue // a release raced the attempt
+      }
+      seq ??= waiters.nextSeq()
+      // The holder's TTL bounds the wait: an expiry sends no message.
+      const ttlBound = result.pttl >= 0 ? result.pttl + 1 : Number.POSITIVE_INFINITY
+      await this.#waitTurn(
+        watched,
+        Math.min(opts.retryIntervalMs, ttlBound, giveUpAt - now),
+        seq,
+        signals,
+        signal,
+      )
+    }
+  }
+
+  async #waitTurn(
+    key: string,
+    ms: number,
+    seq: number,
+    signals: readonly (AbortSignal | undefined)[],
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const outcome = await this.#host.waiters.wait(key, Math.max(0, ms), seq, signals)
+    if (signal?.aborted || this.#host.closed.aborted) {
+      if (outcome === 'woken') this.#host.waiters.wakeOne(key) // pass the wake-up on
+      this.#host.throwIfClosed()
+      signal?.throwIfAborted()
+    }
+  }
+}
