@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events'
 import { AcquireLoop, type Blocked } from './acquire-loop.js'
 import { backendFor } from './backends/detect.js'
 import type { LockBackend } from './backends/lock-backend.js'
@@ -39,13 +38,6 @@ import { Waiters } from './waiters.js'
 
 type Attempt = LockHandle | Blocked
 
-/** Every waiter listens on this signal; without lifting the cap, 11 waiters print a warning. */
-function closeSignalController(): AbortController {
-  const controller = new AbortController()
-  setMaxListeners(0, controller.signal)
-  return controller
-}
-
 const fenceOfLock = (lock: Lock) => LockHandle.fenceOf(lock as LockHandle)
 
 /** Clients that `fromUrl` created: the Locker owns and closes them. */
@@ -74,7 +66,8 @@ export class Locker implements AsyncDisposable {
   readonly #prefix: string
   /** Identifies this Locker's own release messages. */
   readonly #id = newToken()
-  readonly #closeController = closeSignalController()
+  /** Aborted on close; read, never listened to (Waiters.close() ends every wait). */
+  readonly #closeController = new AbortController()
   readonly #cleanups = new Set<Promise<unknown>>()
   readonly #registry = new FinalizationRegistry<Lease>((lease) => this.#renewer.lose(lease, 'abandoned'))
   readonly #owner: LockOwner

@@ -343,7 +343,7 @@ const ACQUIRED: AttemptResult = Object.freeze({ acquired: true, fence: undefined
 function parseAttempt(reply: unknown): AttemptResult {
   if (Array.isArray(reply)) {
     const [status, value, index] = reply as unknown[]
-    if ((reply as unknown) === SET_REPLY || (Number(status) === 1 && reply.length === 1)) return ACQUIRED
+    if (Number(status) === 1 && reply.length === 1) return ACQUIRED
     if (Number(status) === 1 && (typeof value === 'string' || typeof value === 'number')) {
       return { acquired: true, fence: BigInt(value) }
     }

@@ -277,26 +277,9 @@ export class RedisServer {
     return this.#stopping
   }
 
-  /**
-   * Runs one command over a fresh connection. A short-lived client keeps no handles open
-   * between calls and needs no reconnect logic across kill()/restart().
-   */
-  async command(name: string, ...args: (string | number | Buffer)[]): Promise<unknown> {
-    const client = new Redis({
-      host: LOOPBACK,
-      port: this.port,
-      lazyConnect: true,
-      enableReadyCheck: false,
-      maxRetriesPerRequest: 1,
-      retryStrategy: () => null,
-    })
-    client.on('error', () => {})
-    try {
-      await client.connect()
-      return await client.call(name, ...args)
-    } finally {
-      client.disconnect()
-    }
+  /** Runs one command over a fresh connection (see {@link commandOnce}). */
+  command(name: string, ...args: (string | number | Buffer)[]): Promise<unknown> {
+    return commandOnce(this.port, name, ...args)
   }
 
   async #stop(): Promise<void> {
@@ -331,4 +314,31 @@ export function startRedis(options?: StartRedisOptions): Promise<RedisServer> {
 /** Stops every server this process started and has not stopped yet, e.g. from a global `after`. */
 export async function stopAllRedis(): Promise<void> {
   await Promise.all([...liveServers].map((server) => server.stop()))
+}
+
+/**
+ * Runs one command on the server at 127.0.0.1:`port` over a fresh connection. A
+ * short-lived client keeps no handles open between calls and needs no reconnect logic
+ * across a server's kill()/restart().
+ */
+export async function commandOnce(
+  port: number,
+  name: string,
+  ...args: (string | number | Buffer)[]
+): Promise<unknown> {
+  const client = new Redis({
+    host: LOOPBACK,
+    port,
+    lazyConnect: true,
+    enableReadyCheck: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => null,
+  })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    return await client.call(name, ...args)
+  } finally {
+    client.disconnect()
+  }
 }

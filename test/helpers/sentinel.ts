@@ -3,9 +3,8 @@ import { rmSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { Redis } from 'ioredis'
 import { killQuietly, onProcessExit } from './cleanup.js'
-import { getFreePort, LOOPBACK, type RedisServer, startRedis } from './redis-server.js'
+import { commandOnce, getFreePort, LOOPBACK, type RedisServer, startRedis } from './redis-server.js'
 import { waitFor, withTimeout } from './wait.js'
 
 export const MASTER_NAME = 'mymaster'
@@ -86,22 +85,8 @@ export class Sentinel {
   }
 
   /** Runs one command over a fresh connection. */
-  async command(name: string, ...args: (string | number)[]): Promise<unknown> {
-    const client = new Redis({
-      host: LOOPBACK,
-      port: this.port,
-      lazyConnect: true,
-      enableReadyCheck: false,
-      maxRetriesPerRequest: 1,
-      retryStrategy: () => null,
-    })
-    client.on('error', () => {})
-    try {
-      await client.connect()
-      return await client.call(name, ...args)
-    } finally {
-      client.disconnect()
-    }
+  command(name: string, ...args: (string | number)[]): Promise<unknown> {
+    return commandOnce(this.port, name, ...args)
   }
 
   async stop(): Promise<void> {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import calculateSlot from 'cluster-key-slot'
-import { Cluster, Redis } from 'ioredis'
-import { createCluster } from 'redis'
-import { type Lock, LockError, Locker, LockLostError } from '../../src/index.js'
+import { Redis } from 'ioredis'
+import { type Lock, LockError, type Locker, LockLostError } from '../../src/index.js'
 import { type LocalCluster, startCluster } from '../helpers/cluster.js'
+import { ClusterLockers } from '../helpers/cluster-clients.js'
 import { CLIENT_KINDS } from '../helpers/matrix.js'
 import { LOOPBACK, type RedisServer } from '../helpers/redis-server.js'
 import { sleep, waitFor } from '../helpers/wait.js'
@@ -85,35 +85,10 @@ describe('Redis Cluster failover', () => {
 
   for (const [index, kind] of CLIENT_KINDS.entries()) {
     describe(`[${kind}]`, () => {
-      const closers: (() => Promise<unknown>)[] = []
       const p = `${kind}:failover:`
-
-      async function connect(): Promise<object> {
-        if (kind === 'ioredis') {
-          const client = new Cluster([...cluster.startupNodes])
-          client.on('error', () => {})
-          closers.push(() => client.quit().catch(() => client.disconnect()))
-          await new Promise<void>((resolve) => client.once('ready', resolve))
-          return client
-        }
-        const client = createCluster({
-          rootNodes: cluster.startupNodes.map((n) => ({ url: `redis://${n.host}:${n.port}` })),
-        })
-        client.on('error', () => {})
-        await client.connect()
-        closers.push(() => client.close().catch(() => client.destroy()))
-        return client
-      }
-
-      async function locker(options?: ConstructorParameters<typeof Locker>[1]): Promise<Locker> {
-        const l = new Locker(await connect(), options)
-        closers.unshift(() => l.close())
-        return l
-      }
-
-      after(async () => {
-        for (const close of closers.splice(0)) await close()
-      })
+      const clients = new ClusterLockers(kind, () => cluster)
+      const locker = (options?: ConstructorParameters<typeof Locker>[1]) => clients.locker(options)
+      after(() => clients.close())
 
       test('master of a held lock killed, replica promoted: never a second owner; the slot without a master is a backend error, not contention', async (t) => {
         // Each client kind fails over a different original master (nodes 0..2 are the

@@ -1,20 +1,9 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { type Lock, LockError, Locker, LockLostError } from '../../src/index.js'
+import { type Lock, type LockError, Locker, LockLostError } from '../../src/index.js'
+import { rejectsWith } from '../helpers/assertions.js'
 import { describeMatrix } from '../helpers/matrix.js'
-
-/** Rejects unless `p` rejects with a LockError of `code`; returns the error. */
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<LockError> {
-  try {
-    await p
-  } catch (err) {
-    assert.ok(err instanceof LockError, `expected a LockError, got ${String(err)}`)
-    assert.equal(err.code, code, err.message)
-    return err
-  }
-  assert.fail(`expected rejection with ${code}`)
-}
 
 function lostReason(lock: Lock): string | undefined {
   const reason = lock.signal.reason as unknown

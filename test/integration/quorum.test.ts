@@ -2,22 +2,11 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { Redis } from 'ioredis'
 import { nodeTimeoutMs } from '../../src/backends/quorum.js'
-import { type Lock, LockError, Locker, LockLostError, QuorumError } from '../../src/index.js'
+import { type Lock, Locker, LockLostError, QuorumError } from '../../src/index.js'
+import { rejectsWith } from '../helpers/assertions.js'
 import { type AnyClient, type ClientKind, type ConnectedClient, connectClient } from '../helpers/matrix.js'
 import { type RedisServer, startRedis } from '../helpers/redis-server.js'
 import { sleep, waitFor } from '../helpers/wait.js'
-
-/** Rejects unless `p` rejects with a LockError of `code`; returns the error. */
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<LockError> {
-  try {
-    await p
-  } catch (err) {
-    assert.ok(err instanceof LockError, `expected a LockError, got ${String(err)}`)
-    assert.equal(err.code, code, err.message)
-    return err
-  }
-  assert.fail(`expected rejection with ${code}`)
-}
 
 const servers: RedisServer[] = []
 const admins: Redis[] = []

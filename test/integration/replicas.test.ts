@@ -1,22 +1,11 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
-import { BackendError, InvalidArgumentError, LockError, Locker } from '../../src/index.js'
+import { BackendError, InvalidArgumentError, Locker } from '../../src/index.js'
+import { rejectsWith } from '../helpers/assertions.js'
 import { describeMatrix } from '../helpers/matrix.js'
 import type { RedisServer } from '../helpers/redis-server.js'
 import { startReplica } from '../helpers/sentinel.js'
 import { waitFor } from '../helpers/wait.js'
-
-/** Rejects unless `p` rejects with a LockError of `code`; returns the error. */
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<LockError> {
-  try {
-    await p
-  } catch (err) {
-    assert.ok(err instanceof LockError, `expected a LockError, got ${String(err)}`)
-    assert.equal(err.code, code, err.message)
-    return err
-  }
-  assert.fail(`expected rejection with ${code}`)
-}
 
 describeMatrix('replica-acknowledged locks', (ctx) => {
   let replica: RedisServer
