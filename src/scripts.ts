@@ -29,6 +29,12 @@ export function script(name: string, source: string): Script {
  * Replays      a key already holding ARGV[1] counts as taken: tokens are unique per
  *              attempt, so only a resent copy of this same request (or of the plain
  *              SET that preceded it) can have set it.
+ * Waiting mark a held key that blocks the attempt gets '!' appended to its holder's
+ *              token (once; only a lease-like value: 22 characters with a TTL), so the
+ *              holder's release knows someone waits and publishes. Every script that
+ *              compares tokens accepts both forms. An unmarked release sends no message:
+ *              nobody outside the holder's own Locker can be waiting (every waiter's
+ *              failed attempt went through this script and marked the holder).
  * Cluster      all keys must share one slot; the caller checks before sending.
  *
  * Keys taken before a later one turns out to be held are deleted again inside the
@@ -42,12 +48,15 @@ local n = fenced and #KEYS / 2 or #KEYS
 for i = 1, n do
   if not redis.call('SET', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then
     local v = redis.pcall('GET', KEYS[i])
-    if v ~= ARGV[1] then
+    if v ~= ARGV[1] and v ~= ARGV[1] .. '!' then
       for j = 1, i - 1 do redis.call('DEL', KEYS[j]) end
       if type(v) == 'table' and v.err then
         return redis.error_reply('WRONGTYPE lock key ' .. KEYS[i] .. ' holds a non-string value, not a lock')
       end
-      return {0, redis.call('PTTL', KEYS[i]), i}
+      local pttl = redis.call('PTTL', KEYS[i])
+      -- Mark the holder's token: someone waits, so its release must announce itself.
+      if pttl > 0 and #v == 22 then redis.call('APPEND', KEYS[i], '!') end
+      return {0, pttl, i}
     end
     -- Already ours: this very request was delivered twice (a client resent it
     -- after a reconnect). Count it as taken rather than leave an orphan behind.
@@ -91,7 +100,7 @@ for l = 1, tonumber(ARGV[1]) do
   local status = 1
   for i = k, k + nk - 1 do
     local v = redis.call('GET', KEYS[i])
-    if v ~= token then
+    if v ~= token and v ~= token .. '!' then
       if v then status = -1 break end
       status = 0
     end
@@ -124,7 +133,7 @@ local out = {}
 local ms = ARGV[1]
 for i = 1, #KEYS do
   local v = redis.call('GET', KEYS[i])
-  if v == ARGV[i + 1] then
+  if v == ARGV[i + 1] or v == ARGV[i + 1] .. '!' then
     redis.call('PEXPIRE', KEYS[i], ms)
     out[i] = 1
   elseif v then
@@ -143,7 +152,11 @@ function releaseSource(publish: 'PUBLISH' | 'SPUBLISH'): string {
 local n = 0
 local heard = 0
 for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[1] then
+  local v = redis.call('GET', KEYS[i])
+  if v == ARGV[1] then
+    redis.call('DEL', KEYS[i])
+    n = n + 1
+  elseif v == ARGV[1] .. '!' then
     redis.call('DEL', KEYS[i])
     heard = heard + redis.call('${publish}', ARGV[2 + i], ARGV[2])
     n = n + 1
@@ -154,7 +167,8 @@ return {n, heard}
 }
 
 /**
- * Deletes the keys that still hold our token and announces each deletion.
+ * Deletes the keys that still hold our token and announces each deletion that
+ * someone waits for (the key carried the waiting mark, see {@link ACQUIRE}).
  *
  * KEYS[1..n]   lock keys
  * ARGV[1]      owner token
@@ -184,7 +198,8 @@ export const RELEASE_SHARDED = script('release-sharded', releaseSource('SPUBLISH
  * Reads the state of one lock key without changing it.
  *
  * KEYS[1]      lock key; KEYS[2] its fence-mark key
- * Returns      {token or false, pttl, fence mark or false}
+ * Returns      {token or false, pttl, fence mark or false}; the token as stored, with
+ *              the waiting mark '!' if a waiter set one (the caller strips it)
  */
 export const INSPECT = script(
   'inspect',

@@ -224,7 +224,7 @@ export class Backend implements LockBackend {
       const reply = await this.#bounded(this.#run(INSPECT, [key, fenceKey(key)], []), timeoutMs, 'inspect')
       const [token, pttl, fence] = reply as [unknown, unknown, unknown]
       return {
-        token: typeof token === 'string' ? token : null,
+        token: typeof token === 'string' ? withoutWaitingMark(token) : null,
         pttl: Number(pttl),
         fence: typeof fence === 'string' ? BigInt(fence) : null,
       }
@@ -352,6 +352,11 @@ function parseAttempt(reply: unknown): AttemptResult {
     }
   }
   throw new BackendError('acquire', `unexpected reply to acquire: ${safeJson(reply)}`)
+}
+
+/** A holder's token as stored, less the '!' a waiter appends (see ACQUIRE in scripts.ts). */
+export function withoutWaitingMark(stored: string): string {
+  return stored.endsWith('!') ? stored.slice(0, -1) : stored
 }
 
 function toBackendError(operation: BackendError['operation'], err: unknown): BackendError {

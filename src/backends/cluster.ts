@@ -121,10 +121,12 @@ export class ClusterBackend implements LockBackend {
    * Without replicas: one script call routed by the client. With `ack.replicas > 0`,
    * WAIT only counts the writes of the connection it is sent on, so the script and the
    * WAIT both go, in order, on the connection the client uses for the master of the
-   * keys' slot, outside the client's routing. A MOVED or ASK (the slot moved since the
-   * client's last slot map) fails the attempt with a BackendError, nothing having been
-   * written; the token is then also released through the client's routing, which
-   * follows the redirect and refreshes the slot map for the next attempt.
+   * keys' slot, outside the client's routing. A MOVED (the slot moved since the
+   * client's last slot map) is followed once: the token is released through the
+   * client's routing, which follows the redirect and refreshes the slot map, and the
+   * attempt is made again on the slot's new master within the same time bound. An ASK
+   * (the slot is being migrated) or a second MOVED fails the attempt with a
+   * BackendError, nothing having been written.
    */
   async acquire(
     keys: readonly string[],
@@ -138,15 +140,22 @@ export class ClusterBackend implements LockBackend {
       return this.#inner.acquire(keys, token, lifetimeMs, timeoutMs, undefined, fencing)
     if (!hasSlotMasters(this.#adapter)) throw unsupportedReplicas('this Redis Cluster client', ack.replicas)
     const startedAt = performance.now()
-    const backend = await this.#masterBackend(this.#adapter, slotOf(keys[0] ?? ''), timeoutMs)
-    const leftMs = Math.max(1, timeoutMs - (performance.now() - startedAt))
-    try {
-      return await backend.acquire(keys, token, lifetimeMs, leftMs, ack, fencing)
-    } catch (err) {
-      if (err instanceof Error && /\b(MOVED|ASK)\b/.test(err.message)) {
-        this.#inner.releaseQuietly(keys, token, '')
+    const left = () => Math.max(1, timeoutMs - (performance.now() - startedAt))
+    const slot = slotOf(keys[0] ?? '')
+    for (let redirected = false; ; redirected = true) {
+      const backend = await this.#masterBackend(this.#adapter, slot, left())
+      try {
+        return await backend.acquire(keys, token, lifetimeMs, left(), ack, fencing)
+      } catch (err) {
+        const redirect = err instanceof Error ? /\b(MOVED|ASK)\b/.exec(err.message)?.[1] : undefined
+        if (redirect === undefined) throw err
+        // Nothing was written on the node that redirected. The routed release follows
+        // the redirect, which makes the client refresh its slot map; once it is back,
+        // a MOVED slot is tried once more on its new master. ASK (a slot mid-migration)
+        // is not: the key may be on either node until the migration ends.
+        await this.#inner.release(keys, token, '', left()).catch(() => {})
+        if (redirect !== 'MOVED' || redirected || performance.now() - startedAt >= timeoutMs) throw err
       }
-      throw err
     }
   }
 

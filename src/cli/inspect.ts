@@ -91,7 +91,8 @@ export async function inspectCommand(argv: string[]): Promise<number> {
  * library's own release script, so waiters are woken at once.
  */
 const FORCE_RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] or v == ARGV[1] .. '!' then
   redis.call('DEL', KEYS[1])
   redis.call('PUBLISH', ARGV[2], 'async-redis-lock-cli')
   return 1

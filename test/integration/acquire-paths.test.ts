@@ -4,7 +4,7 @@ import type { RedisAdapter } from '../../src/backends/adapter.js'
 import { Backend } from '../../src/backends/backend.js'
 import { adapterFor } from '../../src/backends/detect.js'
 import { Locker } from '../../src/index.js'
-import { ACQUIRE, EXTEND_UNIFORM } from '../../src/scripts.js'
+import { ACQUIRE, EXTEND, EXTEND_UNIFORM, INSPECT, RELEASE } from '../../src/scripts.js'
 import { describeMatrix } from '../helpers/matrix.js'
 
 /**
@@ -112,5 +112,61 @@ describeMatrix('acquire paths', (ctx) => {
     assert.ok((await ctx.admin.pttl('ap4:a')) > 8000)
     assert.ok((await ctx.admin.pttl('ap4:b')) <= 1000)
     assert.equal(await ctx.admin.exists('ap4:c'), 0)
+  })
+
+  test('waiting mark: a blocked attempt marks the holder once; extend, release and inspect accept it; only a marked release publishes', async () => {
+    const count = async (cmd: string) =>
+      Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(await ctx.admin.info('commandstats'))?.[1] ?? 0)
+    const holder = new Locker(await ctx.client(), { prefix: 'ap5:' })
+    const other = new Locker(await ctx.client(), { prefix: 'ap5:' })
+    // Nobody waits: the release deletes without a message.
+    const publishes0 = await count('publish')
+    const quiet = await holder.acquire('k')
+    assert.equal(await ctx.admin.get('ap5:k'), quiet.token)
+    await quiet.release()
+    assert.equal(await count('publish'), publishes0, 'an unwaited release publishes nothing')
+
+    const lock = await holder.acquire('k', { lifetimeMs: 3000 })
+    assert.equal(await other.tryAcquire('k'), null)
+    assert.equal(await other.tryAcquire('k'), null)
+    assert.equal(await ctx.admin.get('ap5:k'), `${lock.token}!`, 'marked once, however many attempts')
+    assert.ok((await ctx.admin.pttl('ap5:k')) > 2000, 'APPEND keeps the lease')
+    assert.equal((await holder.inspect('k')).token, lock.token, 'inspect strips the mark')
+    await lock.extend()
+    assert.equal(lock.signal.aborted, false, 'a marked lease is still ours to extend')
+    const waiter = other.acquire('k', { retryIntervalMs: 10_000, retryTimeoutMs: 10_000 })
+    await new Promise((r) => setTimeout(r, 100))
+    const started = performance.now()
+    assert.equal(await lock.release(), true)
+    const next = await waiter
+    assert.ok(performance.now() - started < 1000, 'the marked release woke the waiter')
+    assert.equal(await count('publish'), publishes0 + 1)
+    await next.release()
+    await holder.close()
+    await other.close()
+  })
+
+  test('waiting mark in the scripts: replay and both extension scripts accept it; foreign values are never marked', async () => {
+    const tok = 'A'.repeat(22)
+    await ctx.admin.set('ap6:k', tok, 'PX', 5000)
+    const blocked = (await ctx.admin.eval(ACQUIRE.source, 1, 'ap6:k', 'B'.repeat(22), '9000', '0')) as unknown[]
+    assert.equal(blocked[0], 0)
+    assert.equal(await ctx.admin.get('ap6:k'), `${tok}!`)
+    // A replayed request of the marked holder itself still counts as taken.
+    assert.deepEqual(await ctx.admin.eval(ACQUIRE.source, 1, 'ap6:k', tok, '9000', '0'), [1])
+    assert.deepEqual(await ctx.admin.eval(EXTEND_UNIFORM.source, 1, 'ap6:k', '9000', tok), [1])
+    assert.deepEqual(await ctx.admin.eval(EXTEND.source, 1, 'ap6:k', '1', tok, '9000', '1'), [1])
+    const [stored] = (await ctx.admin.eval(INSPECT.source, 2, 'ap6:k', '{ap6:k}:fence')) as [string]
+    assert.equal(stored, `${tok}!`)
+    assert.deepEqual(await ctx.admin.eval(RELEASE.source, 1, 'ap6:k', tok, 'me', '{ap6:k}:released'), [1, 0])
+    // Not lease-like: no TTL, or not 22 characters. Blocked, but left as they are.
+    await ctx.admin.set('ap6:forever', 'C'.repeat(22))
+    await ctx.admin.set('ap6:short', 'someone', 'PX', 5000)
+    for (const key of ['ap6:forever', 'ap6:short']) {
+      const r = (await ctx.admin.eval(ACQUIRE.source, 1, key, 'B'.repeat(22), '9000', '0')) as unknown[]
+      assert.equal(r[0], 0)
+    }
+    assert.equal(await ctx.admin.get('ap6:forever'), 'C'.repeat(22))
+    assert.equal(await ctx.admin.get('ap6:short'), 'someone')
   })
 })

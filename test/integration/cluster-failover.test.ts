@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import calculateSlot from 'cluster-key-slot'
 import { Redis } from 'ioredis'
+import { withoutWaitingMark } from '../../src/backends/backend.js'
 import { type Lock, LockError, type Locker, LockLostError } from '../../src/index.js'
 import { type LocalCluster, startCluster } from '../helpers/cluster.js'
 import { ClusterLockers } from '../helpers/cluster-clients.js'
@@ -113,7 +114,8 @@ describe('Redis Cluster failover', () => {
           () =>
             direct(replica.port, async (r) => {
               await r.call('READONLY')
-              return (await r.get(key)) === lock.token
+              const stored = await r.get(key)
+              return stored !== null && withoutWaitingMark(stored) === lock.token
             }),
           { message: 'the key on the replica' },
         )
@@ -123,6 +125,9 @@ describe('Redis Cluster failover', () => {
         const violations: string[] = []
         const contenderSeen = new Map<string, number>()
         let stopContender = false
+        t.after(() => {
+          stopContender = true // also when an assertion fails first: the loop must not keep the file alive
+        })
         const contender = (async () => {
           while (!stopContender) {
             const sentAt = performance.now()
@@ -223,7 +228,12 @@ describe('Redis Cluster failover', () => {
 
         // After the failover: either the holder's extensions reach the new master (the key
         // was replicated before the crash), or the holder is told it lost the lock.
-        const ttlOnNew = () => direct(newPort, async (r) => [await r.get(key), await r.pttl(key)] as const)
+        // The contender's attempts append the waiting mark to the stored token.
+        const ttlOnNew = () =>
+          direct(newPort, async (r) => {
+            const stored = await r.get(key)
+            return [stored === null ? null : withoutWaitingMark(stored), await r.pttl(key)] as const
+          })
         await waitFor(
           async () => {
             if (lock.signal.aborted) return true

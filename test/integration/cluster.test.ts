@@ -213,7 +213,7 @@ describe('Redis Cluster', () => {
         onNew.on('error', () => {})
         await onNew.connect()
         try {
-          assert.equal(await onNew.get(key), lock.token)
+          assert.equal(await onNew.get(key), `${lock.token}!`, 'marked by the contender, which waits')
           assert.ok((await onNew.pttl(key)) > 600, 'extended on the new master')
           assert.equal(await lock.release(), true)
           assert.equal(await onNew.exists(key), 0)
@@ -309,6 +309,45 @@ describe('Redis Cluster', () => {
         assert.equal(await master.command('EXISTS', key), 0)
         const lock = await l.acquire(key, { replicas: 1 })
         await lock.release()
+      })
+
+      test('replicas: 1 after the slot moved behind the client (stale slot map): MOVED is followed once, acquired on the new master', async () => {
+        const l = await locker({ replicas: 1, replicaTimeoutMs: 1000 })
+        const key = `${p}r1:moved`
+        const slot = calculateSlot(key)
+        // The client learns the slot map now; then the (empty) slot is handed to another master.
+        const warm = await l.acquire(`{${key}}:warm`)
+        await warm.release()
+        const from = await cluster.masterOf(slot)
+        const masters = [0, 1, 2].map((i) => cluster.nodes[i]!)
+        const to = masters.find((m) => m.port !== from.port)!
+        const toId = String(await to.command('CLUSTER', 'MYID'))
+        const movedCount = async () =>
+          Number(
+            /errorstat_MOVED:count=(\d+)/.exec(String(await from.command('INFO', 'errorstats')))?.[1] ?? 0,
+          )
+        const movedBefore = await movedCount()
+        for (const m of [to, from, ...masters.filter((n) => n !== to && n !== from)]) {
+          await m.command('CLUSTER', 'SETSLOT', String(slot), 'NODE', toId)
+        }
+        const lock = await l.acquire(key, { lifetimeMs: 5000, retryTimeoutMs: 0 })
+        assert.ok((await movedCount()) > movedBefore, 'the old master answered MOVED (the map was stale)')
+        assert.equal(await to.command('GET', key), lock.token, 'on the new master')
+        assert.equal(await from.command('CLUSTER', 'COUNTKEYSINSLOT', String(slot)), 0, 'nothing left behind')
+        // The replica learns the new slot owner by gossip; until then it answers MOVED.
+        const replica = await replicaOf(cluster, slot)
+        await waitFor(
+          () =>
+            getOnReplica(replica, key).then(
+              (v) => v === lock.token,
+              () => false,
+            ),
+          {
+            timeoutMs: 5000,
+            message: 'the key on the new master’s replica',
+          },
+        )
+        assert.equal(await lock.release(), true)
       })
 
       test('a killed subscriber connection loses no waiter', async () => {

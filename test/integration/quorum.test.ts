@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { Redis } from 'ioredis'
+import { withoutWaitingMark } from '../../src/backends/backend.js'
 import { nodeTimeoutMs } from '../../src/backends/quorum.js'
 import { type Lock, Locker, LockLostError, QuorumError } from '../../src/index.js'
 import { rejectsWith } from '../helpers/assertions.js'
@@ -52,8 +53,10 @@ async function cleanUp(): Promise<void> {
   open.clear()
 }
 
+/** The token stored on each of the first `n` nodes, less any waiting mark. */
 async function values(key: string, n: number): Promise<(string | null)[]> {
-  return Promise.all(admins.slice(0, n).map((a) => a.get(key)))
+  const stored = await Promise.all(admins.slice(0, n).map((a) => a.get(key)))
+  return stored.map((v) => (v === null ? null : withoutWaitingMark(v)))
 }
 
 function lostReason(lock: Lock): string | undefined {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { newToken } from '../../src/internal/token.js'
+import { ACQUIRE } from '../../src/scripts.js'
 
 describe('newToken', () => {
   test('128 random bits as 22 base64url characters, never repeating', () => {
@@ -12,5 +13,9 @@ describe('newToken', () => {
       seen.add(t)
     }
     assert.equal(seen.size, 5000, 'tokens repeated across pool refills')
+  })
+
+  test('the acquire script marks only values of exactly a token\'s length', () => {
+    assert.ok(ACQUIRE.source.includes(`#v == ${newToken().length}`))
   })
 })
