@@ -3,8 +3,11 @@
 // independent masters vs our cluster backend, next to the Redlock-style peers on
 // the same masters. Starts its own redis-servers (5 nodes + a 3×2 cluster, pinned to
 // core 0 when taskset exists), runs on core 1, prints a Markdown table and writes
-// bench/results/scale-latest.md and .json.
-import { execFileSync, spawnSync } from 'node:child_process'
+// bench/results/scale-latest.md and .json. The 1/3/5-node rows run twice: straight
+// to the servers, and through loopback proxies that delay every chunk by RTT_ONE_WAY_MS
+// each way (a child process on core 0), the round trip of a network between hosts,
+// where a parallel fan-out pays one round trip, not one per node.
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
@@ -26,6 +29,8 @@ const WARMUP_MS = 300
 const MAX_CYCLES = 200_000 // per row and round: the time limit normally stops it first
 const MAX_ERRORS = 50 // per row and round
 const QUORUM_TARGET = 1.3
+/** Added per direction by the latency proxies: ~2 ms more per round trip, as between hosts in one region. */
+const RTT_ONE_WAY_MS = 1
 
 // Re-run ourselves on core 1; the redis-servers get core 0.
 const canPin = hasTaskset() && os.cpus().length >= 2
@@ -42,7 +47,7 @@ if (canPin && process.env.BENCH_PINNED !== '1') {
 }
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130))
 
-type NodeSet = '1' | '3' | '5' | 'cluster'
+type NodeSet = '1' | '3' | '5' | 'cluster' | '1+rtt' | '3+rtt' | '5+rtt'
 type Lib = 'async-redis-lock' | 'redlock5' | 'sesamecare-redlock' | 'redlock4' | 'RedlockMutex'
 
 type Release = () => Promise<unknown>
@@ -205,8 +210,28 @@ async function measure(row: Row, ms: number): Promise<RoundStats> {
   }
 }
 
+/** Starts the latency proxies' child process (pinned with the servers) and reads their ports. */
+async function startLatencyProxies(ports: number[]): Promise<{ child: ChildProcess; ports: number[] }> {
+  const script = fileURLToPath(new URL('./latency-proxies.ts', import.meta.url))
+  const args = [...process.execArgv, script, String(RTT_ONE_WAY_MS), ...ports.map(String)]
+  const child = canPin
+    ? spawn('taskset', ['-c', '0', process.execPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'] })
+    : spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] })
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = ''
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+      if (out.includes('\n')) resolve(out.split('\n')[0] as string)
+    })
+    child.once('exit', (code) => reject(new Error(`latency proxies exited (${code})`)))
+    setTimeout(() => reject(new Error('latency proxies not ready in 10 s')), 10_000).unref()
+  })
+  return { child, ports: JSON.parse(line) as number[] }
+}
+
 const busyBefore = await busyShare()
 const singles: BenchRedis[] = []
+let proxies: { child: ChildProcess; ports: number[] } | undefined
 let cluster: LocalCluster | undefined
 const rows: Row[] = []
 const rounds = new Map<string, RoundStats[]>()
@@ -227,8 +252,16 @@ try {
   log(`nodes: ${singles.map((s) => `${s.port}/pid ${s.pid}`).join(', ')}`)
   log(`cluster: ${cluster.nodes.map((n) => `${n.port}/pid ${n.pid}`).join(', ')}`)
 
-  // Every row gets its own connections.
-  const on = (n: number) => Promise.all(singles.slice(0, n).map((s) => connect(s.port)))
+  proxies = await startLatencyProxies(singles.map((s) => s.port))
+  log(
+    `latency proxies (+${RTT_ONE_WAY_MS} ms each way): pid ${proxies.child.pid}, ports ${proxies.ports.join(', ')}`,
+  )
+
+  // Every row gets its own connections; n + 'rtt' goes through the latency proxies.
+  const on = (n: number, rtt = false) =>
+    Promise.all(
+      (rtt ? (proxies?.ports ?? []) : singles.map((s) => s.port)).slice(0, n).map((port) => connect(port)),
+    )
   const clusterClient = new Cluster([...cluster.startupNodes])
   clusterClient.on('error', () => {})
   await new Promise<void>((resolve, reject) => {
@@ -238,21 +271,28 @@ try {
   const Redlock5 = (
     createRequire(import.meta.url)('redlock5') as { default: new (c: Redis[]) => UsingRedlock }
   ).default
-  const using = async (lib: Lib, n: number) => {
-    const clients = await on(n)
+  const using = async (lib: Lib, n: number, rtt: boolean) => {
+    const clients = await on(n, rtt)
     const redlock = lib === 'redlock5' ? new Redlock5(clients) : new SesameRedlock(clients)
-    return usingRow(`${lib}-${n}`, lib, String(n) as NodeSet, clients, redlock as UsingRedlock)
+    const set = `${n}${rtt ? '+rtt' : ''}` as NodeSet
+    return usingRow(`${lib}-${set}`, lib, set, clients, redlock as UsingRedlock)
   }
   rows.push(
     oursRow('ours-1', '1', await on(1)),
     oursRow('ours-q3', '3', await on(3)),
     oursRow('ours-q5', '5', await on(5)),
     oursRow('ours-cluster', 'cluster', clusterClient),
+    oursRow('ours-1+rtt', '1+rtt', await on(1, true)),
+    oursRow('ours-q3+rtt', '3+rtt', await on(3, true)),
+    oursRow('ours-q5+rtt', '5+rtt', await on(5, true)),
   )
-  for (const n of [3, 5]) {
-    rows.push(await using('redlock5', n), await using('sesamecare-redlock', n))
-    rows.push(redlock4Row(`redlock4-${n}`, String(n) as NodeSet, await on(n)))
-    rows.push(mutexRow(`RedlockMutex-${n}`, String(n) as NodeSet, await on(n)))
+  for (const rtt of [false, true]) {
+    for (const n of [3, 5]) {
+      const set = `${n}${rtt ? '+rtt' : ''}` as NodeSet
+      rows.push(await using('redlock5', n, rtt), await using('sesamecare-redlock', n, rtt))
+      rows.push(redlock4Row(`redlock4-${set}`, set, await on(n, rtt)))
+      rows.push(mutexRow(`RedlockMutex-${set}`, set, await on(n, rtt)))
+    }
   }
 
   log(`warm-up ${WARMUP_MS} ms per row`)
@@ -269,6 +309,12 @@ try {
   }
 } finally {
   await Promise.all(rows.map((r) => r.close().catch(() => {})))
+  proxies?.child.stdin?.end()
+  if (proxies?.child.pid !== undefined && proxies.child.exitCode === null) {
+    try {
+      process.kill(proxies.child.pid, 'SIGTERM')
+    } catch {}
+  }
   await Promise.all([...singles.map((s) => s.stop()), cluster?.stop()])
   log('every redis-server stopped')
 }
@@ -292,6 +338,9 @@ const result = rows.map((row) => {
 type Result = (typeof result)[number]
 const byId = (id: string) => result.find((x) => x.id === id)!
 const single = byId('ours-1')
+const singleRtt = byId('ours-1+rtt')
+/** Our single-node row for the same kind of path (straight, or through the latency proxies). */
+const singleFor = (nodes: NodeSet) => (nodes.endsWith('+rtt') ? singleRtt : single)
 const peersOn = (nodes: NodeSet) =>
   result.filter((x) => x.nodes === nodes && x.lib !== 'async-redis-lock' && Number.isFinite(x.p50))
 const bestPeer = (nodes: NodeSet): Result | undefined =>
@@ -304,6 +353,9 @@ const NODE_LABEL: Record<NodeSet, string> = {
   '3': '3 masters',
   '5': '5 masters',
   cluster: 'cluster 3+3',
+  '1+rtt': `1 node, +${2 * RTT_ONE_WAY_MS} ms RTT`,
+  '3+rtt': `3 masters, +${2 * RTT_ONE_WAY_MS} ms RTT`,
+  '5+rtt': `5 masters, +${2 * RTT_ONE_WAY_MS} ms RTT`,
 }
 const rendered = table(
   [
@@ -312,7 +364,7 @@ const rendered = table(
     'acquire p50 ms',
     'acquire p99 ms',
     'cycles/s',
-    '× our single-node p50',
+    '× our single-node p50 (same path)',
     '× best peer on same nodes (p50)',
   ],
   result.map((r) => {
@@ -324,33 +376,39 @@ const rendered = table(
       fmt(r.p50, 3),
       fmt(r.p99, 3),
       fmt(r.cyclesPerSec, 0),
-      x(ratio(r.p50, single.p50)),
+      x(ratio(r.p50, singleFor(r.nodes).p50)),
       best ? `${x(ratio(r.p50, best.p50))}${r.id === best.id ? ' (best peer)' : ''}` : '– (no peer)',
     ]
   }),
 )
 
 const verdicts: Verdict[] = []
-for (const n of ['3', '5'] as const) {
-  const q = byId(`ours-q${n}`)
-  const k = ratio(q.p50, single.p50)
-  verdicts.push({
-    target: `quorum ${n} p50 ≤ ${QUORUM_TARGET} × single-node p50`,
-    measured: `${fmt(q.p50, 3)} ms vs ${fmt(single.p50, 3)} ms = ${x(k)}`,
-    pass: Number.isFinite(k) ? k <= QUORUM_TARGET : undefined,
-  })
+for (const rtt of ['', '+rtt'] as const) {
+  for (const n of ['3', '5'] as const) {
+    const q = byId(`ours-q${n}${rtt}`)
+    const base = rtt ? singleRtt : single
+    const k = ratio(q.p50, base.p50)
+    verdicts.push({
+      target: `quorum ${n} p50 ≤ ${QUORUM_TARGET} × single-node p50${rtt ? `, with +${2 * RTT_ONE_WAY_MS} ms RTT` : ', loopback'}`,
+      measured: `${fmt(q.p50, 3)} ms vs ${fmt(base.p50, 3)} ms = ${x(k)}`,
+      pass: Number.isFinite(k) ? k <= QUORUM_TARGET : undefined,
+    })
+  }
 }
-for (const n of ['3', '5'] as const) {
-  const q = byId(`ours-q${n}`)
-  const best = bestPeer(n)
-  const behind = peersOn(n).filter((p) => p.p50 <= q.p50)
-  verdicts.push({
-    target: `ours ahead of redlock and RedlockMutex on ${n} masters (p50)`,
-    measured: best
-      ? `ours ${fmt(q.p50, 3)} ms; best peer ${best.lib} ${fmt(best.p50, 3)} ms (${x(ratio(q.p50, best.p50))}); p99 ours ${fmt(q.p99, 3)} vs ${fmt(best.p99, 3)} ms${behind.length > 0 ? `; not ahead of ${behind.map((p) => p.lib).join(', ')}` : ''}`
-      : 'no peer measured',
-    pass: best && Number.isFinite(q.p50) ? behind.length === 0 : undefined,
-  })
+for (const rtt of ['', '+rtt'] as const) {
+  for (const n of ['3', '5'] as const) {
+    const set = `${n}${rtt}` as NodeSet
+    const q = byId(`ours-q${n}${rtt}`)
+    const best = bestPeer(set)
+    const behind = peersOn(set).filter((p) => p.p50 <= q.p50)
+    verdicts.push({
+      target: `ours ahead of redlock and RedlockMutex on ${NODE_LABEL[set]} (p50)`,
+      measured: best
+        ? `ours ${fmt(q.p50, 3)} ms; best peer ${best.lib} ${fmt(best.p50, 3)} ms (${x(ratio(q.p50, best.p50))}); p99 ours ${fmt(q.p99, 3)} vs ${fmt(best.p99, 3)} ms${behind.length > 0 ? `; not ahead of ${behind.map((p) => p.lib).join(', ')}` : ''}`
+        : 'no peer measured',
+      pass: best && Number.isFinite(q.p50) ? behind.length === 0 : undefined,
+    })
+  }
 }
 
 const machine = describeMachine(
@@ -373,7 +431,8 @@ const markdown = [
     '- Acquire latency = from the acquire call until the lock is held (for `using()` APIs: until the routine starts). cycles/s includes the release.',
     `- Lease ${LEASE_MS} ms everywhere, library defaults otherwise; auto-extension on where the library has it (ours, redlock5 and @sesamecare-oss/redlock via \`using()\`, RedlockMutex's refresh); redlock4 has none. Every row has its own ioredis connections.`,
     '- Nodes: 5 independent redis-servers (rows on 1/3/5 use the first 1/3/5 of them) and a separate 3-master/3-replica Redis Cluster (ours through an ioredis `Cluster`).',
-    '- "best peer" = the fastest (p50) non-async-redis-lock library on the same masters.',
+    `- "+${2 * RTT_ONE_WAY_MS} ms RTT" rows reach the same 5 servers through loopback proxies (test/helpers/proxy.ts in 'delay' mode, one child process pinned with the servers) that hold every chunk ${RTT_ONE_WAY_MS} ms each way: a round trip as between hosts. On loopback a request costs mostly CPU, and with every server on one core and the client on the other, a quorum's requests are served one after another; with a network in the way, the fan-out overlaps the round trips, which is what the 1.3× target is about.`,
+    '- "best peer" = the fastest (p50) non-async-redis-lock library on the same masters and path.',
   ].join('\n'),
   '## Results',
   rendered,

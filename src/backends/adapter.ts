@@ -21,6 +21,13 @@ export interface RedisAdapter {
    * single connection to wait on (cluster clients).
    */
   wait?(numReplicas: number, timeoutMs: number): Promise<number>
+  /**
+   * For clients that spread commands over a pool of connections (node-redis Sentinel),
+   * where `wait` could land on another connection than the write: runs `fn` with an
+   * adapter (with `wait`) on one connection of the master, held exclusively until `fn`
+   * settles.
+   */
+  pinned?<T>(fn: (adapter: RedisAdapter) => Promise<T>): Promise<T>
   /** Opens a dedicated subscriber connection; the caller owns and closes it. */
   createSubscriber(): Subscriber
   /** True when `err` is an error reply from Redis (the command ran, or was refused, server-side). */

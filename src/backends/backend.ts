@@ -41,15 +41,26 @@ export class Backend implements LockBackend {
   readonly #extendUniform: Script | null
   readonly #release: Script
   /** Scripts this Backend has sent in full at least once. */
-  readonly #loaded = new Set<string>()
+  readonly #loaded: Set<string>
   /** Calls in flight with their deadlines, checked by one shared watchdog timer. */
   readonly #pending = new Set<PendingCall>()
   #watchdog: NodeJS.Timeout | undefined
   #watchdogAt = Number.POSITIVE_INFINITY
 
-  /** @param scripts replacements for tests' deliberately broken variants only. */
-  constructor(adapter: RedisAdapter, scripts: { acquire?: Script; extend?: Script; release?: Script } = {}) {
+  readonly #scripts: { acquire?: Script; extend?: Script; release?: Script }
+
+  /**
+   * @param scripts replacements for tests' deliberately broken variants only.
+   * @param loaded scripts known to be cached on the server (shared with the Backend whose connection this one borrows).
+   */
+  constructor(
+    adapter: RedisAdapter,
+    scripts: { acquire?: Script; extend?: Script; release?: Script } = {},
+    loaded = new Set<string>(),
+  ) {
     this.#adapter = adapter
+    this.#scripts = scripts
+    this.#loaded = loaded
     this.#acquire = scripts.acquire ?? ACQUIRE
     this.#extend = scripts.extend ?? EXTEND
     this.#extendUniform = scripts.extend ? null : EXTEND_UNIFORM
@@ -84,6 +95,7 @@ export class Backend implements LockBackend {
   ): Promise<AttemptResult> {
     const replicas = ack?.replicas ?? 0
     if (replicas > 0 && !this.#adapter.wait) {
+      if (this.#adapter.pinned) return this.#acquirePinned(keys, token, lifetimeMs, timeoutMs, ack, fencing)
       throw unsupportedReplicas('this client', replicas)
     }
     const startedAt = performance.now()
@@ -110,6 +122,41 @@ export class Backend implements LockBackend {
       await this.#confirm(keys, token, ack, timeoutMs - (performance.now() - startedAt))
     }
     return result
+  }
+
+  /**
+   * {@link Backend.acquire} with replicas on a pooled client: on one lent connection,
+   * so the WAIT counts the acquisition's write. Waiting for the connection counts
+   * against `timeoutMs`; once that is gone nothing is sent.
+   */
+  async #acquirePinned(
+    keys: readonly string[],
+    token: string,
+    lifetimeMs: number,
+    timeoutMs: number,
+    ack: ReplicaAck | undefined,
+    fencing: boolean,
+  ): Promise<AttemptResult> {
+    const startedAt = performance.now()
+    const onLent = async (conn: RedisAdapter): Promise<AttemptResult> => {
+      const leftMs = timeoutMs - (performance.now() - startedAt)
+      if (leftMs < 1) throw new BackendError('acquire', `no connection within ${Math.round(timeoutMs)} ms`)
+      return new Backend(conn, this.#scripts, this.#loaded).acquire(
+        keys,
+        token,
+        lifetimeMs,
+        leftMs,
+        ack,
+        fencing,
+      )
+    }
+    try {
+      const run = (this.#adapter as Required<Pick<RedisAdapter, 'pinned'>>).pinned(onLent)
+      return await this.#bounded(run, timeoutMs + WATCHDOG_SLACK_MS, 'acquire')
+    } catch (err) {
+      this.releaseQuietly(keys, token, '')
+      throw toBackendError('acquire', err)
+    }
   }
 
   /**

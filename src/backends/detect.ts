@@ -18,7 +18,7 @@ export function adapterFor(client: unknown, owned: boolean): RedisAdapter {
   if (isNodeRedis(client)) return new NodeRedisAdapter(client, owned)
   throw new InvalidArgumentError(
     'client',
-    `client must be an ioredis Redis instance or a node-redis client from createClient(); received ${describe(client)}`,
+    `client must be an ioredis Redis instance or a node-redis client from createClient() or createSentinel(); received ${describe(client)}`,
   )
 }
 

@@ -28,14 +28,51 @@ export function isNodeRedis(client: unknown): client is NodeRedisLike {
   )
 }
 
+/**
+ * The part of a node-redis Sentinel client (`createSentinel()`) that differs: commands
+ * are spread over a pool of master connections, `sendCommand` takes a read-only flag
+ * first, and `use()` lends one connection exclusively.
+ */
+export interface NodeRedisSentinelLike extends Omit<NodeRedisLike, 'sendCommand'> {
+  sendCommand(isReadonly: boolean | undefined, args: string[]): Promise<unknown>
+  getMasterNode(): unknown
+  use<T>(fn: (client: NodeRedisSentinelLike) => Promise<T>): Promise<T>
+}
+
+export function isNodeRedisSentinel(client: unknown): client is NodeRedisSentinelLike {
+  const c = client as Partial<NodeRedisSentinelLike> | null
+  return isNodeRedis(client) && typeof c?.getMasterNode === 'function' && typeof c?.use === 'function'
+}
+
 export class NodeRedisAdapter implements RedisAdapter {
   readonly kind = 'node-redis' as const
   readonly #client: NodeRedisLike
   readonly #owned: boolean
+  readonly #send: (args: string[]) => Promise<unknown>
+  /** Only for a Sentinel client: `wait` needs the write's own connection, see {@link pinned}. */
+  readonly wait?: (numReplicas: number, timeoutMs: number) => Promise<number>
+  readonly pinned?: <T>(fn: (adapter: RedisAdapter) => Promise<T>) => Promise<T>
 
-  constructor(client: NodeRedisLike, owned: boolean) {
-    this.#client = client
+  /**
+   * @param lent a connection lent by a Sentinel client's `use()`: its `sendCommand`
+   * takes the read-only flag, and WAIT on it counts its own writes.
+   */
+  constructor(client: NodeRedisLike | NodeRedisSentinelLike, owned: boolean, lent = false) {
+    this.#client = client as NodeRedisLike
     this.#owned = owned
+    const sentinel = isNodeRedisSentinel(client)
+    if (sentinel || lent) {
+      const flagged = client as NodeRedisSentinelLike
+      this.#send = (args) => flagged.sendCommand(false, args)
+    } else {
+      const plain = client as NodeRedisLike
+      this.#send = (args) => plain.sendCommand(args)
+    }
+    if (sentinel) {
+      // The pool may put a WAIT on another connection than the write it should count:
+      // the acquisition and its WAIT go, in order, on one lent connection.
+      this.pinned = (fn) => client.use((conn) => fn(new NodeRedisAdapter(conn, false, true)))
+    } else this.wait = (n, ms) => this.#waitCommand(n, ms)
   }
 
   evalsha(sha: string, keys: readonly string[], args: readonly string[]): Promise<unknown> {
@@ -47,11 +84,11 @@ export class NodeRedisAdapter implements RedisAdapter {
   }
 
   async setNx(key: string, value: string, ms: number): Promise<boolean> {
-    return (await this.#client.sendCommand(['SET', key, value, 'PX', String(ms), 'NX'])) === 'OK'
+    return (await this.#send(['SET', key, value, 'PX', String(ms), 'NX'])) === 'OK'
   }
 
-  async wait(numReplicas: number, timeoutMs: number): Promise<number> {
-    return Number(await this.#client.sendCommand(['WAIT', String(numReplicas), String(timeoutMs)]))
+  async #waitCommand(numReplicas: number, timeoutMs: number): Promise<number> {
+    return Number(await this.#send(['WAIT', String(numReplicas), String(timeoutMs)]))
   }
 
   isReplyError(err: unknown): boolean {
@@ -125,7 +162,10 @@ class NodeRedisSubscriber implements Subscriber {
 
   async close(): Promise<void> {
     await this.#connected.catch(() => {})
-    if (this.#sub.destroy) this.#sub.destroy()
-    else await closeNodeRedis(this.#sub)
+    if (this.#sub.destroy) {
+      // A Sentinel client's destroy() is async; a plain client's is not.
+      const done = this.#sub.destroy() as unknown
+      if (done instanceof Promise) await done.catch(() => {})
+    } else await closeNodeRedis(this.#sub)
   }
 }

@@ -47,7 +47,7 @@ class Lane {
   push(chunk: Buffer, delayMs: number, onWritten?: () => void): void {
     // A chunk may never overtake an earlier, longer-delayed one (e.g. when jitter shrinks
     // or the mode switches back to 'pass'); the RESP stream would be corrupted.
-    const dueAt = Math.max(Date.now() + delayMs, this.#lastDueAt)
+    const dueAt = Math.max(performance.now() + delayMs, this.#lastDueAt)
     this.#lastDueAt = dueAt
     this.#queue.push({ dueAt, chunk, onWritten })
     this.#flush()
@@ -60,7 +60,7 @@ class Lane {
   }
 
   #flush(): void {
-    const now = Date.now()
+    const now = performance.now()
     while (this.#queue.length > 0 && this.#queue[0]!.dueAt <= now) {
       const { chunk, onWritten } = this.#queue.shift()!
       if (this.#target.destroyed) continue

@@ -149,7 +149,14 @@ describeMatrix('acquire paths', (ctx) => {
   test('waiting mark in the scripts: replay and both extension scripts accept it; foreign values are never marked', async () => {
     const tok = 'A'.repeat(22)
     await ctx.admin.set('ap6:k', tok, 'PX', 5000)
-    const blocked = (await ctx.admin.eval(ACQUIRE.source, 1, 'ap6:k', 'B'.repeat(22), '9000', '0')) as unknown[]
+    const blocked = (await ctx.admin.eval(
+      ACQUIRE.source,
+      1,
+      'ap6:k',
+      'B'.repeat(22),
+      '9000',
+      '0',
+    )) as unknown[]
     assert.equal(blocked[0], 0)
     assert.equal(await ctx.admin.get('ap6:k'), `${tok}!`)
     // A replayed request of the marked holder itself still counts as taken.

@@ -330,6 +330,16 @@ describe('Redis Cluster', () => {
         for (const m of [to, from, ...masters.filter((n) => n !== to && n !== from)]) {
           await m.command('CLUSTER', 'SETSLOT', String(slot), 'NODE', toId)
         }
+        // Replicas learn the move by gossip. Until every node agrees, a slot-map refresh
+        // (which the client starts on MOVED, asking any node) may bring the old map back.
+        const ownerSeenBy = async (node: (typeof cluster.nodes)[number]) => {
+          const ranges = (await node.command('CLUSTER', 'SLOTS')) as [number, number, [string, number]][]
+          return ranges.find(([lo, hi]) => slot >= lo && slot <= hi)?.[2][1]
+        }
+        await waitFor(
+          async () => (await Promise.all(cluster.nodes.map(ownerSeenBy))).every((p) => p === to.port),
+          { timeoutMs: 10_000, message: 'every node to see the slot on its new master' },
+        )
         const lock = await l.acquire(key, { lifetimeMs: 5000, retryTimeoutMs: 0 })
         assert.ok((await movedCount()) > movedBefore, 'the old master answered MOVED (the map was stale)')
         assert.equal(await to.command('GET', key), lock.token, 'on the new master')

@@ -119,6 +119,57 @@ describe('Backend.acquire with replicas', () => {
   })
 })
 
+/** A pooled client (node-redis Sentinel): no WAIT of its own, lends one connection with `pinned`. */
+class PooledAdapter extends WaitingAdapter {
+  readonly lent = new WaitingAdapter()
+  lend: 'now' | 'hang' = 'now'
+  override readonly wait = undefined as unknown as WaitingAdapter['wait']
+
+  pinned<T>(fn: (adapter: RedisAdapter) => Promise<T>): Promise<T> {
+    this.log.push('lend')
+    if (this.lend === 'hang') return new Promise(() => {})
+    return fn(this.lent)
+  }
+}
+
+describe('Backend.acquire with replicas on a pooled client', () => {
+  test('the acquisition and its WAIT go on one lent connection; without replicas, the pool', async () => {
+    const pool = new PooledAdapter()
+    adapters.push(pool, pool.lent)
+    const backend = new Backend(pool)
+    assert.deepEqual(await backend.acquire(['k'], 't', 1000, 900, { replicas: 1, timeoutMs: 100 }), {
+      acquired: true,
+      fence: 42n,
+    })
+    assert.deepEqual(pool.log, ['lend'])
+    assert.deepEqual(pool.lent.log, ['acquire', 'wait'])
+    await backend.acquire(['k'], 't2', 1000, 900)
+    assert.deepEqual(pool.log, ['lend', 'acquire'])
+    // Too few replicas on the lent connection: undone there, ERR_LOCK_BACKEND.
+    pool.lent.waitAnswer = 0
+    await assert.rejects(
+      backend.acquire(['k'], 't3', 1000, 900, { replicas: 1, timeoutMs: 100 }),
+      /only 0 of 1/,
+    )
+    assert.deepEqual(pool.lent.log, ['acquire', 'wait', 'acquire', 'wait', 'release'])
+  })
+
+  test('no connection lent within the attempt: ERR_LOCK_BACKEND in time, nothing sent', async () => {
+    const pool = new PooledAdapter()
+    adapters.push(pool, pool.lent)
+    pool.lend = 'hang'
+    const keepAlive = setTimeout(() => {}, 5000) // the call watchdog's timer is unref'd
+    const started = performance.now()
+    await assert.rejects(
+      new Backend(pool).acquire(['k'], 't', 1000, 80, { replicas: 1, timeoutMs: 50 }),
+      (err: unknown) => err instanceof BackendError && err.operation === 'acquire',
+    )
+    clearTimeout(keepAlive)
+    assert.ok(performance.now() - started < 500)
+    assert.deepEqual(pool.lent.log, [])
+  })
+})
+
 /** A cluster adapter (the client's routing) that hands out one WaitingAdapter per slot master. */
 class FakeClusterAdapter extends WaitingAdapter implements SlotMasterAdapter {
   readonly masters = new Map<number, WaitingAdapter>()
@@ -182,17 +233,53 @@ describe('ClusterBackend.acquire with replicas', () => {
     assert.deepEqual(master.log, ['acquire', 'wait', 'release'])
   })
 
-  test('MOVED from the master: ERR_LOCK_BACKEND, and the token is released through the routing', async () => {
+  test('MOVED from the master: released through the routing (which refreshes the slot map), then tried once more', async () => {
+    const { routed, backend } = clusterSetup()
+    const slot = slotOf('k')
+    await routed.slotMaster(slot)
+    const master = routed.masters.get(slot) as WaitingAdapter
+    const answer = master.handler
+    let redirects = 1
+    // The old master redirects everything (the attempt and its clean-up release) while
+    // `redirects` acquisitions are left to redirect.
+    master.handler = (call) => {
+      if (redirects > 0) {
+        if (call.script === ACQUIRE.source || call.script === ACQUIRE.sha) redirects--
+        throw new Error(`MOVED ${slot} 127.0.0.1:7001`)
+      }
+      return answer?.(call)
+    }
+    assert.deepEqual(await backend.acquire(['k'], 't', 1000, 900, ack), { acquired: true, fence: 42n })
+    assert.deepEqual(routed.log, ['release'], 'the routed release came before the second try')
+    // (Besides the redirected attempt's own fire-and-forget clean-up release.)
+    assert.deepEqual(
+      master.log.filter((op) => op !== 'release'),
+      ['acquire', 'wait'],
+      'the retry, on the refreshed master',
+    )
+    assert.deepEqual(routed.asked, [slot, slot, slot])
+    // Still MOVED on the second try: ERR_LOCK_BACKEND, released through the routing each time.
+    redirects = 2
+    await assert.rejects(backend.acquire(['k'], 't2', 1000, 900, ack), (err) => {
+      assert.ok(err instanceof BackendError && /MOVED/.test(err.message))
+      return true
+    })
+    await new Promise((r) => setImmediate(r))
+    assert.deepEqual(routed.log, ['release', 'release', 'release'])
+  })
+
+  test('ASK from the master (slot mid-migration): ERR_LOCK_BACKEND at once, released through the routing', async () => {
     const { routed, backend } = clusterSetup()
     const slot = slotOf('k')
     await routed.slotMaster(slot)
     const master = routed.masters.get(slot) as WaitingAdapter
     master.handler = () => {
-      throw new Error(`MOVED ${slot} 127.0.0.1:7001`)
+      throw new Error(`ASK ${slot} 127.0.0.1:7001`)
     }
-    await assert.rejects(backend.acquire(['k'], 't', 1000, 900, ack), /MOVED/)
+    await assert.rejects(backend.acquire(['k'], 't', 1000, 900, ack), /ASK/)
     await new Promise((r) => setImmediate(r))
     assert.deepEqual(routed.log, ['release'])
+    assert.deepEqual(routed.asked, [slot, slot])
   })
 
   test('no known master, or none within the timeout: ERR_LOCK_BACKEND, nothing sent', async () => {

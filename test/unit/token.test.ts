@@ -15,7 +15,7 @@ describe('newToken', () => {
     assert.equal(seen.size, 5000, 'tokens repeated across pool refills')
   })
 
-  test('the acquire script marks only values of exactly a token\'s length', () => {
+  test("the acquire script marks only values of exactly a token's length", () => {
     assert.ok(ACQUIRE.source.includes(`#v == ${newToken().length}`))
   })
 })
