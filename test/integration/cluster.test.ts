@@ -224,6 +224,53 @@ describe('Redis Cluster', () => {
         await next.release()
       })
 
+      test('a multi-key lock whose keys are split by a migration (TRYAGAIN): contenders get null or ERR_LOCK_BACKEND, never the lock; held throughout', async (t) => {
+        const l = await locker({ lifetimeMs: 4000, extendIntervalMs: 500 })
+        const other = await locker({ lifetimeMs: 4000 })
+        const tag = `{${p}split}`
+        const keys = [`${tag}:a`, `${tag}:b`]
+        const slot = calculateSlot(keys[0]!)
+        const lock = await l.acquire(keys)
+        const from = await cluster.masterOf(slot)
+        const masters = [0, 1, 2].map((i) => cluster.nodes[i]!)
+        const to = masters.find((m) => m.port !== from.port)!
+        const idOf = async (n: typeof from) => String(await n.command('CLUSTER', 'MYID'))
+        const [fromId, toId] = [await idOf(from), await idOf(to)]
+        await to.command('CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', fromId)
+        await from.command('CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', toId)
+        // Only the first key moves: a command on both now gets TRYAGAIN from either node.
+        await from.command('MIGRATE', LOOPBACK, String(to.port), '', '0', '5000', 'KEYS', keys[0]!)
+        const seen = new Map<string, number>()
+        for (let i = 0; i < 3; i++) {
+          const started = performance.now()
+          let outcome: string
+          try {
+            const got = await other.tryAcquire(keys)
+            outcome = got === null ? 'null' : 'GRANTED'
+            await got?.release()
+          } catch (error) {
+            assert.ok(error instanceof BackendError, String(error))
+            outcome = `${error.code}: ${error.message.slice(0, 60)}`
+          }
+          assert.ok(performance.now() - started < 4500, 'bounded by the attempt time')
+          seen.set(outcome, (seen.get(outcome) ?? 0) + 1)
+        }
+        assert.equal(seen.get('GRANTED'), undefined, `a second owner: ${JSON.stringify([...seen])}`)
+        // The migration completes: the second key follows, the slot is handed over.
+        await from.command('MIGRATE', LOOPBACK, String(to.port), '', '0', '5000', 'KEYS', keys[1]!)
+        for (const m of [to, from, ...masters.filter((n) => n !== to && n !== from)]) {
+          await m.command('CLUSTER', 'SETSLOT', String(slot), 'NODE', toId)
+        }
+        await sleep(1200) // extensions reach the new master
+        assert.equal(lock.isHeld(), true, String(lock.signal.reason))
+        assert.equal(l.stats().lost, 0)
+        assert.equal(await other.tryAcquire(keys), null)
+        assert.equal(await lock.release(), true)
+        const next = await other.acquire(keys)
+        assert.equal(await next.release(), true)
+        t.diagnostic(`contenders during the split: ${JSON.stringify(Object.fromEntries(seen))}`)
+      })
+
       test('a waiter is woken by the release through sharded pub/sub', async () => {
         const [a, b] = [await locker(), await locker()]
         const master = await cluster.masterOf(calculateSlot(`${p}wake`))
