@@ -49,7 +49,7 @@ export class NodeRedisAdapter implements RedisAdapter {
   readonly #client: NodeRedisLike
   readonly #owned: boolean
   readonly #send: (args: string[]) => Promise<unknown>
-  /** Only for a Sentinel client: `wait` needs the write's own connection, see {@link pinned}. */
+  /** Absent on a Sentinel client, whose pool could send WAIT on another connection than the write: see `pinned`. */
   readonly wait?: (numReplicas: number, timeoutMs: number) => Promise<number>
   readonly pinned?: <T>(fn: (adapter: RedisAdapter) => Promise<T>) => Promise<T>
 
