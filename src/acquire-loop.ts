@@ -3,7 +3,7 @@ import { AcquireTimeoutError } from './errors.js'
 import type { Clock } from './internal/clock.js'
 import type { HandoffYield } from './internal/handoff-yield.js'
 import type { ResolvedLockOptions } from './options.js'
-import type { Waiters } from './waiters.js'
+import type { Waiters, WaitOutcome } from './waiters.js'
 
 /** A failed attempt: which key was held, and for how much longer (ms; -1: no TTL). */
 export interface Blocked {
@@ -61,44 +61,65 @@ export class AcquireLoop<L> {
     if (!single) {
       firstWait = waiters.hasWaiters(watched) ? opts.retryIntervalMs : yields.left(watched)
     }
-    for (;;) {
-      if (firstWait > 0) {
+    // The key whose release message this waiter consumed, until its next attempt shows
+    // what became of that key. A release message wakes one waiter per Locker; if the
+    // woken one then leaves that key (blocked on another of its keys, or the attempt
+    // throws), the wake-up is passed to the next local waiter on it, which may never
+    // have attempted, so no holder of the key carries its waiting mark.
+    let wokenOn: string | undefined
+    try {
+      for (;;) {
+        if (firstWait > 0) {
+          seq ??= waiters.nextSeq()
+          const wait = Math.min(firstWait, giveUpAt - clock.now())
+          firstWait = 0
+          if ((await this.#waitTurn(watched, wait, seq, signals, signal)) === 'woken') wokenOn = watched
+        }
+        const generation = waiters.generation(watched)
+        const wasSubscribed = waiters.isSubscribed(watched)
+        const result = await this.#host.attempt(keys, opts, signal)
+        attempts++
+        if (tally !== undefined) tally.attempts = attempts
+        if (this.#host.isLock(result)) {
+          wokenOn = undefined // ours now: its release hands over locally
+          return result
+        }
+        const blocked = keys[result.blockedIndex] ?? watched
+        // Blocked on the key it was woken for: the attempt marked that key's new holder.
+        if (blocked === wokenOn) wokenOn = undefined
+        if (single) return null
+        const now = clock.now()
+        if (now >= giveUpAt) throw new AcquireTimeoutError(keys, now - start, attempts)
+        if (blocked !== watched) {
+          watched = blocked
+          continue
+        }
+        if (!wasSubscribed) {
+          // Subscribe, then retry at once: a release between the failed attempt and the
+          // subscription taking effect would otherwise go unnoticed.
+          if (await waiters.subscribe(watched, opts.retryIntervalMs)) continue
+        } else if (waiters.generation(watched) !== generation) {
+          continue // a release raced the attempt
+        }
         seq ??= waiters.nextSeq()
-        const wait = Math.min(firstWait, giveUpAt - clock.now())
-        firstWait = 0
-        await this.#waitTurn(watched, wait, seq, signals, signal)
+        if (wokenOn !== undefined) {
+          waiters.wakeOne(wokenOn) // left that key: pass the wake-up on
+          wokenOn = undefined
+        }
+        // The holder's TTL bounds the wait: an expiry sends no message.
+        const ttlBound = result.pttl >= 0 ? result.pttl + 1 : Number.POSITIVE_INFINITY
+        const outcome = await this.#waitTurn(
+          watched,
+          Math.min(opts.retryIntervalMs, ttlBound, giveUpAt - now),
+          seq,
+          signals,
+          signal,
+        )
+        if (outcome === 'woken') wokenOn = watched
       }
-      const generation = waiters.generation(watched)
-      const wasSubscribed = waiters.isSubscribed(watched)
-      const result = await this.#host.attempt(keys, opts, signal)
-      attempts++
-      if (tally !== undefined) tally.attempts = attempts
-      if (this.#host.isLock(result)) return result
-      if (single) return null
-      const now = clock.now()
-      if (now >= giveUpAt) throw new AcquireTimeoutError(keys, now - start, attempts)
-      const blocked = keys[result.blockedIndex] ?? watched
-      if (blocked !== watched) {
-        watched = blocked
-        continue
-      }
-      if (!wasSubscribed) {
-        // Subscribe, then retry at once: a release between the failed attempt and the
-        // subscription taking effect would otherwise go unnoticed.
-        if (await waiters.subscribe(watched, opts.retryIntervalMs)) continue
-      } else if (waiters.generation(watched) !== generation) {
-        continue // a release raced the attempt
-      }
-      seq ??= waiters.nextSeq()
-      // The holder's TTL bounds the wait: an expiry sends no message.
-      const ttlBound = result.pttl >= 0 ? result.pttl + 1 : Number.POSITIVE_INFINITY
-      await this.#waitTurn(
-        watched,
-        Math.min(opts.retryIntervalMs, ttlBound, giveUpAt - now),
-        seq,
-        signals,
-        signal,
-      )
+    } finally {
+      // Leaving without the lock (timeout, error, tryAcquire): do not keep the wake-up.
+      if (wokenOn !== undefined) waiters.wakeOne(wokenOn)
     }
   }
 
@@ -108,12 +129,13 @@ export class AcquireLoop<L> {
     seq: number,
     signals: readonly (AbortSignal | undefined)[],
     signal: AbortSignal | undefined,
-  ): Promise<void> {
+  ): Promise<WaitOutcome> {
     const outcome = await this.#host.waiters.wait(key, Math.max(0, ms), seq, signals)
     if (signal?.aborted || this.#host.closed.aborted) {
       if (outcome === 'woken') this.#host.waiters.wakeOne(key) // pass the wake-up on
       this.#host.throwIfClosed()
       signal?.throwIfAborted()
     }
+    return outcome
   }
 }

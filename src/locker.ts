@@ -284,19 +284,17 @@ export class Locker implements AsyncDisposable {
     )
     const reply = signal
       ? await raceAbort(pending, signal, (late) =>
-          this.#track(
-            late.then((r) => (r.acquired ? this.#backend.release(keys, token, this.#id, 5000) : undefined)),
-          ),
+          this.#track(late.then((r) => (r.acquired ? this.#undo(keys, token, 5000) : undefined))),
         )
       : await pending
     if (!reply.acquired) return { pttl: reply.pttl, blockedIndex: reply.blockedIndex }
     if (this.#closeController.signal.aborted) {
-      this.#track(this.#backend.release(keys, token, this.#id, 5000))
+      this.#track(this.#undo(keys, token, 5000))
       throw new LockerClosedError()
     }
     const lease = new Lease(keys, token, reply.fence, opts, sentAt)
     if (this.#clock.now() >= lease.deadline && !this.#skipValidityCheck) {
-      this.#track(this.#backend.release(keys, token, this.#id, 5000))
+      this.#track(this.#undo(keys, token, 5000))
       throw new BackendError(
         'acquire',
         `Redis answered after the lease had already run out (lifetimeMs ${opts.lifetimeMs}); the acquisition was undone`,
@@ -351,7 +349,17 @@ export class Locker implements AsyncDisposable {
     else lease.unwatched = undefined
     // Whatever is left of the lease in Redis is ours to free: a blackholed extension
     // may still land, a multi-key lease may have kept some keys.
-    this.#track(this.#backend.release(lease.keys, lease.token, this.#id, Math.max(1000, lease.lifetimeMs)))
+    this.#track(this.#undo(lease.keys, lease.token, Math.max(1000, lease.lifetimeMs)))
+  }
+
+  /**
+   * Releases keys that no Lock stands for (a lost lease's remains, an acquisition
+   * undone). Our subscriber ignores our own release messages, so local waiters on the
+   * keys are woken here, as {@link Locker.#release} does.
+   */
+  async #undo(keys: readonly string[], token: string, timeoutMs: number): Promise<void> {
+    const { removed } = await this.#backend.release(keys, token, this.#id, timeoutMs)
+    if (removed > 0) for (const key of keys) this.#waiters.notify(key)
   }
 
   #track(p: Promise<unknown>): void {

@@ -22,6 +22,13 @@ export interface RedisAdapter {
    */
   wait?(numReplicas: number, timeoutMs: number): Promise<number>
   /**
+   * `CLIENT ID` of the connection the next command goes on. Sent before an acquisition
+   * and again after its WAIT: a different answer means the client reconnected in
+   * between (and may have resent WAIT alone on a connection that wrote nothing, which
+   * a WAIT answers at once). Optional: without it that check is skipped.
+   */
+  connectionId?(): Promise<unknown>
+  /**
    * For clients that spread commands over a pool of connections (node-redis Sentinel),
    * where `wait` could land on another connection than the write: runs `fn` with an
    * adapter (with `wait`) on one connection of the master, held exclusively until `fn`

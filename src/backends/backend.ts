@@ -99,6 +99,9 @@ export class Backend implements LockBackend {
       throw unsupportedReplicas('this client', replicas)
     }
     const startedAt = performance.now()
+    // With replicas: which connection the acquisition goes on (see #confirm). Sent
+    // first, in order on the same connection, and awaited only after WAIT.
+    const idBefore = replicas > 0 ? this.#connectionId() : undefined
     let reply: unknown
     try {
       const [only] = keys
@@ -119,7 +122,7 @@ export class Backend implements LockBackend {
     }
     const result = parseAttempt(reply)
     if (result.acquired && ack && replicas > 0) {
-      await this.#confirm(keys, token, ack, timeoutMs - (performance.now() - startedAt))
+      await this.#confirm(keys, token, ack, timeoutMs - (performance.now() - startedAt), idBefore)
     }
     return result
   }
@@ -167,14 +170,32 @@ export class Backend implements LockBackend {
    * a failover could lose is never reported acquired. Extensions are not confirmed:
    * see {@link Backend.extend}.
    */
-  async #confirm(keys: readonly string[], token: string, ack: ReplicaAck, leftMs: number): Promise<void> {
+  async #confirm(
+    keys: readonly string[],
+    token: string,
+    ack: ReplicaAck,
+    leftMs: number,
+    idBefore: Promise<unknown> | undefined,
+  ): Promise<void> {
     const wait = this.#adapter.wait?.bind(this.#adapter)
     // The server's WAIT timeout never outlasts the attempt, so a short count comes back as such.
     const waitMs = Math.max(1, Math.min(ack.timeoutMs, Math.floor(leftMs)))
     let confirmed = 0
     try {
       if (!wait || leftMs < 1) throw new BackendError('acquire', 'no time left to wait for replicas')
-      confirmed = await this.#bounded(wait(ack.replicas, waitMs), leftMs, 'acquire')
+      const waited = wait(ack.replicas, waitMs)
+      const idAfter = idBefore === undefined ? undefined : this.#connectionId()
+      confirmed = await this.#bounded(waited, leftMs, 'acquire')
+      const [before, after] = await Promise.all([idBefore, idAfter])
+      if (before !== after) {
+        // A reconnect between the acquisition and WAIT (a client resends what had no
+        // reply yet): WAIT may have run on a connection that wrote nothing, which it
+        // answers at once with every replica. Its count proves nothing.
+        throw new BackendError(
+          'acquire',
+          'the connection changed between the acquisition and WAIT (a reconnect); replica confirmation unknown',
+        )
+      }
     } catch (err) {
       this.releaseQuietly(keys, token, '')
       throw toBackendError('acquire', err)
@@ -258,6 +279,20 @@ export class Backend implements LockBackend {
     if (!Array.isArray(reply))
       throw new BackendError('release', `unexpected reply to release: ${safeJson(reply)}`)
     return { removed: Number(reply[0]), receivers: Number(reply[1]) }
+  }
+
+  /**
+   * The adapter's connection id, or null when it has none or Redis refuses `CLIENT ID`
+   * (an ACL without it): the reconnect check in {@link Backend.#confirm} is then skipped.
+   * Never rejects.
+   */
+  #connectionId(): Promise<unknown> {
+    const ask = this.#adapter.connectionId?.bind(this.#adapter)
+    if (!ask) return Promise.resolve(null)
+    return ask().then(
+      (id) => id,
+      (err: unknown) => (this.#adapter.isReplyError(err) ? null : Symbol('connection id unknown')),
+    )
   }
 
   /** Fire-and-forget release for cleanup paths; failures are irrelevant because the lease expires anyway. */
@@ -403,7 +438,7 @@ function parseAttempt(reply: unknown): AttemptResult {
 
 /** A holder's token as stored, less the '!' a waiter appends (see ACQUIRE in scripts.ts). */
 export function withoutWaitingMark(stored: string): string {
-  return stored.endsWith('!') ? stored.slice(0, -1) : stored
+  return stored.length === 23 && stored.endsWith('!') ? stored.slice(0, -1) : stored
 }
 
 function toBackendError(operation: BackendError['operation'], err: unknown): BackendError {

@@ -61,6 +61,13 @@ function hasSlotMasters(adapter: RedisAdapter): adapter is SlotMasterAdapter {
   return typeof (adapter as Partial<SlotMasterAdapter>).slotMaster === 'function'
 }
 
+/** 'MOVED' or 'ASK' when `err` (or the Redis error it wraps) is that redirect reply. */
+function redirectOf(err: unknown): 'MOVED' | 'ASK' | undefined {
+  const reply = err instanceof Error && err.cause instanceof Error ? err.cause : err
+  const text = reply instanceof Error ? reply.message : ''
+  return /^(MOVED|ASK) \d+ /.exec(text)?.[1] as 'MOVED' | 'ASK' | undefined
+}
+
 /** True for a Redis Cluster client of either library. */
 export function isClusterClient(client: unknown): boolean {
   return isIoRedisCluster(client) || isNodeRedisCluster(client)
@@ -147,7 +154,7 @@ export class ClusterBackend implements LockBackend {
       try {
         return await backend.acquire(keys, token, lifetimeMs, left(), ack, fencing)
       } catch (err) {
-        const redirect = err instanceof Error ? /\b(MOVED|ASK)\b/.exec(err.message)?.[1] : undefined
+        const redirect = redirectOf(err)
         if (redirect === undefined) throw err
         // Nothing was written on the node that redirected. The routed release follows
         // the redirect, which makes the client refresh its slot map; once it is back,

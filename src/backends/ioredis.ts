@@ -49,6 +49,10 @@ export class IoRedisAdapter implements RedisAdapter {
     return (await this.#client.set(key, value, 'PX', ms, 'NX')) === 'OK'
   }
 
+  connectionId(): Promise<unknown> {
+    return this.#client.call('CLIENT', 'ID')
+  }
+
   async wait(numReplicas: number, timeoutMs: number): Promise<number> {
     return Number(await this.#client.call('WAIT', String(numReplicas), String(timeoutMs)))
   }

@@ -87,6 +87,10 @@ export class NodeRedisAdapter implements RedisAdapter {
     return (await this.#send(['SET', key, value, 'PX', String(ms), 'NX'])) === 'OK'
   }
 
+  connectionId(): Promise<unknown> {
+    return this.#send(['CLIENT', 'ID'])
+  }
+
   async #waitCommand(numReplicas: number, timeoutMs: number): Promise<number> {
     return Number(await this.#send(['WAIT', String(numReplicas), String(timeoutMs)]))
   }

@@ -32,4 +32,32 @@ describeMatrix('garbage collection', (ctx) => {
     assert.equal(locker.stats().lostByReason.abandoned, 1)
     await locker.close()
   })
+
+  test('releasing a collected Lock wakes a waiter of the same Locker at once', async () => {
+    // Our subscriber ignores our own release messages, so the Locker must wake its
+    // own waiters itself, as it does on an explicit release.
+    const locker = new Locker(await ctx.client(), { lifetimeMs: 4000 })
+    await (async () => {
+      await locker.acquire('gc:waited')
+    })()
+    const waiting = locker.acquire('gc:waited', { retryIntervalMs: 30_000, retryTimeoutMs: 30_000 })
+    let acquiredAt: number | undefined
+    void waiting.then(() => {
+      acquiredAt = performance.now()
+    })
+    let releasedAt: number | undefined
+    await waitFor(
+      async () => {
+        gc()
+        await new Promise((r) => setImmediate(r))
+        if (releasedAt === undefined && locker.stats().lost === 1) releasedAt = performance.now()
+        return acquiredAt !== undefined
+      },
+      { timeoutMs: 8000, intervalMs: 50, message: 'the waiter got the collected lock' },
+    )
+    // Woken by the release, not by the holder's TTL running out (up to 4 s after its extension).
+    assert.ok(acquiredAt! - releasedAt! < 1000, `waited ${Math.round(acquiredAt! - releasedAt!)} ms`)
+    await (await waiting).release()
+    await locker.close()
+  })
 })

@@ -32,6 +32,30 @@ describeMatrix('wake-ups and batching', (ctx) => {
     })
   }
 
+  test('a woken waiter that finds another of its keys taken passes the wake-up on to the next waiter of the key', async () => {
+    // One release message wakes one waiter per Locker. Here it is a multi-key waiter
+    // that is then blocked on its other key; the next waiter of the released key never
+    // attempted (it queued behind the first), so no later holder carries its waiting
+    // mark: without the hand-on it would sleep its whole retry interval.
+    const [h, x, r] = [await locker(), await locker(), await locker()]
+    const slow = { retryIntervalMs: 30_000, retryTimeoutMs: 30_000 }
+    const held = await h.acquire('w6:b', { lifetimeMs: 20_000 })
+    const both = r.acquire(['w6:a', 'w6:b'], slow)
+    await sleep(100)
+    const justB = r.acquire('w6:b', slow)
+    await sleep(100)
+    const a = await x.acquire('w6:a', { lifetimeMs: 20_000 })
+    const releasedAt = performance.now()
+    await held.release()
+    const lock = await justB
+    const took = performance.now() - releasedAt
+    assert.ok(took < 1000, `the second waiter got w6:b ${Math.round(took)} ms after its release`)
+    await lock.release()
+    await a.release()
+    await (await both).release()
+    for (const l of [h, x, r]) await l.close()
+  })
+
   test('a lock freed by expiry (no release message) is picked up within the holder’s TTL', async () => {
     const l = await locker()
     // A holder that vanished without releasing: only the TTL frees the key.

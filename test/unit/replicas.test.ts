@@ -119,6 +119,57 @@ describe('Backend.acquire with replicas', () => {
   })
 })
 
+/** A WaitingAdapter that answers CLIENT ID from a list (a reconnect changes it). */
+class IdentifiedAdapter extends WaitingAdapter {
+  ids: unknown[] = [7, 7]
+
+  connectionId(): Promise<unknown> {
+    this.log.push('id')
+    const id = this.ids.shift()
+    return id instanceof Error ? Promise.reject(id) : Promise.resolve(id)
+  }
+}
+
+describe('Backend.acquire with replicas: the connection must not change before WAIT', () => {
+  const ack = { replicas: 1, timeoutMs: 100 }
+  const replyError = () => Object.assign(new Error('NOPERM no CLIENT'), { name: 'ReplyError' })
+
+  test('CLIENT ID before the acquisition and after WAIT; the same: confirmed', async () => {
+    const adapter = new IdentifiedAdapter()
+    adapter.isReplyError = (err) => err instanceof Error && err.name === 'ReplyError'
+    adapters.push(adapter)
+    assert.deepEqual(await new Backend(adapter).acquire(['k'], 't', 1000, 900, ack), {
+      acquired: true,
+      fence: 42n,
+    })
+    assert.deepEqual(adapter.log, ['id', 'acquire', 'wait', 'id'])
+  })
+
+  test('a different connection after WAIT (a reconnect resent it): undone, ERR_LOCK_BACKEND', async () => {
+    const adapter = new IdentifiedAdapter()
+    adapters.push(adapter)
+    adapter.ids = [7, 8]
+    await assert.rejects(new Backend(adapter).acquire(['k'], 't', 1000, 900, ack), (err: unknown) => {
+      assert.ok(err instanceof BackendError && err.operation === 'acquire')
+      assert.match(err.message, /connection changed/)
+      return true
+    })
+    await new Promise((r) => setImmediate(r))
+    assert.deepEqual(adapter.log, ['id', 'acquire', 'wait', 'id', 'release'])
+    // The id lost with the connection: unknown, so also undone.
+    adapter.ids = [7, new Error('Connection is closed.')]
+    await assert.rejects(new Backend(adapter).acquire(['k'], 't2', 1000, 900, ack), /connection changed/)
+  })
+
+  test('CLIENT ID refused by an ACL (a reply error): the check is skipped', async () => {
+    const adapter = new IdentifiedAdapter()
+    adapter.isReplyError = (err) => err instanceof Error && err.name === 'ReplyError'
+    adapters.push(adapter)
+    adapter.ids = [replyError(), replyError()]
+    assert.equal((await new Backend(adapter).acquire(['k'], 't', 1000, 900, ack)).acquired, true)
+  })
+})
+
 /** A pooled client (node-redis Sentinel): no WAIT of its own, lends one connection with `pinned`. */
 class PooledAdapter extends WaitingAdapter {
   readonly lent = new WaitingAdapter()
