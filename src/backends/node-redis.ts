@@ -141,6 +141,11 @@ class NodeRedisSubscriber implements Subscriber {
       if (this.#everReady) for (const h of this.#reconnectHandlers) h()
       this.#everReady = true
     })
+    // A Sentinel client moves its subscriptions to a new master after a failover;
+    // messages published meanwhile may be lost, so waiters re-check, as on a reconnect.
+    sub.on('topology-change', (event: { type?: string }) => {
+      if (event?.type === 'MASTER_CHANGE') for (const h of this.#reconnectHandlers) h()
+    })
     this.#connected = sub.connect()
     // A failed first connect surfaces through subscribe(); never as an unhandled rejection.
     this.#connected.catch(() => {})

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { Redis } from 'ioredis'
 import { createSentinel } from 'redis'
-import { Locker, type RedisClient } from '../../src/index.js'
+import { BackendError, Locker, type RedisClient } from '../../src/index.js'
 import { CLIENT_KINDS, type ClientKind, IOREDIS_DISCONNECT_TIMEOUT } from '../helpers/matrix.js'
 import { type RedisServer, startRedis } from '../helpers/redis-server.js'
 import { MASTER_NAME, Sentinel, startReplica } from '../helpers/sentinel.js'
@@ -75,10 +75,17 @@ function sentinelSuite(kind: ClientKind): void {
       return client as unknown as RedisClient
     }
 
-    test('a lock acquired with replicas: 1 survives a failover and stays extendable', async () => {
+    test('a lock acquired with replicas: 1 survives a failover and stays extendable', async (t) => {
       const holder = new Locker(await sentinelClient(), { prefix: 'sf:', replicas: 1, lifetimeMs: 10_000 })
       const lock = await holder.acquire('k')
       assert.equal(await replica.command('GET', 'sf:k'), lock.token, 'confirmed by the replica')
+      // A waiter that subscribed before the failover, on a second key (20 s lease, so only a
+      // release message, or a retry after the subscriber noticed the failover, wakes it).
+      const early = new Locker(await sentinelClient(), { prefix: 'sf:' })
+      const held2 = await holder.acquire('k2', { lifetimeMs: 20_000 })
+      const earlyWaiter = early.acquire('k2', { retryIntervalMs: 60_000, retryTimeoutMs: 60_000 })
+      earlyWaiter.catch(() => {}) // its outcome is read at the end; no unhandled rejection meanwhile
+      await new Promise((r) => setTimeout(r, 300))
 
       // The master crashes: what the lock must survive. (A SENTINEL FAILOVER of a live
       // master leaves both servers masters for many seconds, until the sentinels demote
@@ -126,6 +133,25 @@ function sentinelSuite(kind: ClientKind): void {
       assert.ok(performance.now() - releasedAt < 1500, 'woken by the release, not the retry interval')
       assert.equal(await next.release(), true)
       assert.equal(await replica.command('EXISTS', 'sf:k'), 0)
+
+      // The waiter from before the failover: re-subscribed on the new master, it is woken
+      // by the release there, or by the retry the subscriber's reconnect triggers
+      // (ioredis: up to its 2 s reconnect back-off), never by its 20 s TTL or 60 s retry
+      // interval. A retry that meets the failover itself (its client not reconnected
+      // yet) ends the wait with ERR_LOCK_BACKEND, as any backend failure does.
+      const released2At = performance.now()
+      assert.equal(await held2.release(), true)
+      try {
+        const got2 = await earlyWaiter
+        const took2 = performance.now() - released2At
+        t.diagnostic(`pre-failover waiter got the key ${Math.round(took2)} ms after its release`)
+        assert.ok(took2 < 10_000, `the pre-failover waiter waited ${Math.round(took2)} ms`)
+        assert.equal(await got2.release(), true)
+      } catch (error) {
+        assert.ok(error instanceof BackendError, String(error))
+        t.diagnostic(`pre-failover waiter: ${error.code} (${error.message})`)
+      }
+      await early.close()
       await other.close()
       await holder.close()
     })
