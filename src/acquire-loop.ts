@@ -3,7 +3,7 @@ import { AcquireTimeoutError } from './errors.js'
 import type { Clock } from './internal/clock.js'
 import type { HandoffYield } from './internal/handoff-yield.js'
 import type { ResolvedLockOptions } from './options.js'
-import type { Waiters, WaitOutcome } from './waiters.js'
+import type { Waiters } from './waiters.js'
 
 /** A failed attempt: which key was held, and for how much longer (ms; -1: no TTL). */
 export interface Blocked {
@@ -73,7 +73,8 @@ export class AcquireLoop<L> {
           seq ??= waiters.nextSeq()
           const wait = Math.min(firstWait, giveUpAt - clock.now())
           firstWait = 0
-          if ((await this.#waitTurn(watched, wait, seq, signals, signal)) === 'woken') wokenOn = watched
+          if (await this.#waitTurn(watched, wait, seq, signals)) wokenOn = watched
+          this.#throwIfStopped(signal)
         }
         const generation = waiters.generation(watched)
         const wasSubscribed = waiters.isSubscribed(watched)
@@ -108,34 +109,30 @@ export class AcquireLoop<L> {
         }
         // The holder's TTL bounds the wait: an expiry sends no message.
         const ttlBound = result.pttl >= 0 ? result.pttl + 1 : Number.POSITIVE_INFINITY
-        const outcome = await this.#waitTurn(
-          watched,
-          Math.min(opts.retryIntervalMs, ttlBound, giveUpAt - now),
-          seq,
-          signals,
-          signal,
-        )
-        if (outcome === 'woken') wokenOn = watched
+        const wait = Math.min(opts.retryIntervalMs, ttlBound, giveUpAt - now)
+        if (await this.#waitTurn(watched, wait, seq, signals)) wokenOn = watched
+        this.#throwIfStopped(signal)
       }
     } finally {
-      // Leaving without the lock (timeout, error, tryAcquire): do not keep the wake-up.
+      // Leaving without the lock (timeout, abort, close, error, tryAcquire): do not
+      // keep the wake-up.
       if (wokenOn !== undefined) waiters.wakeOne(wokenOn)
     }
   }
 
+  /** Waits for this waiter's turn on `key`: true when a release woke it. */
   async #waitTurn(
     key: string,
     ms: number,
     seq: number,
     signals: readonly (AbortSignal | undefined)[],
-    signal: AbortSignal | undefined,
-  ): Promise<WaitOutcome> {
-    const outcome = await this.#host.waiters.wait(key, Math.max(0, ms), seq, signals)
-    if (signal?.aborted || this.#host.closed.aborted) {
-      if (outcome === 'woken') this.#host.waiters.wakeOne(key) // pass the wake-up on
-      this.#host.throwIfClosed()
-      signal?.throwIfAborted()
-    }
-    return outcome
+  ): Promise<boolean> {
+    return (await this.#host.waiters.wait(key, Math.max(0, ms), seq, signals)) === 'woken'
+  }
+
+  /** Throws once the Locker is closed or the caller's signal aborted. */
+  #throwIfStopped(signal: AbortSignal | undefined): void {
+    this.#host.throwIfClosed()
+    signal?.throwIfAborted()
   }
 }

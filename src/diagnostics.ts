@@ -149,10 +149,6 @@ export interface AcquireTally {
   attempts: number
 }
 
-/**
- * Runs one acquisition (`run`), publishing its start/success/failure and tracing
- * it. Without subscribers it is just `run(undefined)`.
- */
 /** True when anyone listens to an acquire channel (then {@link observeAcquire} has work to do). */
 export function acquireObserved(): boolean {
   return (
@@ -163,6 +159,10 @@ export function acquireObserved(): boolean {
   )
 }
 
+/**
+ * Runs one acquisition (`run`), publishing its start/success/failure and tracing
+ * it. Without subscribers it is just `run(undefined)`.
+ */
 export function observeAcquire<L>(
   keys: readonly string[],
   tryOnce: boolean,
@@ -224,12 +224,12 @@ export function observeAcquire<L>(
     .then(() => got)
 }
 
-/** Runs one `release()` inside the release TracingChannel when it has subscribers. */
 /** True when the release TracingChannel has subscribers. */
 export function releaseTraced(): boolean {
   return releaseTrace.hasSubscribers
 }
 
+/** Runs one `release()` inside the release TracingChannel when it has subscribers. */
 export function traceRelease(keys: readonly string[], run: () => Promise<boolean>): Promise<boolean> {
   if (!releaseTrace.hasSubscribers) return run()
   const context: ReleaseTraceContext = { keys }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { TOKEN_LENGTH } from './internal/token.js'
 
 /** A Lua script with its SHA1, so callers can try EVALSHA first. */
 export interface Script {
@@ -30,7 +31,7 @@ export function script(name: string, source: string): Script {
  *              attempt, so only a resent copy of this same request (or of the plain
  *              SET that preceded it) can have set it.
  * Waiting mark a held key that blocks the attempt gets '!' appended to its holder's
- *              token (once; only a lease-like value: 22 characters with a TTL), so the
+ *              token (once; only a lease-like value: a token's length with a TTL), so the
  *              holder's release knows someone waits and publishes. Every script that
  *              compares tokens accepts both forms. An unmarked release sends no message:
  *              nobody outside the holder's own Locker can be waiting (every waiter's
@@ -55,7 +56,7 @@ for i = 1, n do
       end
       local pttl = redis.call('PTTL', KEYS[i])
       -- Mark the holder's token: someone waits, so its release must announce itself.
-      if pttl > 0 and #v == 22 then redis.call('APPEND', KEYS[i], '!') end
+      if pttl > 0 and #v == ${TOKEN_LENGTH} then redis.call('APPEND', KEYS[i], '!') end
       return {0, pttl, i}
     end
     -- Already ours: this very request was delivered twice (a client resent it
@@ -153,13 +154,11 @@ local n = 0
 local heard = 0
 for i = 1, #KEYS do
   local v = redis.call('GET', KEYS[i])
-  if v == ARGV[1] then
+  if v == ARGV[1] or v == ARGV[1] .. '!' then
     redis.call('DEL', KEYS[i])
     n = n + 1
-  elseif v == ARGV[1] .. '!' then
-    redis.call('DEL', KEYS[i])
-    heard = heard + redis.call('${publish}', ARGV[2 + i], ARGV[2])
-    n = n + 1
+    -- Marked: someone waits for this key.
+    if v ~= ARGV[1] then heard = heard + redis.call('${publish}', ARGV[2 + i], ARGV[2]) end
   end
 end
 return {n, heard}

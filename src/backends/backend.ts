@@ -1,5 +1,6 @@
 import { BackendError } from '../errors.js'
 import { fenceKey, releaseChannel } from '../internal/keys.js'
+import { TOKEN_LENGTH } from '../internal/token.js'
 import { ACQUIRE, EXTEND, EXTEND_UNIFORM, INSPECT, RELEASE, type Script, SERVER_ID } from '../scripts.js'
 import type { RedisAdapter, Subscriber } from './adapter.js'
 import type {
@@ -438,7 +439,7 @@ function parseAttempt(reply: unknown): AttemptResult {
 
 /** A holder's token as stored, less the '!' a waiter appends (see ACQUIRE in scripts.ts). */
 export function withoutWaitingMark(stored: string): string {
-  return stored.length === 23 && stored.endsWith('!') ? stored.slice(0, -1) : stored
+  return stored.length === TOKEN_LENGTH + 1 && stored.endsWith('!') ? stored.slice(0, -1) : stored
 }
 
 function toBackendError(operation: BackendError['operation'], err: unknown): BackendError {

@@ -1,6 +1,8 @@
 import { randomFillSync } from 'node:crypto'
 
 const TOKEN_BYTES = 16
+/** Characters in a token: 16 bytes in base64url, unpadded. */
+export const TOKEN_LENGTH = Math.ceil((TOKEN_BYTES * 4) / 3)
 // One CSPRNG call fills the pool for 256 tokens: a call per token costs several
 // microseconds (a syscall each), a noticeable share of an uncontended acquisition.
 const pool = Buffer.alloc(TOKEN_BYTES * 256)
