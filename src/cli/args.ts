@@ -42,11 +42,18 @@ export function defaultUrl(): string {
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
 
+/** The longest delay a Node timer takes (as the library's own bound on durations). */
+export const MAX_DURATION_MS = 2_147_483_647
+
+/** The shortest lease the library accepts (`lifetimeMs` is an integer >= 10). */
+export const MIN_LIFETIME_MS = 10
+
 /**
- * Parses `500ms`, `30s`, `1.5s`, `2m`, `1h` or a plain number of milliseconds.
+ * Parses `500ms`, `30s`, `1.5s`, `2m`, `1h` or a plain number of milliseconds,
+ * rounded to whole milliseconds, and checks it lies in `[min, MAX_DURATION_MS]`.
  * @throws UsageError for anything else, naming the flag.
  */
-export function parseDuration(flag: string, text: string): number {
+export function parseDuration(flag: string, text: string, min = 0): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim())
   if (!match) {
     throw new UsageError(
@@ -54,7 +61,10 @@ export function parseDuration(flag: string, text: string): number {
     )
   }
   const ms = Math.round(Number(match[1]) * (UNITS[match[2] ?? 'ms'] ?? 1))
-  if (!Number.isSafeInteger(ms)) throw new UsageError(`--${flag}: duration '${text}' is too large`)
+  if (ms < min) throw new UsageError(`--${flag}: must be at least ${min}ms; got '${text}'`)
+  if (!(ms <= MAX_DURATION_MS)) {
+    throw new UsageError(`--${flag}: must be at most ${MAX_DURATION_MS}ms (about 24.8 days); got '${text}'`)
+  }
   return ms
 }
 
@@ -66,6 +76,21 @@ export function parse<T extends ParseArgsConfig>(config: T): ReturnType<typeof p
   try {
     return parseArgs(config)
   } catch (err) {
-    throw new UsageError((err as Error).message)
+    throw new UsageError(parseArgsMessage(err as NodeJS.ErrnoException, config.allowPositionals === true))
   }
+}
+
+/**
+ * Node's message for an unknown option ends in an unbalanced quote (`as in '-- "--x"`)
+ * and suggests `-- "--x"` even where `--` starts the command: say it in our own words.
+ */
+function parseArgsMessage(err: NodeJS.ErrnoException, allowPositionals: boolean): string {
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const option = /^Unknown option '(.*?)'(?:\.|$)/s.exec(err.message)?.[1]
+    if (option !== undefined) {
+      const hint = allowPositionals ? "; an argument that starts with '-' goes after '--'" : ''
+      return `unknown option '${option}'${hint}`
+    }
+  }
+  return err.message
 }

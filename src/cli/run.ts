@@ -8,7 +8,7 @@ import { constants } from 'node:os'
 import { AcquireTimeoutError } from '../errors.js'
 import type { Lock } from '../lock.js'
 import { Locker } from '../locker.js'
-import { defaultUrl, EXIT, parse, parseDuration, UsageError } from './args.js'
+import { defaultUrl, EXIT, MIN_LIFETIME_MS, parse, parseDuration, UsageError } from './args.js'
 import { startStatusLine } from './status.js'
 
 /** Usage text of `run`. */
@@ -78,10 +78,13 @@ function parseRun(argv: string[]): RunOptions | 'help' {
   if (fenceEnv !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(fenceEnv)) {
     throw new UsageError(`--fence-env: '${fenceEnv}' is not a valid environment variable name`)
   }
+  // Durations are checked against the library's rules here, so that a bad value
+  // is reported by its flag rather than by the library's option name (lifetimeMs).
+  // The lease is extended every half of it, which is always less than the lease.
   return {
     key: values.key,
     url: values.url ?? defaultUrl(),
-    lifetimeMs: parseDuration('lifetime', values.lifetime ?? '30s'),
+    lifetimeMs: parseDuration('lifetime', values.lifetime ?? '30s', MIN_LIFETIME_MS),
     waitMs: values['no-wait'] ? 0 : parseDuration('wait', values.wait ?? '10s'),
     graceMs: parseDuration('grace', values.grace ?? '5s'),
     fenceEnv,

@@ -247,6 +247,47 @@ describe('command line', () => {
     assert.match(help.stdoutLines().join('\n'), /--fence-env/)
   })
 
+  test('a bad duration flag is reported by the flag, not the library option, and exits 64', async () => {
+    const marker = join(dir, 'bad-duration.started')
+    const cases: [string[], RegExp][] = [
+      [['--lifetime', '5'], /--lifetime: must be at least 10ms; got '5'/],
+      [['--lifetime', '0'], /--lifetime: must be at least 10ms; got '0'/],
+      [['--wait', '600h'], /--wait: must be at most 2147483647ms/],
+      [['--grace', '600h'], /--grace: must be at most 2147483647ms/],
+    ]
+    for (const [flags, message] of cases) {
+      const run = cli([
+        'run',
+        '--key',
+        'bad-duration',
+        ...flags,
+        '--',
+        ...nodeCmd(`require('node:fs').writeFileSync(${JSON.stringify(marker)}, '')`),
+      ])
+      const label = flags.join(' ')
+      assert.equal(await status(run), 64, `${label}: ${run.stderrText()}`)
+      assert.match(run.stderrText(), message, label)
+      assert.doesNotMatch(run.stderrText(), /lifetimeMs|retryTimeoutMs/, label)
+      assert.match(run.stderrText(), /Usage: async-redis-lock run/, label)
+    }
+    assert.equal(existsSync(marker), false, 'the command must not have been started')
+  })
+
+  test('an unknown flag is named in a message with balanced quotes', async () => {
+    for (const args of [
+      ['run', '--bogus'],
+      ['run', '--key', 'k', '--bogus', '--', 'true'],
+      ['inspect', 'k', '-z'],
+    ]) {
+      const run = cli(args)
+      assert.equal(await status(run), 64, run.stderrText())
+      const line = run.stderrText().split('\n')[0] ?? ''
+      assert.match(line, /^async-redis-lock: unknown option '(--bogus|-z)'/, line)
+      assert.equal(line.split("'").length % 2, 1, `unbalanced ' in: ${line}`)
+      assert.equal(line.split('"').length % 2, 1, `unbalanced " in: ${line}`)
+    }
+  })
+
   test('Redis unreachable exits 69 without starting the command', async () => {
     const port = await getFreePort()
     const run = cli(['run', '--key', 'k', '--url', `redis://127.0.0.1:${port}`, '--', 'true'])
