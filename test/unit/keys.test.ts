@@ -136,12 +136,19 @@ describe('fenceKey and releaseChannel', () => {
     assert.equal(releaseChannel('a{}b'), 'a{}b:released')
   })
 
-  test('same slot as the key: with an empty {} tag', {
-    todo:
-      'keys.ts gives keys containing } without a valid tag a plain suffix, which hashes ' +
-      'differently on a cluster (documented; the cluster backend rejects such keys, see cluster.test.ts)',
-  }, () => {
-    for (const key of ['a{}b', '{}', 'foo{}{bar']) assertSameSlot(key)
+  // Known limitation (documented in keys.ts and the README's Redis Cluster section):
+  // a key that contains } without a valid tag cannot be wrapped in braces, so its
+  // companions get a plain suffix and hash to another slot than the key. Fine on a
+  // single node; the cluster backend rejects such keys before sending anything
+  // (cluster.test.ts). This asserts the current behaviour so a change shows up here.
+  test('known limitation: a key with an empty {} tag gets companions in another slot (documented)', () => {
+    for (const key of ['a{}b', '{}', 'foo{}{bar']) {
+      assert.equal(hashTag(key), undefined, key)
+      assert.equal(fenceKey(key), `${key}:fence`)
+      assert.equal(releaseChannel(key), `${key}:released`)
+      assert.notEqual(slot(fenceKey(key)), slot(key), `fenceKey(${JSON.stringify(key)})`)
+      assert.notEqual(slot(releaseChannel(key)), slot(key), `releaseChannel(${JSON.stringify(key)})`)
+    }
   })
 
   test('property: same slot for keys without }', () => {
