@@ -17,8 +17,13 @@ export type LockErrorCode =
 
 /** Why a held lock stopped being held. */
 export type LockLostReason =
-  /** The lease ran out before an extension succeeded (the key was gone when we looked). */
+  /** The lease's local deadline passed before an extension was even tried (a blocked event loop, a paused process). */
   | 'expired'
+  /**
+   * The key was gone from Redis before the lease ran out: deleted (`DEL`, the CLI's
+   * `release --force`), evicted, or lost in a restart without persistence.
+   */
+  | 'deleted'
   /** The key now holds another owner's token. */
   | 'stolen'
   /** Redis did not confirm an extension before the local deadline. */
@@ -196,11 +201,54 @@ export class CrossSlotError extends LockError {
 }
 
 const LOST_TEXT: Record<LockLostReason, string> = {
-  expired: 'its lease expired before it could be extended',
+  expired: 'its lease ran out before it could be extended',
+  deleted: 'the key was gone from Redis before the lease ran out (deleted, evicted, or lost in a restart)',
   stolen: 'the key now belongs to another owner',
   unreachable: 'Redis did not confirm an extension before the lease ran out',
   abandoned: 'the Lock was garbage-collected without being released',
   closed: 'its Locker was closed',
+}
+
+/**
+ * Every error the library rejects with, as a union discriminated by `code`: after
+ * `switch (err.code)` each branch sees its own class and fields.
+ *
+ * @example
+ * ```ts
+ * if (isLockError(err)) {
+ *   switch (err.code) {
+ *     case 'ERR_LOCK_ACQUIRE_TIMEOUT':
+ *       console.log(`busy after ${err.waitedMs} ms`)
+ *       break
+ *     case 'ERR_LOCK_LOST':
+ *       console.log(err.reason)
+ *   }
+ * }
+ * ```
+ */
+export type AnyLockError =
+  | InvalidArgumentError
+  | AcquireTimeoutError
+  | LockLostError
+  | BackendError
+  | LockerClosedError
+  | QuorumError
+  | CrossSlotError
+
+/**
+ * True when `err` is an error of this library (with `code`: of that code), narrowed
+ * to its class.
+ *
+ * @example
+ * ```ts
+ * if (isLockError(err, 'ERR_LOCK_ACQUIRE_TIMEOUT')) console.log(err.attempts)
+ * ```
+ */
+export function isLockError<C extends LockErrorCode = LockErrorCode>(
+  err: unknown,
+  code?: C,
+): err is Extract<AnyLockError, { code: C }> {
+  return err instanceof LockError && (code === undefined || err.code === code)
 }
 
 function describeKeys(keys: readonly string[]): string {

@@ -4,6 +4,14 @@
  * @packageDocumentation
  */
 
+export type {
+  GlideClientLike,
+  IoRedisClient,
+  IoRedisClusterClient,
+  NodeRedisClient,
+  NodeRedisClusterClient,
+  SingleNodeClient,
+} from './adapters/client-types.js'
 export {
   type AcquireFailureMessage,
   type AcquireStartMessage,
@@ -17,9 +25,11 @@ export {
 } from './diagnostics.js'
 export {
   AcquireTimeoutError,
+  type AnyLockError,
   BackendError,
   CrossSlotError,
   InvalidArgumentError,
+  isLockError,
   LockError,
   type LockErrorCode,
   LockerClosedError,

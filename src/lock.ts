@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from './errors.js'
-import type { Lease } from './internal/lease.js'
+import type { Lease, Leases } from './leases.js'
 
 /**
  * One held lock on one or more keys, from a {@link Locker}.
@@ -61,31 +61,28 @@ export interface Lock extends AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void>
 }
 
-/** What a lock handle needs from its Locker. */
-export interface LockOwner {
-  check(lease: Lease): boolean
-  remainingMs(lease: Lease): number
-  extend(lease: Lease): Promise<void>
-  release(lease: Lease): Promise<boolean>
-}
-
-/** The Lock handed to users: a thin view over a Lease. */
+/** The Lock handed to users: a thin view of one lease, answered by the lease table. */
 export class LockHandle implements Lock {
   readonly keys: readonly string[]
   readonly token: string
   readonly #lease: Lease
-  readonly #owner: LockOwner
+  readonly #leases: Leases
 
-  constructor(lease: Lease, owner: LockOwner) {
+  constructor(lease: Lease, leases: Leases) {
     this.#lease = lease
-    this.#owner = owner
+    this.#leases = leases
     this.keys = lease.keys
     this.token = lease.token
   }
 
+  /** The lease a Lock views (the lease table's own record of it). */
+  static leaseOf(lock: Lock): Lease {
+    return (lock as LockHandle).#lease
+  }
+
   /** The fence without the throw: undefined for a lock acquired without fencing. */
-  static fenceOf(lock: LockHandle): bigint | undefined {
-    return lock.#lease.fence
+  static fenceOf(lock: Lock): bigint | undefined {
+    return (lock as LockHandle).#lease.fence
   }
 
   get fence(): bigint {
@@ -100,27 +97,27 @@ export class LockHandle implements Lock {
   }
 
   get signal(): AbortSignal {
-    return this.#lease.signal
+    return this.#leases.signal(this.#lease)
   }
 
   isHeld(): boolean {
-    return this.#owner.check(this.#lease)
+    return this.#leases.isHeld(this.#lease)
   }
 
   remainingMs(): number {
-    return this.#owner.remainingMs(this.#lease)
+    return this.#leases.remainingMs(this.#lease)
   }
 
   extend(): Promise<void> {
-    return this.#owner.extend(this.#lease)
+    return this.#leases.extend(this.#lease)
   }
 
   release(): Promise<boolean> {
-    return this.#owner.release(this.#lease)
+    return this.#leases.release(this.#lease)
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
-    await this.#owner.release(this.#lease).catch(() => {})
+    await this.#leases.release(this.#lease).catch(() => {})
   }
 
   get [Symbol.toStringTag](): string {

@@ -1,25 +1,15 @@
-import { AcquireLoop, type Blocked } from './acquire-loop.js'
+import { Acquisition } from './acquisition.js'
+import { connectUrl } from './adapters/connect.js'
 import { backendFor } from './backends/detect.js'
-import type { LockBackend } from './backends/lock-backend.js'
-import {
-  acquireObserved,
-  observeAcquire,
-  publishRelease,
-  releaseTraced,
-  traceRelease,
-} from './diagnostics.js'
-import { BackendError, InvalidArgumentError, LockerClosedError } from './errors.js'
-import { raceAbort } from './internal/abort.js'
-import { type Clock, systemClock } from './internal/clock.js'
-import { checkFromUrl, connectIoRedis } from './internal/from-url.js'
-import { HandoffYield } from './internal/handoff-yield.js'
-import { driftFor, Lease } from './internal/lease.js'
-import { takeInternals } from './internal/testing.js'
-import { newToken } from './internal/token.js'
-import { type Lock, LockHandle, type LockOwner } from './lock.js'
+import { acquireObserved, observeAcquire } from './diagnostics.js'
+import { InvalidArgumentError, LockerClosedError } from './errors.js'
+import { systemClock } from './internal/clock.js'
+import type { LockerInternals } from './internal/testing.js'
+import { type Lock, LockHandle } from './lock.js'
 import {
   ACQUIRE_OPTION_NAMES,
   type AcquireOptions,
+  checkFromUrl,
   checkOptionNames,
   describe,
   type FromUrlOptions,
@@ -27,26 +17,26 @@ import {
   type LockerOptions,
   type LockOptions,
   type ResolvedLockOptions,
-  replicaAck,
   resolveKeys,
   resolveLockOptions,
   resolvePrefix,
 } from './options.js'
-import { Renewer } from './renewer.js'
 import type { KeyInspection, LockerStats, RedisClient } from './types.js'
-import { Waiters } from './waiters.js'
-
-type Attempt = LockHandle | Blocked
-
-const fenceOfLock = (lock: Lock) => LockHandle.fenceOf(lock as LockHandle)
 
 /** Clients that `fromUrl` created: the Locker owns and closes them. */
 const ownedClients = new WeakSet<object>()
+
+/** How long `inspect` and the operator's forced release wait for Redis. */
+const INSPECT_TIMEOUT_MS = 5000
+
+/** The operator's forced release (`release --force` of the CLI); not part of the public API. */
+let releaseToken: (locker: Locker, key: string, token: string) => Promise<boolean>
 
 /**
  * Hands out {@link Lock}s on Redis keys, keeps their leases extended, wakes waiters on
  * release. One Locker per Redis deployment and process is the intended use: it
  * shares one extension timer and one subscriber connection among all its locks.
+ * It keeps its connection open (and so the process alive) until {@link Locker.close}.
  *
  * @example
  * ```ts
@@ -56,86 +46,58 @@ const ownedClients = new WeakSet<object>()
  * ```
  */
 export class Locker implements AsyncDisposable {
-  readonly #backend: LockBackend
-  readonly #clock: Clock
-  readonly #skipValidityCheck: boolean
-  readonly #renewer: Renewer
-  readonly #waiters: Waiters
+  readonly #acquisition: Acquisition
   readonly #defaults: LockOptions
   readonly #resolvedDefaults: ResolvedLockOptions
   readonly #prefix: string
-  /** Identifies this Locker's own release messages. */
-  readonly #id = newToken()
-  /** Aborted on close; read, never listened to (Waiters.close() ends every wait). */
-  readonly #closeController = new AbortController()
-  readonly #cleanups = new Set<Promise<unknown>>()
-  readonly #registry = new FinalizationRegistry<Lease>((lease) => this.#renewer.lose(lease, 'abandoned'))
-  readonly #owner: LockOwner
-  readonly #yields: HandoffYield
-  readonly #loop: AcquireLoop<LockHandle>
-  readonly #now = () => this.#clock.now()
+  readonly #now: () => number
   #closing: Promise<void> | undefined
-  #acquired = 0
-  #released = 0
-  #lost = 0
+
+  static {
+    releaseToken = (locker, key, token) =>
+      locker.#acquisition.releaseToken(locker.#key(key), token, INSPECT_TIMEOUT_MS)
+  }
 
   /**
    * Wraps a connected client you own (it is never closed by the Locker), or an array
    * of clients of independent masters: a Redlock quorum, where a lock needs a majority.
    * @throws InvalidArgumentError `ERR_LOCK_INVALID_ARGUMENT` for an unknown client, an
-   * empty array, the same client twice, or bad options.
+   * empty array, the same client twice, a cluster client in an array, or bad options.
    */
-  constructor(client: RedisClient, options?: LockerOptions) {
-    const internals = takeInternals()
-    this.#clock = internals.clock ?? systemClock
-    this.#skipValidityCheck = internals.skipValidityCheck === true
+  constructor(client: RedisClient, options?: LockerOptions)
+  /** @internal The test suite's seams (negative controls, injected clock). */
+  constructor(client: RedisClient, options: LockerOptions | undefined, internals: LockerInternals)
+  constructor(client: RedisClient, options?: LockerOptions, internals: LockerInternals = {}) {
     checkOptionNames(options, LOCKER_OPTION_NAMES, 'Locker')
     this.#prefix = resolvePrefix(options?.prefix)
     const { prefix: _prefix, ...defaults } = options ?? {}
     this.#resolvedDefaults = resolveLockOptions([defaults]) // also fails fast on bad defaults
     this.#defaults = defaults
-    this.#backend = backendFor(client, ownedClients.has(client), internals.scripts)
-    this.#renewer = new Renewer(
-      this.#backend,
-      this.#clock,
-      (lease) => this.#onLost(lease),
-      (lease) => this.#watch(lease),
-    )
-    this.#waiters = new Waiters(this.#backend, this.#clock, this.#id)
-    this.#yields = new HandoffYield(this.#clock)
-    this.#loop = new AcquireLoop<LockHandle>({
-      clock: this.#clock,
-      waiters: this.#waiters,
-      yields: this.#yields,
-      closed: this.#closeController.signal,
-      attempt: (keys, opts, signal) => this.#attempt(keys, opts, signal),
-      isLock: (result): result is LockHandle => result instanceof LockHandle,
-      throwIfClosed: () => this.#throwIfClosed(),
+    const clock = internals.clock ?? systemClock
+    this.#now = () => clock.now()
+    this.#acquisition = new Acquisition({
+      backend: backendFor(client, ownedClients.has(client), internals.scripts),
+      clock,
+      skipValidityCheck: internals.skipValidityCheck === true,
     })
-    this.#owner = {
-      check: (lease) => this.#renewer.check(lease),
-      remainingMs: (lease) => (this.#renewer.check(lease) ? lease.deadline - this.#clock.now() : 0),
-      extend: (lease) => this.#renewer.extendNow(lease),
-      release: (lease) =>
-        releaseTraced() ? traceRelease(lease.keys, () => this.#release(lease)) : this.#release(lease),
-    }
   }
 
   /**
-   * Connects to `url` with ioredis and returns a Locker that owns the connection
-   * (closed by {@link Locker.close}). The first connection is bounded by
-   * `connectTimeoutMs`; after that the client reconnects on its own.
+   * Connects to `url` (ioredis) and returns a Locker that owns the connection (closed
+   * by {@link Locker.close}). The first connection is bounded by `connectTimeoutMs`;
+   * after that the client reconnects on its own.
    * @throws InvalidArgumentError `ERR_LOCK_INVALID_ARGUMENT` for a malformed URL or options.
-   * @throws BackendError `ERR_LOCK_BACKEND` when Redis cannot be reached in time.
+   * @throws BackendError `ERR_LOCK_BACKEND` when Redis cannot be reached in time, refuses
+   * the credentials or the database: its `cause` is the client's last error.
    */
   static async fromUrl(url: string, options?: FromUrlOptions): Promise<Locker> {
     const { connectTimeoutMs, lockerOptions } = checkFromUrl(url, options)
-    const client = await connectIoRedis(url, connectTimeoutMs)
+    const { client, close } = await connectUrl(url, connectTimeoutMs)
     ownedClients.add(client)
     try {
-      return new Locker(client, lockerOptions)
+      return new Locker(client as RedisClient, lockerOptions)
     } catch (err) {
-      client.disconnect()
+      close()
       throw err
     }
   }
@@ -187,12 +149,13 @@ export class Locker implements AsyncDisposable {
 
   /**
    * Reads a key's lock state without changing it.
-   * @throws BackendError `ERR_LOCK_BACKEND` when Redis fails.
+   * @throws BackendError `ERR_LOCK_BACKEND` when Redis fails, or the key holds a
+   * non-string value (not a lock).
    */
   async inspect(key: string): Promise<KeyInspection> {
     this.#throwIfClosed()
-    const [full] = resolveKeys(key, this.#prefix) as [string]
-    const state = await this.#backend.inspect(full, 5000)
+    const full = this.#key(key)
+    const state = await this.#acquisition.inspect(full, INSPECT_TIMEOUT_MS)
     return {
       key: full,
       isHeld: state.token !== null,
@@ -204,15 +167,16 @@ export class Locker implements AsyncDisposable {
 
   /** Counters since creation. */
   stats(): LockerStats {
+    const { leases, waiters, acquired, released } = this.#acquisition
     return {
-      held: this.#renewer.size,
-      waiting: this.#waiters.waiting,
-      acquired: this.#acquired,
-      released: this.#released,
-      lost: this.#lost,
-      lostByReason: { ...this.#renewer.lostByReason },
-      extendCalls: this.#renewer.batches,
-      wakeups: this.#waiters.wakeups,
+      held: leases.size,
+      waiting: waiters.waiting,
+      acquired,
+      released,
+      lost: leases.lost,
+      lostByReason: { ...leases.lostByReason },
+      extendCalls: leases.batches,
+      wakeups: waiters.wakeups,
     }
   }
 
@@ -222,22 +186,13 @@ export class Locker implements AsyncDisposable {
    * connections it owns. Idempotent.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#close()
+    this.#closing ??= this.#acquisition.close()
     return this.#closing
   }
 
   /** Same as {@link Locker.close}, for `await using locker = ...`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close()
-  }
-
-  async #close(): Promise<void> {
-    this.#closeController.abort(new LockerClosedError())
-    for (const lease of [...this.#renewer.leases()]) this.#renewer.lose(lease, 'closed')
-    this.#renewer.stop()
-    await this.#waiters.close()
-    await Promise.allSettled([...this.#cleanups])
-    await this.#backend.close()
   }
 
   async #acquire(
@@ -252,123 +207,37 @@ export class Locker implements AsyncDisposable {
       typeof keysIn === 'string' && keysIn.length > 0
         ? [this.#prefix + keysIn]
         : resolveKeys(keysIn, this.#prefix)
-    this.#backend.checkKeys(keys)
+    this.#acquisition.checkKeys(keys)
     const signal = options?.signal
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw new InvalidArgumentError('signal', `signal must be an AbortSignal; received ${describe(signal)}`)
     }
     this.#throwIfClosed()
     signal?.throwIfAborted()
-    if (!acquireObserved()) return this.#loop.run(keys, opts, signal, single, undefined)
-    return observeAcquire(keys, single, this.#now, fenceOfLock, (tally) =>
-      this.#loop.run(keys, opts, signal, single, tally),
+    if (!acquireObserved()) return this.#acquisition.run(keys, opts, signal, single, undefined)
+    return observeAcquire(keys, single, this.#now, LockHandle.fenceOf, (tally) =>
+      this.#acquisition.run(keys, opts, signal, single, tally),
     )
   }
 
-  async #attempt(
-    keys: string[],
-    opts: ResolvedLockOptions,
-    signal: AbortSignal | undefined,
-  ): Promise<Attempt> {
-    const token = newToken()
-    const sentAt = this.#clock.now()
-    // The lease counts from when the script was sent (replica WAIT included); a later reply is useless.
-    const validityMs = opts.lifetimeMs - driftFor(opts.lifetimeMs)
-    const pending = this.#backend.acquire(
-      keys,
-      token,
-      opts.lifetimeMs,
-      validityMs,
-      replicaAck(opts),
-      opts.fencing,
-    )
-    const reply = signal
-      ? await raceAbort(pending, signal, (late) =>
-          this.#track(late.then((r) => (r.acquired ? this.#undo(keys, token, 5000) : undefined))),
-        )
-      : await pending
-    if (!reply.acquired) return { pttl: reply.pttl, blockedIndex: reply.blockedIndex }
-    if (this.#closeController.signal.aborted) {
-      this.#track(this.#undo(keys, token, 5000))
-      throw new LockerClosedError()
+  /** One key, checked, with the prefix. */
+  #key(key: string): string {
+    if (Array.isArray(key)) {
+      throw new InvalidArgumentError('key', `inspect takes one key, not an array; received ${describe(key)}`)
     }
-    const lease = new Lease(keys, token, reply.fence, opts, sentAt)
-    if (this.#clock.now() >= lease.deadline && !this.#skipValidityCheck) {
-      this.#track(this.#undo(keys, token, 5000))
-      throw new BackendError(
-        'acquire',
-        `Redis answered after the lease had already run out (lifetimeMs ${opts.lifetimeMs}); the acquisition was undone`,
-      )
-    }
-    lease.checker = this.#renewer
-    const lock = new LockHandle(lease, this.#owner)
-    lease.unwatched = lock // watched for garbage collection from its first extension on
-    this.#renewer.add(lease)
-    this.#acquired++
-    return lock
-  }
-
-  async #release(lease: Lease): Promise<boolean> {
-    if (lease.state === 'released') return false
-    lease.state = 'released'
-    this.#renewer.remove(lease)
-    if (lease.unwatched === undefined) this.#registry.unregister(lease)
-    else lease.unwatched = undefined
-    const sentAt = this.#clock.now()
-    const { removed, receivers } = await this.#backend.release(
-      lease.keys,
-      lease.token,
-      this.#id,
-      Math.max(1000, lease.lifetimeMs),
-    )
-    this.#released++
-    publishRelease(lease.keys, removed > 0)
-    if (removed === 0) return false
-    let own = 0
-    for (const key of lease.keys) if (this.#waiters.isSubscribed(key)) own++
-    if (receivers > own) {
-      // Other processes wait for these keys and have just been told: let their
-      // woken waiter go first instead of taking the keys straight back.
-      this.#yields.grant(lease.keys, this.#clock.now() - sentAt)
-    }
-    // Our own release message is ignored by our subscriber; hand over locally right away.
-    for (const key of lease.keys) this.#waiters.notify(key)
-    return true
-  }
-
-  /** From its first extension on, a Lock dropped without release is released once collected. */
-  #watch(lease: Lease): void {
-    const lock = lease.unwatched
-    lease.unwatched = undefined
-    if (lock !== undefined) this.#registry.register(lock, lease, lease)
-  }
-
-  #onLost(lease: Lease): void {
-    this.#lost++
-    if (lease.unwatched === undefined) this.#registry.unregister(lease)
-    else lease.unwatched = undefined
-    // Whatever is left of the lease in Redis is ours to free: a blackholed extension
-    // may still land, a multi-key lease may have kept some keys.
-    this.#track(this.#undo(lease.keys, lease.token, Math.max(1000, lease.lifetimeMs)))
-  }
-
-  /**
-   * Releases keys that no Lock stands for (a lost lease's remains, an acquisition
-   * undone). Our subscriber ignores our own release messages, so local waiters on the
-   * keys are woken here, as {@link Locker.#release} does.
-   */
-  async #undo(keys: readonly string[], token: string, timeoutMs: number): Promise<void> {
-    const { removed } = await this.#backend.release(keys, token, this.#id, timeoutMs)
-    if (removed > 0) for (const key of keys) this.#waiters.notify(key)
-  }
-
-  #track(p: Promise<unknown>): void {
-    const quiet = p.catch(() => {})
-    this.#cleanups.add(quiet)
-    void quiet.finally(() => this.#cleanups.delete(quiet))
+    return (resolveKeys(key, this.#prefix) as [string])[0]
   }
 
   #throwIfClosed(): void {
-    if (this.#closeController.signal.aborted) throw new LockerClosedError()
+    if (this.#acquisition.isClosed) throw new LockerClosedError()
   }
+}
+
+/**
+ * Deletes `key` (the Locker's prefix applied) if it still holds `token`: the
+ * operator's forced release of a stuck lock, announced like any release. Resolves
+ * whether it was removed.
+ */
+export function forceRelease(locker: Locker, key: string, token: string): Promise<boolean> {
+  return releaseToken(locker, key, token)
 }

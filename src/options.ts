@@ -297,3 +297,25 @@ export function describe(value: unknown): string {
   if (typeof value === 'function') return 'a function'
   return `an object (${(value as object).constructor?.name ?? 'null prototype'})`
 }
+
+/** Validates `fromUrl`'s arguments before anything connects. */
+export function checkFromUrl(
+  url: unknown,
+  options: FromUrlOptions | undefined,
+): { connectTimeoutMs: number; lockerOptions: LockerOptions } {
+  checkOptionNames(options, FROM_URL_OPTION_NAMES, 'fromUrl')
+  let parsed: URL | undefined
+  try {
+    if (typeof url === 'string') parsed = new URL(url)
+  } catch {
+    parsed = undefined
+  }
+  if (!parsed || (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:')) {
+    throw new InvalidArgumentError(
+      'url',
+      `url must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0; received ${describe(url)}`,
+    )
+  }
+  const { connectTimeoutMs = 5000, ...lockerOptions } = options ?? {}
+  return { connectTimeoutMs: checkDuration('connectTimeoutMs', connectTimeoutMs), lockerOptions }
+}

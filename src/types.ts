@@ -1,13 +1,6 @@
 import type { LockLostReason } from './errors.js'
 
-/**
- * A connected Redis client: an ioredis `Redis` instance (also Sentinel-managed) or a
- * node-redis client from `createClient()`; a Redis Cluster client (ioredis `Cluster`,
- * node-redis `createCluster()`); or an array of single-node clients, one per
- * independent master, for a Redlock quorum (a lock then needs a majority of them).
- * A Locker never closes a client it was given.
- */
-export type RedisClient = object
+export type { RedisClient } from './adapters/client-types.js'
 
 /** What {@link Locker.inspect} reports about one key. */
 export interface KeyInspection {

@@ -1,4 +1,4 @@
-import type { Subscriber } from './backends/adapter.js'
+import type { Subscriber } from './adapters/adapter.js'
 import type { LockBackend } from './backends/lock-backend.js'
 import type { Clock, TimerHandle } from './internal/clock.js'
 import { releaseChannel } from './internal/keys.js'

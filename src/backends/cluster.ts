@@ -1,22 +1,21 @@
 import calculateSlot from 'cluster-key-slot'
+import type { RedisAdapter } from '../adapters/adapter.js'
 import { BackendError, CrossSlotError, InvalidArgumentError } from '../errors.js'
 import { hashTag } from '../internal/keys.js'
-import { RELEASE_SHARDED } from '../scripts.js'
-import type { RedisAdapter, Subscriber } from './adapter.js'
-import { Backend } from './backend.js'
-import type { ScriptOverrides } from './detect.js'
-import { IoRedisClusterAdapter, isIoRedisCluster } from './ioredis-cluster.js'
+import { RELEASE_SHARDED, type ScriptOverrides } from '../scripts/index.js'
 import type {
+  AttemptRequest,
   AttemptResult,
   ExtendRequest,
   ExtendStatus,
   KeyState,
   LockBackend,
+  ReleaseRequest,
   ReleaseResult,
-  ReplicaAck,
+  Subscriber,
 } from './lock-backend.js'
 import { unsupportedReplicas } from './lock-backend.js'
-import { isNodeRedisCluster, NodeRedisClusterAdapter } from './node-redis-cluster.js'
+import { backendScripts, SingleNodeBackend } from './single-node.js'
 
 /** The hash slot Redis Cluster assigns to `key` (0..16383). */
 export function slotOf(key: string): number {
@@ -47,43 +46,11 @@ export function checkClusterKeys(keys: readonly string[]): void {
   if (slots.some((s) => s.slot !== first)) throw new CrossSlotError(slots)
 }
 
-/** A cluster adapter that also hands out the connection its client uses for a slot's master. */
-export interface SlotMasterAdapter extends RedisAdapter {
-  /**
-   * An adapter (with `wait`) on the very connection the client routes `slot`'s
-   * commands to; rejects when the client knows no master for it. The same connection
-   * gives the same adapter.
-   */
-  slotMaster(slot: number): Promise<RedisAdapter>
-}
-
-function hasSlotMasters(adapter: RedisAdapter): adapter is SlotMasterAdapter {
-  return typeof (adapter as Partial<SlotMasterAdapter>).slotMaster === 'function'
-}
-
 /** 'MOVED' or 'ASK' when `err` (or the Redis error it wraps) is that redirect reply. */
 function redirectOf(err: unknown): 'MOVED' | 'ASK' | undefined {
   const reply = err instanceof Error && err.cause instanceof Error ? err.cause : err
   const text = reply instanceof Error ? reply.message : ''
   return /^(MOVED|ASK) \d+ /.exec(text)?.[1] as 'MOVED' | 'ASK' | undefined
-}
-
-/** True for a Redis Cluster client of either library. */
-export function isClusterClient(client: unknown): boolean {
-  return isIoRedisCluster(client) || isNodeRedisCluster(client)
-}
-
-/** A {@link ClusterBackend} for an ioredis `Cluster` or a node-redis `createCluster()` client; otherwise undefined. */
-export function clusterBackendFor(
-  client: unknown,
-  owned: boolean,
-  scripts: ScriptOverrides = {},
-): LockBackend | undefined {
-  if (isIoRedisCluster(client)) return new ClusterBackend(new IoRedisClusterAdapter(client, owned), scripts)
-  if (isNodeRedisCluster(client)) {
-    return new ClusterBackend(new NodeRedisClusterAdapter(client, owned), scripts)
-  }
-  return undefined
 }
 
 /**
@@ -104,20 +71,14 @@ export function clusterBackendFor(
  */
 export class ClusterBackend implements LockBackend {
   readonly #adapter: RedisAdapter
-  readonly #scripts: ScriptOverrides
-  readonly #inner: Backend
+  readonly #inner: SingleNodeBackend
   /** Backends on the connections to slot masters, for acquisitions with replicas. */
-  readonly #onMaster = new WeakMap<RedisAdapter, Backend>()
+  readonly #onMaster = new WeakMap<RedisAdapter, SingleNodeBackend>()
 
-  /** @param scripts replacements for tests' deliberately broken variants only. */
-  constructor(adapter: RedisAdapter, scripts: ScriptOverrides = {}) {
+  /** @param overrides replacement scripts for tests' deliberately broken variants only. */
+  constructor(adapter: RedisAdapter, overrides: ScriptOverrides = {}) {
     this.#adapter = adapter
-    this.#scripts = { ...scripts, release: scripts.release ?? RELEASE_SHARDED }
-    this.#inner = new Backend(adapter, this.#scripts)
-  }
-
-  get kind(): RedisAdapter['kind'] {
-    return this.#inner.kind
+    this.#inner = new SingleNodeBackend(adapter, backendScripts(overrides, RELEASE_SHARDED))
   }
 
   checkKeys(keys: readonly string[]): void {
@@ -135,24 +96,18 @@ export class ClusterBackend implements LockBackend {
    * (the slot is being migrated) or a second MOVED fails the attempt with a
    * BackendError, nothing having been written.
    */
-  async acquire(
-    keys: readonly string[],
-    token: string,
-    lifetimeMs: number,
-    timeoutMs: number,
-    ack?: ReplicaAck,
-    fencing = false,
-  ): Promise<AttemptResult> {
-    if (!ack || ack.replicas <= 0)
-      return this.#inner.acquire(keys, token, lifetimeMs, timeoutMs, undefined, fencing)
-    if (!hasSlotMasters(this.#adapter)) throw unsupportedReplicas('this Redis Cluster client', ack.replicas)
+  async acquire(request: AttemptRequest): Promise<AttemptResult> {
+    const { ack } = request
+    if (!ack || ack.replicas <= 0) return this.#inner.acquire(request)
+    const slotMaster = this.#adapter.slotMaster?.bind(this.#adapter)
+    if (!slotMaster) throw unsupportedReplicas('this Redis Cluster client', ack.replicas)
     const startedAt = performance.now()
-    const left = () => Math.max(1, timeoutMs - (performance.now() - startedAt))
-    const slot = slotOf(keys[0] ?? '')
+    const left = () => Math.max(1, request.validityMs - (performance.now() - startedAt))
+    const slot = slotOf(request.keys[0] ?? '')
     for (let redirected = false; ; redirected = true) {
-      const backend = await this.#masterBackend(this.#adapter, slot, left())
+      const backend = await this.#masterBackend(slotMaster, slot, left())
       try {
-        return await backend.acquire(keys, token, lifetimeMs, left(), ack, fencing)
+        return await backend.acquire({ ...request, validityMs: left() })
       } catch (err) {
         const redirect = redirectOf(err)
         if (redirect === undefined) throw err
@@ -160,14 +115,20 @@ export class ClusterBackend implements LockBackend {
         // the redirect, which makes the client refresh its slot map; once it is back,
         // a MOVED slot is tried once more on its new master. ASK (a slot mid-migration)
         // is not: the key may be on either node until the migration ends.
-        await this.#inner.release(keys, token, '', left()).catch(() => {})
-        if (redirect !== 'MOVED' || redirected || performance.now() - startedAt >= timeoutMs) throw err
+        const { keys, token } = request
+        await this.#inner.release({ keys, token, publisherId: '' }, left()).catch(() => {})
+        if (redirect !== 'MOVED' || redirected || performance.now() - startedAt >= request.validityMs)
+          throw err
       }
     }
   }
 
-  /** The Backend on the connection to `slot`'s master, found within `timeoutMs`. */
-  async #masterBackend(adapter: SlotMasterAdapter, slot: number, timeoutMs: number): Promise<Backend> {
+  /** The backend on the connection to `slot`'s master, found within `timeoutMs`. */
+  async #masterBackend(
+    slotMaster: (slot: number) => Promise<RedisAdapter>,
+    slot: number,
+    timeoutMs: number,
+  ): Promise<SingleNodeBackend> {
     let timer: NodeJS.Timeout | undefined
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -177,7 +138,7 @@ export class ClusterBackend implements LockBackend {
     })
     let master: RedisAdapter
     try {
-      master = await Promise.race([adapter.slotMaster(slot), late])
+      master = await Promise.race([slotMaster(slot), late])
     } catch (err) {
       const text = err instanceof Error ? err.message : String(err)
       throw new BackendError('acquire', `acquire failed: master of slot ${slot}: ${text}`, { cause: err })
@@ -186,17 +147,17 @@ export class ClusterBackend implements LockBackend {
     }
     let backend = this.#onMaster.get(master)
     if (!backend) {
-      backend = new Backend(master, this.#scripts)
+      backend = new SingleNodeBackend(master, this.#inner.scripts)
       this.#onMaster.set(master, backend)
     }
     return backend
   }
 
   /**
-   * One EXTEND call per slot, all in parallel; statuses come back in `batch` order. A
-   * lease whose slot's call failed gets no status (the Renewer retries it soon), so one unreachable
-   * master does not cost the leases on the others; only if every call failed does
-   * this reject.
+   * One extension call per slot, all in parallel; statuses come back in `batch` order.
+   * A lease whose slot's call failed gets no status (it is retried soon), so one
+   * unreachable master does not cost the leases on the others; only if every call
+   * failed does this reject.
    */
   async extend(batch: readonly ExtendRequest[], timeoutMs: number): Promise<(ExtendStatus | undefined)[]> {
     const groups = new Map<number, number[]>()
@@ -221,17 +182,12 @@ export class ClusterBackend implements LockBackend {
     return out
   }
 
-  release(
-    keys: readonly string[],
-    token: string,
-    publisherId: string,
-    timeoutMs: number,
-  ): Promise<ReleaseResult> {
-    return this.#inner.release(keys, token, publisherId, timeoutMs)
+  release(request: ReleaseRequest, timeoutMs: number): Promise<ReleaseResult> {
+    return this.#inner.release(request, timeoutMs)
   }
 
-  releaseQuietly(keys: readonly string[], token: string, publisherId: string): void {
-    this.#inner.releaseQuietly(keys, token, publisherId)
+  releaseQuietly(request: ReleaseRequest): void {
+    this.#inner.releaseQuietly(request)
   }
 
   /** Rejects a key that {@link checkClusterKeys} refuses (its fence mark is in another slot) without sending. */

@@ -1,37 +1,32 @@
+import { adapterFor } from '../adapters/detect.js'
 import { InvalidArgumentError } from '../errors.js'
-import { describe } from '../options.js'
-import type { Script } from '../scripts.js'
-import type { RedisAdapter } from './adapter.js'
-import { Backend } from './backend.js'
-import { clusterBackendFor } from './cluster.js'
-import { IoRedisAdapter, isIoRedis } from './ioredis.js'
+import type { ScriptOverrides } from '../scripts/index.js'
+import { ClusterBackend } from './cluster.js'
 import type { LockBackend } from './lock-backend.js'
-import { isNodeRedis, NodeRedisAdapter } from './node-redis.js'
-import { quorumBackendFor } from './quorum.js'
-
-/** Replacement scripts (tests' negative controls only). */
-export type ScriptOverrides = { acquire?: Script; extend?: Script; release?: Script }
-
-/** Picks the adapter for a single-node client by its shape; anything else is a caller error. */
-export function adapterFor(client: unknown, owned: boolean): RedisAdapter {
-  if (isIoRedis(client)) return new IoRedisAdapter(client, owned)
-  if (isNodeRedis(client)) return new NodeRedisAdapter(client, owned)
-  throw new InvalidArgumentError(
-    'client',
-    `client must be an ioredis Redis instance or a node-redis client from createClient() or createSentinel(); received ${describe(client)}`,
-  )
-}
+import { type QuorumNode, quorumBackendFor } from './quorum.js'
+import { backendScripts, SingleNodeBackend } from './single-node.js'
 
 /**
- * The backend for what the caller passed: one client of a single node (or a
- * Sentinel-managed client), or a Redis Cluster client (ioredis `Cluster`, node-redis
- * `createCluster()`). Arrays of clients (a quorum of independent nodes) get their own
- * backend.
+ * The backend for what the caller passed: a client of one node (or a Sentinel-managed
+ * client), a Redis Cluster client, or an array of single-node clients of independent
+ * masters (a quorum).
+ * @param owned true when the Locker created the client (and so closes it).
+ * @throws InvalidArgumentError for an unknown client, or a cluster client in a quorum.
  */
-export function backendFor(client: unknown, owned: boolean, scripts: ScriptOverrides = {}): LockBackend {
-  if (Array.isArray(client))
-    return quorumBackendFor(client, (c) => new Backend(adapterFor(c, false), scripts))
-  const cluster = clusterBackendFor(client, owned, scripts)
-  if (cluster) return cluster
-  return new Backend(adapterFor(client, owned), scripts)
+export function backendFor(client: unknown, owned: boolean, overrides: ScriptOverrides = {}): LockBackend {
+  if (Array.isArray(client)) return quorumBackendFor(client, (c, i) => quorumNode(c, i, overrides))
+  const adapter = adapterFor(client, owned)
+  if (adapter.topology === 'cluster') return new ClusterBackend(adapter, overrides)
+  return new SingleNodeBackend(adapter, backendScripts(overrides))
+}
+
+function quorumNode(client: unknown, index: number, overrides: ScriptOverrides): QuorumNode {
+  const adapter = adapterFor(client, false)
+  if (adapter.topology === 'cluster') {
+    throw new InvalidArgumentError(
+      'client',
+      `client ${index} of the quorum is a Redis Cluster client: a quorum is made of independent masters, one single-node client each`,
+    )
+  }
+  return new SingleNodeBackend(adapter, backendScripts(overrides))
 }

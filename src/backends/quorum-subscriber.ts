@@ -1,4 +1,5 @@
-import type { Subscriber } from './adapter.js'
+import type { Subscriber } from '../adapters/adapter.js'
+import { SubscriberCore, type SubscriberEvents } from '../adapters/subscriber-core.js'
 
 /**
  * How long copies of one release message from the other nodes count as the same
@@ -26,22 +27,27 @@ interface Seen {
  * cannot go unheard. It rejects when a majority cannot be reached; nodes that
  * failed keep trying through their own client's reconnects.
  */
-export class QuorumSubscriber implements Subscriber {
+export class QuorumSubscriber extends SubscriberCore {
+  constructor(subs: readonly Subscriber[], quorum: number) {
+    super((events) => new QuorumDriver(subs, quorum, events))
+  }
+}
+
+/** Fans one subscription out to every node and the nodes' messages back in, once each. */
+class QuorumDriver {
   readonly #subs: readonly Subscriber[]
   readonly #quorum: number
+  readonly #events: SubscriberEvents
   readonly #seen = new Map<string, Seen>()
-  readonly #messageHandlers: ((channel: string, message: string) => void)[] = []
-  readonly #reconnectHandlers: (() => void)[] = []
 
-  constructor(subs: readonly Subscriber[], quorum: number) {
+  constructor(subs: readonly Subscriber[], quorum: number, events: SubscriberEvents) {
     this.#subs = subs
     this.#quorum = quorum
+    this.#events = events
     for (const [node, sub] of subs.entries()) {
       sub.onMessage((channel, message) => this.#onMessage(node, channel, message))
       // Any node may have missed messages while it was away: let the waiters retry.
-      sub.onReconnect(() => {
-        for (const h of this.#reconnectHandlers) h()
-      })
+      sub.onReconnect(() => events.maybeMissed())
     }
   }
 
@@ -54,14 +60,6 @@ export class QuorumSubscriber implements Subscriber {
 
   async unsubscribe(channel: string): Promise<void> {
     await Promise.allSettled(this.#subs.map((s) => s.unsubscribe(channel)))
-  }
-
-  onMessage(handler: (channel: string, message: string) => void): void {
-    this.#messageHandlers.push(handler)
-  }
-
-  onReconnect(handler: () => void): void {
-    this.#reconnectHandlers.push(handler)
   }
 
   async close(): Promise<void> {
@@ -79,7 +77,7 @@ export class QuorumSubscriber implements Subscriber {
     }
     if (this.#seen.size >= 256) this.#prune(now)
     this.#seen.set(id, { at: now, nodes: new Set([node]) })
-    for (const h of this.#messageHandlers) h(channel, message)
+    this.#events.message(channel, message)
   }
 
   #prune(now: number): void {

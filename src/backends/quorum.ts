@@ -1,13 +1,14 @@
 import { BackendError, InvalidArgumentError, type NodeOutcome, QuorumError } from '../errors.js'
-import type { Subscriber } from './adapter.js'
 import type {
+  AttemptRequest,
   AttemptResult,
   ExtendRequest,
   ExtendStatus,
   KeyState,
   LockBackend,
+  ReleaseRequest,
   ReleaseResult,
-  ReplicaAck,
+  Subscriber,
 } from './lock-backend.js'
 import { unsupportedReplicas } from './lock-backend.js'
 import { failedOutcome, gather, type Settled, summary } from './quorum-gather.js'
@@ -96,14 +97,8 @@ export class QuorumBackend implements LockBackend {
     for (const node of this.#nodes) node.checkKeys(keys)
   }
 
-  async acquire(
-    keys: readonly string[],
-    token: string,
-    lifetimeMs: number,
-    timeoutMs: number,
-    ack?: ReplicaAck,
-    fencing = false,
-  ): Promise<AttemptResult> {
+  async acquire(request: AttemptRequest): Promise<AttemptResult> {
+    const { keys, token, lifetimeMs, validityMs: timeoutMs, ack } = request
     // Redlock's masters are independent by design; replica confirmation per node is not
     // implemented (each node's WAIT would have to fit its per-node timeout).
     if (ack && ack.replicas > 0) throw unsupportedReplicas('a quorum of independent masters', ack.replicas)
@@ -118,7 +113,8 @@ export class QuorumBackend implements LockBackend {
     const ms = Math.min(perNode, left)
     const n = this.#nodes.length
     const mustFree = n - this.quorum + 1 // held this many: no majority is possible
-    const attempts = this.#nodes.map((node) => node.acquire(keys, token, lifetimeMs, ms, undefined, fencing))
+    const perNodeRequest: AttemptRequest = { ...request, validityMs: ms, ack: undefined }
+    const attempts = this.#nodes.map((node) => node.acquire(perNodeRequest))
     try {
       return await gather(attempts, ms, (settled, pending) => {
         const acquired = settled.filter(isAcquired)
@@ -158,7 +154,7 @@ export class QuorumBackend implements LockBackend {
     attempts.forEach((attempt, i) => {
       attempt.then(
         (r) => {
-          if (r.acquired) this.#nodes[i]?.releaseQuietly(keys, token, '')
+          if (r.acquired) this.#nodes[i]?.releaseQuietly({ keys, token, publisherId: '' })
         },
         () => {},
       )
@@ -209,14 +205,9 @@ export class QuorumBackend implements LockBackend {
     )
   }
 
-  release(
-    keys: readonly string[],
-    token: string,
-    publisherId: string,
-    timeoutMs: number,
-  ): Promise<ReleaseResult> {
+  release(request: ReleaseRequest, timeoutMs: number): Promise<ReleaseResult> {
     return gather(
-      this.#nodes.map((node) => node.release(keys, token, publisherId, timeoutMs)),
+      this.#nodes.map((node) => node.release(request, timeoutMs)),
       timeoutMs,
       (settled, pending) => {
         const answered = settled.filter((s) => s.ok)
@@ -239,8 +230,8 @@ export class QuorumBackend implements LockBackend {
     )
   }
 
-  releaseQuietly(keys: readonly string[], token: string, publisherId: string): void {
-    for (const node of this.#nodes) node.releaseQuietly(keys, token, publisherId)
+  releaseQuietly(request: ReleaseRequest): void {
+    for (const node of this.#nodes) node.releaseQuietly(request)
   }
 
   inspect(key: string, timeoutMs: number): Promise<KeyState> {
@@ -344,7 +335,7 @@ export class QuorumBackend implements LockBackend {
  */
 export function quorumBackendFor(
   clients: readonly unknown[],
-  nodeFor: (client: unknown) => QuorumNode,
+  nodeFor: (client: unknown, index: number) => QuorumNode,
 ): QuorumBackend {
   if (clients.length === 0) {
     throw new InvalidArgumentError(

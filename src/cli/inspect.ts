@@ -3,10 +3,7 @@
  *
  * @module
  */
-import { BackendError } from '../errors.js'
-import { connectIoRedis } from '../internal/from-url.js'
-import { releaseChannel } from '../internal/keys.js'
-import { Locker } from '../locker.js'
+import { forceRelease, Locker } from '../locker.js'
 import type { KeyInspection } from '../types.js'
 import { defaultUrl, EXIT, parse, UsageError } from './args.js'
 
@@ -86,25 +83,6 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   }
 }
 
-/**
- * Deletes KEY only if it still holds TOKEN, and announces the release like the
- * library's own release script, so waiters are woken at once.
- */
-const FORCE_RELEASE = `
-local v = redis.call('GET', KEYS[1])
-if v == ARGV[1] or v == ARGV[1] .. '!' then
-  redis.call('DEL', KEYS[1])
-  redis.call('PUBLISH', ARGV[2], 'async-redis-lock-cli')
-  return 1
-end
-return 0
-`
-
-interface EvalClient {
-  eval(script: string, numKeys: number, ...args: string[]): Promise<unknown>
-  disconnect(): void
-}
-
 /** Runs `release --force`; resolves with the exit status. */
 export async function releaseCommand(argv: string[]): Promise<number> {
   const opts = parseKeyCommand('release', argv, { force: { type: 'boolean' } })
@@ -117,27 +95,20 @@ export async function releaseCommand(argv: string[]): Promise<number> {
   }
   const locker = await Locker.fromUrl(opts.url)
   let state: KeyInspection
+  let removed: boolean
   try {
     state = await locker.inspect(opts.key)
+    if (!state.isHeld || state.token === null) {
+      process.stdout.write(`${describeState(state)}; nothing removed\n`)
+      return EXIT.notFound
+    }
+    // Compare-and-delete on the token just read and about to be printed: a holder
+    // that changed in between is not removed behind the operator's back.
+    removed = await forceRelease(locker, opts.key, state.token)
   } finally {
     await locker.close()
   }
-  if (!state.isHeld || state.token === null) {
-    process.stdout.write(`${describeState(state)}; nothing removed\n`)
-    return EXIT.notFound
-  }
-  // Compare-and-delete on the token we just read and are about to print: a holder
-  // that changed in between is not removed behind the operator's back.
-  const client = (await connectIoRedis(opts.url, 5000)) as unknown as EvalClient
-  let removed: unknown
-  try {
-    removed = await client.eval(FORCE_RELEASE, 1, state.key, state.token, releaseChannel(state.key))
-  } catch (err) {
-    throw new BackendError('release', `release failed: ${(err as Error).message}`, { cause: err })
-  } finally {
-    client.disconnect()
-  }
-  if (removed !== 1) {
+  if (!removed) {
     process.stdout.write(`${state.key}: owner changed or lock expired meanwhile; nothing removed\n`)
     return EXIT.notFound
   }

@@ -1,4 +1,7 @@
-import type { Script } from '../scripts.js'
+import { Locker } from '../locker.js'
+import type { LockerOptions } from '../options.js'
+import type { ScriptOverrides } from '../scripts/index.js'
+import type { RedisClient } from '../types.js'
 import type { Clock } from './clock.js'
 
 /**
@@ -9,28 +12,18 @@ import type { Clock } from './clock.js'
  */
 export interface LockerInternals {
   /** Time source for deadlines (default: the monotonic clock). */
-  clock?: Clock
-  /** Replacement scripts, e.g. a release that deletes without checking the owner. */
-  scripts?: { acquire?: Script; extend?: Script; release?: Script }
+  readonly clock?: Clock
+  /** Replacement Lua sources with the same contract, e.g. a release that deletes without checking the owner. */
+  readonly scripts?: ScriptOverrides
   /** Returns an acquisition even when its reply came after the lease had run out. */
-  skipValidityCheck?: boolean
+  readonly skipValidityCheck?: boolean
 }
 
-let pending: LockerInternals | undefined
-
-/** Runs `make` (which constructs one Locker) with `internals` applied to it. */
-export function withInternals<T>(internals: LockerInternals, make: () => T): T {
-  pending = internals
-  try {
-    return make()
-  } finally {
-    pending = undefined
-  }
-}
-
-/** Called by the Locker constructor: the internals meant for it, if any. */
-export function takeInternals(): LockerInternals {
-  const taken = pending ?? {}
-  pending = undefined
-  return taken
+/** A Locker with `internals` applied (the test suite's seam). */
+export function createLocker(
+  client: RedisClient,
+  options: LockerOptions | undefined,
+  internals: LockerInternals,
+): Locker {
+  return new Locker(client, options, internals)
 }

@@ -75,7 +75,7 @@ describeMatrix('faults on the Redis server', (ctx) => {
     const restartedAt = performance.now()
     await waitFor(() => lock.signal.aborted, { timeoutMs: 3000 })
     assert.ok(performance.now() - restartedAt < 1000, 'not told by the next extension')
-    assert.ok(['expired', 'unreachable'].includes(reasonOf(lock) ?? ''), reasonOf(lock))
+    assert.ok(['deleted', 'unreachable'].includes(reasonOf(lock) ?? ''), reasonOf(lock))
     const again = await l.acquire('restart', { retryTimeoutMs: 3000 })
     assert.ok(again.fence > lock.fence)
     await again.release()

@@ -1,5 +1,5 @@
-import type { RedisAdapter, Subscriber } from '../../src/backends/adapter.js'
-import { EXTEND_UNIFORM } from '../../src/scripts.js'
+import type { RedisAdapter, Subscriber } from '../../src/adapters/adapter.js'
+import { EXTEND_UNIFORM } from '../../src/scripts/index.js'
 
 /** A promise the test settles by hand; until then it is a Redis that does not answer. */
 export interface Deferred<T> {
@@ -142,7 +142,8 @@ export class FakeSubscriber implements Subscriber {
  * calls so no Backend timeout stays armed after a test.
  */
 export class FakeAdapter implements RedisAdapter {
-  readonly kind = 'ioredis' as const
+  readonly library = 'ioredis' as const
+  topology: RedisAdapter['topology'] = 'single'
   readonly calls: ScriptCall[] = []
   readonly subscribers: FakeSubscriber[] = []
   /** Calls answered by {@link hang} and not settled yet, oldest first. */

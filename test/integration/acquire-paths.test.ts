@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import type { RedisAdapter } from '../../src/backends/adapter.js'
-import { Backend } from '../../src/backends/backend.js'
-import { adapterFor } from '../../src/backends/detect.js'
+import type { RedisAdapter } from '../../src/adapters/adapter.js'
+import { adapterFor } from '../../src/adapters/detect.js'
+import { SingleNodeBackend } from '../../src/backends/single-node.js'
 import { Locker } from '../../src/index.js'
-import { ACQUIRE, EXTEND, EXTEND_UNIFORM, INSPECT, RELEASE } from '../../src/scripts.js'
+import { ACQUIRE, EXTEND, EXTEND_UNIFORM, INSPECT, RELEASE } from '../../src/scripts/index.js'
 import { describeMatrix } from '../helpers/matrix.js'
 
 /**
@@ -13,7 +13,8 @@ import { describeMatrix } from '../helpers/matrix.js'
  */
 function replayingSetNx(inner: RedisAdapter): RedisAdapter {
   return {
-    kind: inner.kind,
+    library: inner.library,
+    topology: inner.topology,
     evalsha: (sha, keys, args) => inner.evalsha(sha, keys, args),
     eval: (source, keys, args) => inner.eval(source, keys, args),
     setNx: async (key, value, ms) => {
@@ -55,12 +56,13 @@ describeMatrix('acquire paths', (ctx) => {
 
   test('a resent SET of our own that answers "not set" still counts as acquired (no orphaned lock)', async () => {
     const adapter = replayingSetNx(adapterFor(await ctx.client(), false))
-    const backend = new Backend(adapter)
-    const result = await backend.acquire(['ap2:k'], 'tok-1', 2000, 1900)
+    const backend = new SingleNodeBackend(adapter)
+    const attempt = { lifetimeMs: 2000, validityMs: 1900, fencing: false }
+    const result = await backend.acquire({ keys: ['ap2:k'], token: 'tok-1', ...attempt })
     assert.deepEqual(result, { acquired: true, fence: undefined })
     assert.equal(await ctx.admin.get('ap2:k'), 'tok-1')
     // Somebody else's token is contention, with the holder's TTL.
-    const other = await backend.acquire(['ap2:k'], 'tok-2', 2000, 1900)
+    const other = await backend.acquire({ keys: ['ap2:k'], token: 'tok-2', ...attempt })
     assert.equal(other.acquired, false)
     assert.ok(!other.acquired && other.pttl > 1500 && other.pttl <= 2000, JSON.stringify(other))
     assert.equal(await ctx.admin.get('ap2:k'), 'tok-1')

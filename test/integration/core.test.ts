@@ -88,7 +88,7 @@ describeMatrix('core lock', (ctx) => {
     await l.close()
   })
 
-  test('a deleted key is reported lost ("expired"); a taken-over key "stolen"; neither is re-created', async () => {
+  test('a deleted key is reported lost ("deleted"); a taken-over key "stolen"; neither is re-created', async () => {
     const l = await locker()
     const gone = await l.acquire('t5:gone', { lifetimeMs: 300 })
     const taken = await l.acquire('t5:taken', { lifetimeMs: 300 })
@@ -96,7 +96,7 @@ describeMatrix('core lock', (ctx) => {
     await ctx.admin.set('t5:taken', 'somebody-else', 'PX', 5000)
     await sleep(400)
     assert.equal(gone.signal.aborted, true)
-    assert.equal(lostReason(gone), 'expired')
+    assert.equal(lostReason(gone), 'deleted')
     assert.equal((gone.signal.reason as LockError).code, 'ERR_LOCK_LOST')
     assert.equal(taken.signal.aborted, true)
     assert.equal(lostReason(taken), 'stolen')

@@ -128,7 +128,7 @@ describeMatrix('diagnostics_channel events', (ctx) => {
     await ctx.admin.del('dc:other')
     await waitFor(() => other.signal.aborted, { message: 'the loss of dc:other' })
     assert.deepEqual(of<LostMessage>(events, diagnosticsChannels.lost), [
-      { keys: ['dc:other'], reason: 'expired' },
+      { keys: ['dc:other'], reason: 'deleted' },
     ])
     assert.ok(of<ExtendMessage>(events, diagnosticsChannels.extend).some((e) => e.ok.includes(false)))
 
@@ -153,7 +153,7 @@ describeMatrix('diagnostics_channel events', (ctx) => {
 
     const stats = a.stats()
     assert.equal(stats.lost, 1)
-    assert.equal(stats.lostByReason.expired, 1)
+    assert.equal(stats.lostByReason.deleted, 1)
     assert.ok(stats.extendCalls >= 1)
     assertNoToken(events, [lock.token, other.token])
     await a.close()

@@ -80,6 +80,11 @@ describeMatrix('bad input and backend failures', (ctx) => {
     assert.match(String((err.cause as Error)?.message), /WRONGTYPE/)
     assert.ok(performance.now() - started < 1000, 'must not retry until the timeout')
     assert.equal(await codeOf(l.tryAcquire('wrong')).then((e) => e.code), 'ERR_LOCK_BACKEND')
+    // inspect says what acquire says, not a raw script error.
+    const inspected = await codeOf(l.inspect('wrong'))
+    assert.equal(inspected.code, 'ERR_LOCK_BACKEND')
+    assert.match(inspected.message, /wrong holds a non-string value, not a lock/)
+    assert.match(err.message, /wrong holds a non-string value, not a lock/)
     await ctx.admin.del('wrong')
     await l.close()
   })

@@ -1,6 +1,5 @@
 import type { Clock } from '../../src/internal/clock.js'
 import type { LockerInternals } from '../../src/internal/testing.js'
-import { script } from '../../src/scripts.js'
 
 /**
  * The lock variants a soak worker can run. `correct` is the library as shipped; the
@@ -17,16 +16,13 @@ export const VARIANTS: readonly Variant[] = ['correct', 'plain-del', 'wall-clock
  * cannot tell the difference; a late release of an expired lease then deletes the
  * next holder's lock.
  */
-const PLAIN_DEL_RELEASE = script(
-  'release-plain-del',
-  `
+const PLAIN_DEL_RELEASE = `
 local heard = 0
 for i = 1, #KEYS do
   heard = heard + redis.call('PUBLISH', ARGV[2 + i], ARGV[2])
 end
 return {redis.call('DEL', unpack(KEYS)), heard}
-`,
-)
+`
 
 /**
  * Deadlines on the wall clock. Under a backwards step of the wall clock every

@@ -8,9 +8,9 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
-import { type Lock, LockError, Locker } from '../../src/index.js'
-import { withInternals } from '../../src/internal/testing.js'
-import { ACQUIRE } from '../../src/scripts.js'
+import { type Lock, LockError, type Locker } from '../../src/index.js'
+import { createLocker } from '../../src/internal/testing.js'
+import { ACQUIRE } from '../../src/scripts/index.js'
 import { monoMs, SyncLog } from './log.js'
 import { deriveSeed, mulberry32 } from './prng.js'
 import { fencedWrite, storeKeys } from './store.js'
@@ -212,8 +212,8 @@ async function connect(url: string): Promise<Redis> {
 
 async function main(): Promise<void> {
   log.write('start', { variant: cfg.variant, incarnation: cfg.incarnation })
-  // Client settings like Locker.fromUrl's; built here because withInternals must
-  // wrap the synchronous Locker constructor.
+  // Client settings like Locker.fromUrl's; built here because the broken variants
+  // need the Locker's test seam.
   const clients = await Promise.all(cfg.lockUrls.map(connect))
   const client = clients[0] as Redis
   if (cfg.stallMs !== undefined) stallOnAcquireReplies(client, cfg.stallMs)
@@ -221,9 +221,7 @@ async function main(): Promise<void> {
   store.on('error', () => {})
   const options = { lifetimeMs: cfg.lifetimeMs, extendIntervalMs: cfg.extendIntervalMs, fencing }
   // Several URLs: a Redlock quorum over independent masters.
-  const locker = withInternals(internalsFor(cfg.variant), () =>
-    clients.length === 1 ? new Locker(client, options) : new Locker(clients, options),
-  )
+  const locker = createLocker(clients.length === 1 ? client : clients, options, internalsFor(cfg.variant))
   console.log('ready')
   await loop(locker, store, await waitForGo())
   // Bounded, so a hanging close is reported as such instead of making a straggler.

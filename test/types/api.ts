@@ -2,20 +2,32 @@
  * Type tests of the public API: compiled by `npm run typecheck`, never run. A
  * line marked @ts-expect-error that stops being an error fails the build.
  */
-import type { Redis } from 'ioredis'
+import type { GlideClient, GlideClusterClient } from '@valkey/valkey-glide'
+import type { Cluster, Redis } from 'ioredis'
+import type { RedisClientType, RedisClusterType, RedisSentinelType } from 'redis'
 import {
   type AcquireOptions,
   type AcquireSuccessMessage,
+  type AnyLockError,
   diagnosticsChannels,
+  isLockError,
   type Lock,
   LockError,
   type LockErrorCode,
   Locker,
   LockLostError,
   type LockLostReason,
+  type NodeOutcome,
 } from '../../src/index.js'
 
 declare const client: Redis
+declare const client2: Redis
+declare const ioCluster: Cluster
+declare const nodeRedis: RedisClientType
+declare const nodeCluster: RedisClusterType
+declare const sentinel: RedisSentinelType
+declare const glide: GlideClient
+declare const glideCluster: GlideClusterClient
 declare function expectType<T>(value: T): void
 
 export async function usage(): Promise<void> {
@@ -55,10 +67,51 @@ export async function usage(): Promise<void> {
     }
     if (err instanceof LockLostError) {
       const reason: LockLostReason = err.reason
-      expectType<'expired' | 'stolen' | 'unreachable' | 'abandoned' | 'closed'>(reason)
+      expectType<'expired' | 'deleted' | 'stolen' | 'unreachable' | 'abandoned' | 'closed'>(reason)
     }
   }
+  try {
+    await locker.acquire('k')
+  } catch (err) {
+    // The errors are a union discriminated by code: each case sees its own fields.
+    if (isLockError(err)) {
+      switch (err.code) {
+        case 'ERR_LOCK_ACQUIRE_TIMEOUT':
+          expectType<number>(err.waitedMs)
+          expectType<number>(err.attempts)
+          break
+        case 'ERR_LOCK_LOST':
+          expectType<LockLostReason>(err.reason)
+          break
+        case 'ERR_LOCK_BACKEND':
+          expectType<string>(err.operation)
+          // @ts-expect-error a backend error has no waitedMs
+          expectType<number>(err.waitedMs)
+          break
+        case 'ERR_LOCK_CROSS_SLOT':
+          expectType<number | undefined>(err.slots[0]?.slot)
+          break
+      }
+    }
+    if (isLockError(err, 'ERR_LOCK_QUORUM')) expectType<readonly NodeOutcome[]>(err.outcomes)
+    const any = err as AnyLockError
+    if (any.code === 'ERR_LOCK_INVALID_ARGUMENT') expectType<string>(any.argument)
+  }
   expectType<number>(locker.stats().lostByReason.stolen)
+  expectType<number>(locker.stats().lostByReason.deleted)
+  // @ts-expect-error a Locker needs a Redis client, not any object
+  new Locker({})
+  // @ts-expect-error nor a URL: use Locker.fromUrl
+  new Locker('redis://127.0.0.1:6379')
+  // @ts-expect-error nor an array of anything
+  new Locker([{}])
+  new Locker([client, client2])
+  new Locker(nodeRedis)
+  new Locker(nodeCluster)
+  new Locker(ioCluster)
+  new Locker(glide)
+  new Locker(glideCluster)
+  new Locker(sentinel)
   expectType<'async-redis-lock:acquire:success'>(diagnosticsChannels.acquireSuccess)
   // @ts-expect-error the channel names are constants
   diagnosticsChannels.lost = 'x'

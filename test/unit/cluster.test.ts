@@ -3,7 +3,7 @@ import { describe, test } from 'node:test'
 import calculateSlot from 'cluster-key-slot'
 import { ClusterBackend, checkClusterKeys } from '../../src/backends/cluster.js'
 import { BackendError, CrossSlotError, InvalidArgumentError } from '../../src/errors.js'
-import { RELEASE_SHARDED } from '../../src/scripts.js'
+import { RELEASE_SHARDED } from '../../src/scripts/index.js'
 import { extendEntries, extendReply, FakeAdapter } from '../helpers/fake-adapter.js'
 
 /** Keys in `n` distinct slots (the plain keys 'k0', 'k1', … differ in slot). */
@@ -109,7 +109,13 @@ describe('ClusterBackend', () => {
         return [0, 0]
       }
       await assert.rejects(
-        backend.acquire(['{t}a', '{t}b'], 'tok', 1000, 1000),
+        backend.acquire({
+          keys: ['{t}a', '{t}b'],
+          token: 'tok',
+          lifetimeMs: 1000,
+          validityMs: 1000,
+          fencing: false,
+        }),
         (err: unknown) => err instanceof BackendError && err.operation === 'acquire',
       )
       // The cleanup release is fired after the failure: nothing may stay locked.

@@ -15,6 +15,10 @@ import {
   resolvePrefix,
   describe as show,
 } from '../../src/options.js'
+import type { RedisClient } from '../../src/types.js'
+
+/** Not a client at all: option checks come before the client is looked at. */
+const fakeClient = {} as RedisClient
 
 /** Asserts `fn` throws ERR_LOCK_INVALID_ARGUMENT about `argument`, with all of `parts` in the message. */
 function rejects(fn: () => unknown, argument: string, ...parts: string[]): void {
@@ -198,7 +202,7 @@ describe('resolveLockOptions', () => {
     for (const list of [ACQUIRE_OPTION_NAMES, LOCKER_OPTION_NAMES, FROM_URL_OPTION_NAMES]) {
       assert.ok(list.includes('replicas') && list.includes('replicaTimeoutMs'))
     }
-    rejects(() => new Locker({}, { replicas: -1 }), 'replicas', 'received -1')
+    rejects(() => new Locker(fakeClient, { replicas: -1 }), 'replicas', 'received -1')
   })
 
   test('fencing: off by default, a boolean per Locker or per call', () => {
@@ -259,9 +263,9 @@ describe('checkOptionNames', () => {
   })
 
   test('the Locker constructor checks option names and values before touching the client', () => {
-    rejects(() => new Locker({}, { lifetime: 1000 } as never), 'lifetime')
-    rejects(() => new Locker({}, { lifetimeMs: 0 }), 'lifetimeMs', 'received 0')
-    rejects(() => new Locker({}, { prefix: 5 } as never), 'prefix', 'received 5')
+    rejects(() => new Locker(fakeClient, { lifetime: 1000 } as never), 'lifetime')
+    rejects(() => new Locker(fakeClient, { lifetimeMs: 0 }), 'lifetimeMs', 'received 0')
+    rejects(() => new Locker(fakeClient, { prefix: 5 } as never), 'prefix', 'received 5')
   })
 })
 

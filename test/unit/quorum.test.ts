@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import type { Subscriber } from '../../src/backends/adapter.js'
+import type { Subscriber } from '../../src/adapters/adapter.js'
 import type {
+  AttemptRequest,
   AttemptResult,
   ExtendRequest,
   ExtendStatus,
   KeyState,
+  ReleaseRequest,
   ReleaseResult,
 } from '../../src/backends/lock-backend.js'
 import { nodeTimeoutMs, QuorumBackend, type QuorumNode, quorumOf } from '../../src/backends/quorum.js'
@@ -48,13 +50,13 @@ class FakeNode implements QuorumNode {
     if (this.serverIdError) return Promise.reject(this.serverIdError)
     return Promise.resolve(this.runId)
   }
-  acquire(_k: readonly string[], _t: string, _l: number, ms: number): Promise<AttemptResult> {
-    return this.#answer(this.acquireAnswer, ms)
+  acquire(request: AttemptRequest): Promise<AttemptResult> {
+    return this.#answer(this.acquireAnswer, request.validityMs)
   }
   extend(_b: readonly ExtendRequest[], ms: number): Promise<ExtendStatus[]> {
     return this.#answer(this.extendAnswer, ms)
   }
-  release(_k: readonly string[], _t: string, _p: string, ms: number): Promise<ReleaseResult> {
+  release(_r: ReleaseRequest, ms: number): Promise<ReleaseResult> {
     return this.#answer(this.releaseAnswer, ms)
   }
   releaseQuietly(): void {
@@ -75,6 +77,16 @@ function setup(n: number) {
   const nodes = Array.from({ length: n }, (_, i) => new FakeNode(`run${i}`))
   return { nodes, quorum: new QuorumBackend(nodes) }
 }
+
+/** An attempt request for `keys`, as the Locker builds it. */
+const attempt = (
+  keys: string[],
+  token: string,
+  lifetimeMs: number,
+  validityMs: number,
+  _ack?: undefined,
+  fencing = false,
+): AttemptRequest => ({ keys, token, lifetimeMs, validityMs, fencing })
 
 const held = (pttl: number): AttemptResult => ({ acquired: false, pttl, blockedIndex: 0 })
 const lease: ExtendRequest = { keys: ['k'], token: 't', lifetimeMs: 1000 }
@@ -100,7 +112,7 @@ describe('QuorumBackend.acquire', () => {
     ]
     nodes[2]!.acquireAnswer = 'hang'
     const started = performance.now()
-    assert.deepEqual(await quorum.acquire(['k'], 't', 10_000, 9_000, undefined, true), {
+    assert.deepEqual(await quorum.acquire(attempt(['k'], 't', 10_000, 9_000, undefined, true)), {
       acquired: true,
       fence: 9n,
     })
@@ -112,7 +124,7 @@ describe('QuorumBackend.acquire', () => {
     nodes[0]!.acquireAnswer = held(300)
     nodes[1]!.acquireAnswer = held(100)
     nodes[2]!.acquireAnswer = held(200)
-    const r = await quorum.acquire(['k'], 't', 1000, 900)
+    const r = await quorum.acquire(attempt(['k'], 't', 1000, 900))
     // One of the three holders must expire for a majority to be possible: the shortest.
     assert.deepEqual(r, { acquired: false, pttl: 100, blockedIndex: 0 })
     await settle()
@@ -126,7 +138,7 @@ describe('QuorumBackend.acquire', () => {
     const { nodes, quorum } = setup(4)
     nodes[2]!.acquireAnswer = held(50)
     nodes[3]!.acquireAnswer = held(80)
-    const r = await quorum.acquire(['k'], 't', 1000, 900)
+    const r = await quorum.acquire(attempt(['k'], 't', 1000, 900))
     assert.equal(r.acquired, false)
   })
 
@@ -134,7 +146,7 @@ describe('QuorumBackend.acquire', () => {
     const { nodes, quorum } = setup(3)
     nodes[1]!.acquireAnswer = held(50)
     nodes[2]!.acquireAnswer = new BackendError('acquire', 'READONLY')
-    await assert.rejects(quorum.acquire(['k'], 't', 1000, 900), (err: unknown) => {
+    await assert.rejects(quorum.acquire(attempt(['k'], 't', 1000, 900)), (err: unknown) => {
       assert.ok(err instanceof QuorumError)
       assert.deepEqual(
         err.outcomes.map((o) => [o.node, o.outcome]),
@@ -157,7 +169,9 @@ describe('QuorumBackend.acquire', () => {
   test('the same server twice is rejected before anything is sent', async () => {
     const { nodes, quorum } = setup(3)
     nodes[2]!.runId = 'run0'
-    await assert.rejects(quorum.acquire(['k'], 't', 1000, 900), { code: 'ERR_LOCK_INVALID_ARGUMENT' })
+    await assert.rejects(quorum.acquire(attempt(['k'], 't', 1000, 900)), {
+      code: 'ERR_LOCK_INVALID_ARGUMENT',
+    })
     assert.deepEqual(
       nodes.map((n) => n.released),
       [0, 0, 0],
@@ -172,13 +186,13 @@ describe('QuorumBackend: identifying the nodes', () => {
     nodes[2]!.serverIdError = new BackendError('connect', 'connect failed', {
       cause: new Error("NOPERM User app has no permissions to run the 'info' command"),
     })
-    assert.equal((await quorum.acquire(['k'], 't', 1000, 900)).acquired, true)
+    assert.equal((await quorum.acquire(attempt(['k'], 't', 1000, 900))).acquired, true)
     assert.deepEqual(
       nodes.map((n) => n.serverIdCalls),
       [1, 1, 1],
     )
     await new Promise((r) => setTimeout(r, 1100)) // past the re-ask interval
-    await quorum.acquire(['k'], 't2', 1000, 900)
+    await quorum.acquire(attempt(['k'], 't2', 1000, 900))
     await settle()
     assert.deepEqual(
       nodes.map((n) => n.serverIdCalls),
@@ -213,9 +227,14 @@ describe('QuorumBackend.release and inspect', () => {
     nodes[0]!.releaseAnswer = { removed: 1, receivers: 2 }
     nodes[1]!.releaseAnswer = { removed: 0, receivers: 1 }
     nodes[2]!.releaseAnswer = 'hang'
-    assert.deepEqual(await quorum.release(['k'], 't', 'me', 50), { removed: 1, receivers: 2 })
+    assert.deepEqual(await quorum.release({ keys: ['k'], token: 't', publisherId: 'me' }, 50), {
+      removed: 1,
+      receivers: 2,
+    })
     nodes[1]!.releaseAnswer = new BackendError('release', 'down')
-    await assert.rejects(quorum.release(['k'], 't', 'me', 50), { code: 'ERR_LOCK_QUORUM' })
+    await assert.rejects(quorum.release({ keys: ['k'], token: 't', publisherId: 'me' }, 50), {
+      code: 'ERR_LOCK_QUORUM',
+    })
   })
 
   test('inspect: the majority owner, how long a majority still holds it, the largest fence', async () => {

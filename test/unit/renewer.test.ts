@@ -1,11 +1,19 @@
 import assert from 'node:assert/strict'
 import { afterEach, describe, test } from 'node:test'
-import { driftFor, type Lease } from '../../src/internal/lease.js'
-import { MAX_BATCH } from '../../src/renewer.js'
-import { EXTEND, EXTEND_UNIFORM } from '../../src/scripts.js'
+import { driftFor, MAX_BATCH } from '../../src/leases.js'
+import { EXTEND, EXTEND_UNIFORM } from '../../src/scripts/index.js'
 import { extendEntries, extendReply } from '../helpers/fake-adapter.js'
 import { flushMicrotasks } from '../helpers/fake-clock.js'
-import { assertHeld, assertLost, DRIFT, LIFETIME, newLease, runCleanups, setup } from './renewer-harness.js'
+import {
+  assertHeld,
+  assertLost,
+  DRIFT,
+  LIFETIME,
+  newLease,
+  runCleanups,
+  setup,
+  type TestLease,
+} from './renewer-harness.js'
 
 afterEach(runCleanups)
 
@@ -42,21 +50,18 @@ describe('Renewer: scheduling and batching', () => {
     assertHeld(renewer, lease)
   })
 
-  test('a lease with an unwatched Lock is handed over once, at its first extension', async () => {
-    const { clock, renewer, watched } = setup()
+  test('a Lock is held strongly until its first extension, then only watched for collection', async () => {
+    const { clock, renewer } = setup()
     const early = newLease(clock)
-    early.unwatched = {}
-    renewer.add(early)
     const released = newLease(clock)
-    released.unwatched = {}
-    renewer.add(released)
+    assert.ok(early.unwatched && released.unwatched, 'held strongly at first')
     await clock.advanceAsync(1000)
-    renewer.remove(released) // released before its first extension: never handed over
-    await clock.advanceToAsync(20_000)
-    assert.deepEqual(
-      watched.map(([l, t]) => [l.token, t]),
-      [[early.token, 5000]],
-    )
+    renewer.remove(released) // released before its first extension: never registered
+    assert.equal(released.unwatched, undefined)
+    await clock.advanceToAsync(4999)
+    assert.ok(early.unwatched, 'not yet extended')
+    await clock.advanceToAsync(5000)
+    assert.equal(early.unwatched, undefined, 'handed to the FinalizationRegistry at its first extension')
   })
 
   test('a batch with a multi-key lease or mixed lease lengths takes the general EXTEND', async () => {
@@ -88,7 +93,7 @@ describe('Renewer: scheduling and batching', () => {
 
   test('batches leases that fall due within the window into one call', async () => {
     const { clock, adapter, renewer } = setup()
-    const leases: Lease[] = []
+    const leases: TestLease[] = []
     for (let i = 0; i < 10; i++) {
       const lease = newLease(clock)
       leases.push(lease)
@@ -135,7 +140,7 @@ describe('Renewer: scheduling and batching', () => {
     )
   })
 
-  test('status 0 loses only that lease as expired, -1 as stolen; the rest stay held', async () => {
+  test('status 0 loses only that lease as deleted, -1 as stolen; the rest stay held', async () => {
     const { clock, adapter, renewer, lost, abortedBeforeOnLost, answer } = setup()
     const kept = newLease(clock)
     const expired = newLease(clock)
@@ -145,7 +150,7 @@ describe('Renewer: scheduling and batching', () => {
     await clock.advanceToAsync(5000)
     assert.equal(adapter.calls.length, 1)
     assertHeld(renewer, kept)
-    assertLost(expired, 'expired')
+    assertLost(expired, 'deleted')
     assertLost(stolen, 'stolen')
     assert.deepEqual(lost, [expired, stolen])
     assert.deepEqual(abortedBeforeOnLost, [false, false])
@@ -199,7 +204,6 @@ describe('Renewer: scheduling and batching', () => {
     const lease = newLease(clock)
     renewer.add(lease)
     await clock.advanceAsync(1000)
-    lease.state = 'released' // what Locker does before remove()
     renewer.remove(lease)
     assert.equal(renewer.size, 0)
     await clock.advanceToAsync(30_000)
@@ -213,7 +217,6 @@ describe('Renewer: scheduling and batching', () => {
     const lease = newLease(clock)
     renewer.add(lease)
     await clock.advanceToAsync(5000)
-    lease.state = 'released'
     renewer.remove(lease)
     adapter.hung[0]!.resolve([0])
     await clock.advanceToAsync(30_000)
@@ -231,7 +234,6 @@ describe('Renewer: scheduling and batching', () => {
     const a = newLease(clock)
     renewer.add(a)
     assert.equal(clock.pendingTimers, 1)
-    a.state = 'released'
     renewer.remove(a)
     // Left to fire once (unref'd), then not re-armed.
     await clock.advanceAsync(5000)
@@ -241,7 +243,7 @@ describe('Renewer: scheduling and batching', () => {
     renewer.add(b)
     answer(extendReply(() => 0))
     await clock.advanceAsync(5000)
-    assertLost(b, 'expired')
+    assertLost(b, 'deleted')
     assert.equal(clock.pendingTimers, 0, 'after the last lease was lost by its status')
 
     const c = newLease(clock)

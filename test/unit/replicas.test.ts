@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
 import { afterEach, describe, test } from 'node:test'
-import type { RedisAdapter } from '../../src/backends/adapter.js'
-import { Backend } from '../../src/backends/backend.js'
-import { ClusterBackend, type SlotMasterAdapter, slotOf } from '../../src/backends/cluster.js'
+import type { RedisAdapter } from '../../src/adapters/adapter.js'
+import { ClusterBackend, slotOf } from '../../src/backends/cluster.js'
 import { QuorumBackend } from '../../src/backends/quorum.js'
+import { SingleNodeBackend as Backend } from '../../src/backends/single-node.js'
 import { BackendError, InvalidArgumentError } from '../../src/errors.js'
-import { ACQUIRE, RELEASE, RELEASE_SHARDED } from '../../src/scripts.js'
+import { ACQUIRE, RELEASE, RELEASE_SHARDED } from '../../src/scripts/index.js'
 import { type Deferred, deferred, FakeAdapter } from '../helpers/fake-adapter.js'
 
 /** A FakeAdapter that also answers WAIT, logging it among the script calls. */
@@ -51,15 +51,29 @@ afterEach(() => {
 describe('Backend.acquire with replicas', () => {
   test('no ack, or replicas 0: no WAIT', async () => {
     const { adapter, backend } = setup()
-    await backend.acquire(['k'], 't', 1000, 900)
-    await backend.acquire(['k'], 't', 1000, 900, { replicas: 0, timeoutMs: 100 })
+    await backend.acquire({ keys: ['k'], token: 't', lifetimeMs: 1000, validityMs: 900, fencing: false })
+    await backend.acquire({
+      keys: ['k'],
+      token: 't',
+      lifetimeMs: 1000,
+      validityMs: 900,
+      ack: { replicas: 0, timeoutMs: 100 },
+      fencing: false,
+    })
     assert.deepEqual(adapter.log, ['acquire', 'acquire'])
   })
 
   test('WAIT follows the script; enough replicas: acquired', async () => {
     const { adapter, backend } = setup()
     adapter.waitAnswer = 2
-    const r = await backend.acquire(['k'], 't', 1000, 900, { replicas: 2, timeoutMs: 250 })
+    const r = await backend.acquire({
+      keys: ['k'],
+      token: 't',
+      lifetimeMs: 1000,
+      validityMs: 900,
+      ack: { replicas: 2, timeoutMs: 250 },
+      fencing: false,
+    })
     assert.deepEqual(r, { acquired: true, fence: 42n })
     assert.deepEqual(adapter.log, ['acquire', 'wait'])
     assert.deepEqual(adapter.waits, [{ replicas: 2, timeoutMs: 250 }])
@@ -68,7 +82,14 @@ describe('Backend.acquire with replicas', () => {
   test('contention: no WAIT', async () => {
     const { adapter, backend } = setup()
     adapter.acquireReply = [0, 500, 1]
-    const r = await backend.acquire(['k'], 't', 1000, 900, { replicas: 1, timeoutMs: 250 })
+    const r = await backend.acquire({
+      keys: ['k'],
+      token: 't',
+      lifetimeMs: 1000,
+      validityMs: 900,
+      ack: { replicas: 1, timeoutMs: 250 },
+      fencing: false,
+    })
     assert.equal(r.acquired, false)
     assert.deepEqual(adapter.log, ['acquire'])
   })
@@ -77,7 +98,14 @@ describe('Backend.acquire with replicas', () => {
     const { adapter, backend } = setup()
     adapter.waitAnswer = 1
     await assert.rejects(
-      backend.acquire(['k'], 't', 1000, 900, { replicas: 3, timeoutMs: 250 }),
+      backend.acquire({
+        keys: ['k'],
+        token: 't',
+        lifetimeMs: 1000,
+        validityMs: 900,
+        ack: { replicas: 3, timeoutMs: 250 },
+        fencing: false,
+      }),
       (err: unknown) => {
         assert.ok(err instanceof BackendError)
         assert.equal(err.operation, 'acquire')
@@ -96,7 +124,14 @@ describe('Backend.acquire with replicas', () => {
     const keepAlive = setTimeout(() => {}, 5000)
     const started = performance.now()
     await assert.rejects(
-      backend.acquire(['k'], 't', 1000, 80, { replicas: 1, timeoutMs: 500 }),
+      backend.acquire({
+        keys: ['k'],
+        token: 't',
+        lifetimeMs: 1000,
+        validityMs: 80,
+        ack: { replicas: 1, timeoutMs: 500 },
+        fencing: false,
+      }),
       (err: unknown) => err instanceof BackendError && err.operation === 'acquire',
     )
     const took = performance.now() - started
@@ -111,7 +146,14 @@ describe('Backend.acquire with replicas', () => {
     const { adapter, backend } = setup()
     adapter.wait = () => Promise.reject(new Error('ERR WAIT cannot be used with replica instances'))
     await assert.rejects(
-      backend.acquire(['k'], 't', 1000, 900, { replicas: 1, timeoutMs: 100 }),
+      backend.acquire({
+        keys: ['k'],
+        token: 't',
+        lifetimeMs: 1000,
+        validityMs: 900,
+        ack: { replicas: 1, timeoutMs: 100 },
+        fencing: false,
+      }),
       (err: unknown) => err instanceof BackendError && /WAIT cannot/.test(err.message),
     )
     await new Promise((r) => setImmediate(r))
@@ -138,10 +180,20 @@ describe('Backend.acquire with replicas: the connection must not change before W
     const adapter = new IdentifiedAdapter()
     adapter.isReplyError = (err) => err instanceof Error && err.name === 'ReplyError'
     adapters.push(adapter)
-    assert.deepEqual(await new Backend(adapter).acquire(['k'], 't', 1000, 900, ack), {
-      acquired: true,
-      fence: 42n,
-    })
+    assert.deepEqual(
+      await new Backend(adapter).acquire({
+        keys: ['k'],
+        token: 't',
+        lifetimeMs: 1000,
+        validityMs: 900,
+        ack: ack,
+        fencing: false,
+      }),
+      {
+        acquired: true,
+        fence: 42n,
+      },
+    )
     assert.deepEqual(adapter.log, ['id', 'acquire', 'wait', 'id'])
   })
 
@@ -149,16 +201,36 @@ describe('Backend.acquire with replicas: the connection must not change before W
     const adapter = new IdentifiedAdapter()
     adapters.push(adapter)
     adapter.ids = [7, 8]
-    await assert.rejects(new Backend(adapter).acquire(['k'], 't', 1000, 900, ack), (err: unknown) => {
-      assert.ok(err instanceof BackendError && err.operation === 'acquire')
-      assert.match(err.message, /connection changed/)
-      return true
-    })
+    await assert.rejects(
+      new Backend(adapter).acquire({
+        keys: ['k'],
+        token: 't',
+        lifetimeMs: 1000,
+        validityMs: 900,
+        ack: ack,
+        fencing: false,
+      }),
+      (err: unknown) => {
+        assert.ok(err instanceof BackendError && err.operation === 'acquire')
+        assert.match(err.message, /connection changed/)
+        return true
+      },
+    )
     await new Promise((r) => setImmediate(r))
     assert.deepEqual(adapter.log, ['id', 'acquire', 'wait', 'id', 'release'])
     // The id lost with the connection: unknown, so also undone.
     adapter.ids = [7, new Error('Connection is closed.')]
-    await assert.rejects(new Backend(adapter).acquire(['k'], 't2', 1000, 900, ack), /connection changed/)
+    await assert.rejects(
+      new Backend(adapter).acquire({
+        keys: ['k'],
+        token: 't2',
+        lifetimeMs: 1000,
+        validityMs: 900,
+        ack: ack,
+        fencing: false,
+      }),
+      /connection changed/,
+    )
   })
 
   test('CLIENT ID refused by an ACL (a reply error): the check is skipped', async () => {
@@ -166,7 +238,19 @@ describe('Backend.acquire with replicas: the connection must not change before W
     adapter.isReplyError = (err) => err instanceof Error && err.name === 'ReplyError'
     adapters.push(adapter)
     adapter.ids = [replyError(), replyError()]
-    assert.equal((await new Backend(adapter).acquire(['k'], 't', 1000, 900, ack)).acquired, true)
+    assert.equal(
+      (
+        await new Backend(adapter).acquire({
+          keys: ['k'],
+          token: 't',
+          lifetimeMs: 1000,
+          validityMs: 900,
+          ack: ack,
+          fencing: false,
+        })
+      ).acquired,
+      true,
+    )
   })
 })
 
@@ -188,18 +272,35 @@ describe('Backend.acquire with replicas on a pooled client', () => {
     const pool = new PooledAdapter()
     adapters.push(pool, pool.lent)
     const backend = new Backend(pool)
-    assert.deepEqual(await backend.acquire(['k'], 't', 1000, 900, { replicas: 1, timeoutMs: 100 }), {
-      acquired: true,
-      fence: 42n,
-    })
+    assert.deepEqual(
+      await backend.acquire({
+        keys: ['k'],
+        token: 't',
+        lifetimeMs: 1000,
+        validityMs: 900,
+        ack: { replicas: 1, timeoutMs: 100 },
+        fencing: false,
+      }),
+      {
+        acquired: true,
+        fence: 42n,
+      },
+    )
     assert.deepEqual(pool.log, ['lend'])
     assert.deepEqual(pool.lent.log, ['acquire', 'wait'])
-    await backend.acquire(['k'], 't2', 1000, 900)
+    await backend.acquire({ keys: ['k'], token: 't2', lifetimeMs: 1000, validityMs: 900, fencing: false })
     assert.deepEqual(pool.log, ['lend', 'acquire'])
     // Too few replicas on the lent connection: undone there, ERR_LOCK_BACKEND.
     pool.lent.waitAnswer = 0
     await assert.rejects(
-      backend.acquire(['k'], 't3', 1000, 900, { replicas: 1, timeoutMs: 100 }),
+      backend.acquire({
+        keys: ['k'],
+        token: 't3',
+        lifetimeMs: 1000,
+        validityMs: 900,
+        ack: { replicas: 1, timeoutMs: 100 },
+        fencing: false,
+      }),
       /only 0 of 1/,
     )
     assert.deepEqual(pool.lent.log, ['acquire', 'wait', 'acquire', 'wait', 'release'])
@@ -212,7 +313,14 @@ describe('Backend.acquire with replicas on a pooled client', () => {
     const keepAlive = setTimeout(() => {}, 5000) // the call watchdog's timer is unref'd
     const started = performance.now()
     await assert.rejects(
-      new Backend(pool).acquire(['k'], 't', 1000, 80, { replicas: 1, timeoutMs: 50 }),
+      new Backend(pool).acquire({
+        keys: ['k'],
+        token: 't',
+        lifetimeMs: 1000,
+        validityMs: 80,
+        ack: { replicas: 1, timeoutMs: 50 },
+        fencing: false,
+      }),
       (err: unknown) => err instanceof BackendError && err.operation === 'acquire',
     )
     clearTimeout(keepAlive)
@@ -222,7 +330,8 @@ describe('Backend.acquire with replicas on a pooled client', () => {
 })
 
 /** A cluster adapter (the client's routing) that hands out one WaitingAdapter per slot master. */
-class FakeClusterAdapter extends WaitingAdapter implements SlotMasterAdapter {
+class FakeClusterAdapter extends WaitingAdapter {
+  override topology = 'cluster' as const
   readonly masters = new Map<number, WaitingAdapter>()
   readonly asked: number[] = []
   slotMasterAnswer: 'ok' | 'reject' | 'hang' = 'ok'
@@ -251,21 +360,42 @@ describe('ClusterBackend.acquire with replicas', () => {
 
   test("script and WAIT both go on the slot master's connection, none through the routing", async () => {
     const { routed, backend } = clusterSetup()
-    const r = await backend.acquire(['{a}x', '{a}y'], 't', 1000, 900, ack)
+    const r = await backend.acquire({
+      keys: ['{a}x', '{a}y'],
+      token: 't',
+      lifetimeMs: 1000,
+      validityMs: 900,
+      ack: ack,
+      fencing: false,
+    })
     assert.deepEqual(r, { acquired: true, fence: 42n })
     assert.deepEqual(routed.asked, [slotOf('{a}x')])
     const master = routed.masters.get(slotOf('{a}x'))
     assert.deepEqual(master?.log, ['acquire', 'wait'])
     assert.deepEqual(routed.log, [])
     // The Backend on that connection is kept: its script cache too (EVALSHA from then on).
-    await backend.acquire(['{a}x'], 't2', 1000, 900, ack)
+    await backend.acquire({
+      keys: ['{a}x'],
+      token: 't2',
+      lifetimeMs: 1000,
+      validityMs: 900,
+      ack: ack,
+      fencing: false,
+    })
     assert.deepEqual(master?.log, ['acquire', 'wait', 'acquire', 'wait'])
     assert.deepEqual(
       master?.calls.map((c) => c.command),
       ['eval', 'evalsha'],
     )
     // Without replicas: routed by the client, no WAIT.
-    await backend.acquire(['{a}x'], 't3', 1000, 900, { replicas: 0, timeoutMs: 250 })
+    await backend.acquire({
+      keys: ['{a}x'],
+      token: 't3',
+      lifetimeMs: 1000,
+      validityMs: 900,
+      ack: { replicas: 0, timeoutMs: 250 },
+      fencing: false,
+    })
     assert.deepEqual(routed.log, ['acquire'])
     assert.equal(routed.asked.length, 2)
   })
@@ -276,11 +406,21 @@ describe('ClusterBackend.acquire with replicas', () => {
     await routed.slotMaster(slot)
     const master = routed.masters.get(slot) as WaitingAdapter
     master.waitAnswer = 1
-    await assert.rejects(backend.acquire(['k'], 't', 1000, 900, { replicas: 2, timeoutMs: 100 }), (err) => {
-      assert.ok(err instanceof BackendError && err.operation === 'acquire')
-      assert.match(err.message, /only 1 of 2 replicas/)
-      return true
-    })
+    await assert.rejects(
+      backend.acquire({
+        keys: ['k'],
+        token: 't',
+        lifetimeMs: 1000,
+        validityMs: 900,
+        ack: { replicas: 2, timeoutMs: 100 },
+        fencing: false,
+      }),
+      (err) => {
+        assert.ok(err instanceof BackendError && err.operation === 'acquire')
+        assert.match(err.message, /only 1 of 2 replicas/)
+        return true
+      },
+    )
     assert.deepEqual(master.log, ['acquire', 'wait', 'release'])
   })
 
@@ -300,7 +440,17 @@ describe('ClusterBackend.acquire with replicas', () => {
       }
       return answer?.(call)
     }
-    assert.deepEqual(await backend.acquire(['k'], 't', 1000, 900, ack), { acquired: true, fence: 42n })
+    assert.deepEqual(
+      await backend.acquire({
+        keys: ['k'],
+        token: 't',
+        lifetimeMs: 1000,
+        validityMs: 900,
+        ack: ack,
+        fencing: false,
+      }),
+      { acquired: true, fence: 42n },
+    )
     assert.deepEqual(routed.log, ['release'], 'the routed release came before the second try')
     // (Besides the redirected attempt's own fire-and-forget clean-up release.)
     assert.deepEqual(
@@ -311,10 +461,20 @@ describe('ClusterBackend.acquire with replicas', () => {
     assert.deepEqual(routed.asked, [slot, slot, slot])
     // Still MOVED on the second try: ERR_LOCK_BACKEND, released through the routing each time.
     redirects = 2
-    await assert.rejects(backend.acquire(['k'], 't2', 1000, 900, ack), (err) => {
-      assert.ok(err instanceof BackendError && /MOVED/.test(err.message))
-      return true
-    })
+    await assert.rejects(
+      backend.acquire({
+        keys: ['k'],
+        token: 't2',
+        lifetimeMs: 1000,
+        validityMs: 900,
+        ack: ack,
+        fencing: false,
+      }),
+      (err) => {
+        assert.ok(err instanceof BackendError && /MOVED/.test(err.message))
+        return true
+      },
+    )
     await new Promise((r) => setImmediate(r))
     assert.deepEqual(routed.log, ['release', 'release', 'release'])
   })
@@ -327,7 +487,17 @@ describe('ClusterBackend.acquire with replicas', () => {
     master.handler = () => {
       throw new Error(`ASK ${slot} 127.0.0.1:7001`)
     }
-    await assert.rejects(backend.acquire(['k'], 't', 1000, 900, ack), /ASK/)
+    await assert.rejects(
+      backend.acquire({
+        keys: ['k'],
+        token: 't',
+        lifetimeMs: 1000,
+        validityMs: 900,
+        ack: ack,
+        fencing: false,
+      }),
+      /ASK/,
+    )
     await new Promise((r) => setImmediate(r))
     assert.deepEqual(routed.log, ['release'])
     assert.deepEqual(routed.asked, [slot, slot])
@@ -336,14 +506,34 @@ describe('ClusterBackend.acquire with replicas', () => {
   test('no known master, or none within the timeout: ERR_LOCK_BACKEND, nothing sent', async () => {
     const { routed, backend } = clusterSetup()
     routed.slotMasterAnswer = 'reject'
-    await assert.rejects(backend.acquire(['k'], 't', 1000, 900, ack), (err) => {
-      assert.ok(err instanceof BackendError && err.operation === 'acquire')
-      assert.match(err.message, /master of slot \d+: slot map not loaded/)
-      return true
-    })
+    await assert.rejects(
+      backend.acquire({
+        keys: ['k'],
+        token: 't',
+        lifetimeMs: 1000,
+        validityMs: 900,
+        ack: ack,
+        fencing: false,
+      }),
+      (err) => {
+        assert.ok(err instanceof BackendError && err.operation === 'acquire')
+        assert.match(err.message, /master of slot \d+: slot map not loaded/)
+        return true
+      },
+    )
     routed.slotMasterAnswer = 'hang'
     const started = performance.now()
-    await assert.rejects(backend.acquire(['k'], 't', 1000, 60, ack), /no connection within 60 ms/)
+    await assert.rejects(
+      backend.acquire({
+        keys: ['k'],
+        token: 't',
+        lifetimeMs: 1000,
+        validityMs: 60,
+        ack: ack,
+        fencing: false,
+      }),
+      /no connection within 60 ms/,
+    )
     assert.ok(performance.now() - started < 500)
     assert.deepEqual(routed.log, [])
     assert.equal(routed.masters.size, 0)
@@ -358,7 +548,14 @@ describe('backends that cannot wait for replicas', () => {
   test('a cluster adapter without slot masters rejects replicas > 0 without sending anything', async () => {
     const adapter = new FakeAdapter()
     await assert.rejects(
-      new ClusterBackend(adapter).acquire(['k'], 't', 1000, 900, ack),
+      new ClusterBackend(adapter).acquire({
+        keys: ['k'],
+        token: 't',
+        lifetimeMs: 1000,
+        validityMs: 900,
+        ack: ack,
+        fencing: false,
+      }),
       isUnsupported(/Cluster/),
     )
     assert.equal(adapter.calls.length, 0)
@@ -367,13 +564,33 @@ describe('backends that cannot wait for replicas', () => {
   test('a quorum rejects replicas > 0 without sending anything', async () => {
     const adapter = new FakeAdapter()
     const quorum = new QuorumBackend([new Backend(adapter)])
-    await assert.rejects(quorum.acquire(['k'], 't', 1000, 900, ack), isUnsupported(/quorum/))
+    await assert.rejects(
+      quorum.acquire({
+        keys: ['k'],
+        token: 't',
+        lifetimeMs: 1000,
+        validityMs: 900,
+        ack: ack,
+        fencing: false,
+      }),
+      isUnsupported(/quorum/),
+    )
     assert.equal(adapter.calls.length, 0)
   })
 
   test('an adapter without WAIT rejects replicas > 0 without sending anything', async () => {
     const adapter = new FakeAdapter()
-    await assert.rejects(new Backend(adapter).acquire(['k'], 't', 1000, 900, ack), isUnsupported(/client/))
+    await assert.rejects(
+      new Backend(adapter).acquire({
+        keys: ['k'],
+        token: 't',
+        lifetimeMs: 1000,
+        validityMs: 900,
+        ack: ack,
+        fencing: false,
+      }),
+      isUnsupported(/client/),
+    )
     assert.equal(adapter.calls.length, 0)
   })
 })

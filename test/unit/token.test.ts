@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { newToken } from '../../src/internal/token.js'
-import { ACQUIRE } from '../../src/scripts.js'
+import { ACQUIRE } from '../../src/scripts/index.js'
 
 describe('newToken', () => {
   test('128 random bits as 22 base64url characters, never repeating', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { afterEach, describe, test } from 'node:test'
-import { Backend } from '../../src/backends/backend.js'
+import { SingleNodeBackend as Backend } from '../../src/backends/single-node.js'
 import { releaseChannel } from '../../src/internal/keys.js'
 import { LINGER_MS, Waiters, type WaitOutcome } from '../../src/waiters.js'
 import { deferred, FakeAdapter, type FakeSubscriber } from '../helpers/fake-adapter.js'

@@ -1,24 +1,40 @@
 /**
  * The boundary between the lock and a Redis client library. An adapter only moves
- * script calls and pub/sub messages; retries, timeouts and reply parsing live above
- * it, once, in {@link Backend}.
+ * commands, script calls and pub/sub messages; retries, timeouts and reply parsing
+ * live above it, once, in the backends. This folder is the only part of the library
+ * that knows a client library by name.
+ *
+ * @module
  */
+
+/** The client libraries we drive. */
+export type ClientLibrary = 'ioredis' | 'node-redis' | 'valkey-glide'
+
+/**
+ * What a client talks to: one node (a plain or Sentinel-managed client) or a Redis
+ * Cluster (the client routes each command by its first key and follows MOVED/ASK).
+ */
+export type Topology = 'single' | 'cluster'
+
 export interface RedisAdapter {
   /** Which client library this adapter drives. */
-  readonly kind: 'ioredis' | 'node-redis'
+  readonly library: ClientLibrary
+  /** What the client is connected to. */
+  readonly topology: Topology
   /** EVALSHA; rejects with the Redis error (NOSCRIPT included) as is. */
   evalsha(sha: string, keys: readonly string[], args: readonly string[]): Promise<unknown>
+  /** EVAL (which also caches the script on the server). */
+  eval(source: string, keys: readonly string[], args: readonly string[]): Promise<unknown>
   /**
    * `SET key value PX ms NX`: true when the key was set. The fast path of a single-key
    * acquisition without fencing; absent, the acquire script does it.
    */
   setNx?(key: string, value: string, ms: number): Promise<boolean>
-  /** EVAL (which also caches the script on the server). */
-  eval(source: string, keys: readonly string[], args: readonly string[]): Promise<unknown>
   /**
    * WAIT on the connection that ran the previous commands: resolves how many replicas
    * confirmed this connection's writes within `timeoutMs`. Absent where there is no
-   * single connection to wait on (cluster clients).
+   * single connection to wait on (cluster clients: see `slotMaster`; pooled clients:
+   * see `pinned`).
    */
   wait?(numReplicas: number, timeoutMs: number): Promise<number>
   /**
@@ -35,7 +51,17 @@ export interface RedisAdapter {
    * settles.
    */
   pinned?<T>(fn: (adapter: RedisAdapter) => Promise<T>): Promise<T>
-  /** Opens a dedicated subscriber connection; the caller owns and closes it. */
+  /**
+   * Cluster clients: an adapter (with `wait`) on the very connection the client routes
+   * `slot`'s commands to. Commands sent on it are not redirected: a MOVED or ASK comes
+   * back as an error. The same connection gives the same adapter; rejects when the
+   * client knows no master for the slot.
+   */
+  slotMaster?(slot: number): Promise<RedisAdapter>
+  /**
+   * Opens a subscriber for release announcements: plain SUBSCRIBE on a single node,
+   * sharded SSUBSCRIBE on a cluster. The caller owns and closes it.
+   */
   createSubscriber(): Subscriber
   /** True when `err` is an error reply from Redis (the command ran, or was refused, server-side). */
   isReplyError(err: unknown): boolean
@@ -52,4 +78,14 @@ export interface Subscriber {
   /** Called after the connection came back, when messages may have been missed. */
   onReconnect(handler: () => void): void
   close(): Promise<void>
+}
+
+/** True for an error reply of a library whose reply errors are named `ReplyError` (ioredis). */
+export function isNamedReplyError(err: unknown, ...names: string[]): boolean {
+  let proto = err instanceof Error ? Object.getPrototypeOf(err) : null
+  while (proto && proto !== Error.prototype) {
+    if (names.includes(proto.constructor?.name)) return true
+    proto = Object.getPrototypeOf(proto)
+  }
+  return false
 }

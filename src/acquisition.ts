@@ -1,0 +1,274 @@
+import type { LockBackend } from './backends/lock-backend.js'
+import { type AcquireTally, publishRelease, releaseTraced, traceRelease } from './diagnostics.js'
+import { AcquireTimeoutError, BackendError, LockerClosedError } from './errors.js'
+import { raceAbort } from './internal/abort.js'
+import type { Clock } from './internal/clock.js'
+import { HandoffYield } from './internal/handoff-yield.js'
+import { newToken } from './internal/token.js'
+import { type Lease, Leases, validityMs } from './leases.js'
+import type { Lock } from './lock.js'
+import { type ResolvedLockOptions, replicaAck } from './options.js'
+import type { AttemptResult, KeyState } from './scripts/index.js'
+import { Waiters } from './waiters.js'
+
+/** A failed attempt: which key was held, and for how much longer (ms; -1: no TTL). */
+type Blocked = Extract<AttemptResult, { acquired: false }>
+
+const NO_SIGNALS: readonly (AbortSignal | undefined)[] = []
+
+/** What an Acquisition is built from. */
+export interface AcquisitionOptions {
+  readonly backend: LockBackend
+  readonly clock: Clock
+  /** Returns an acquisition even when its reply came after the lease had run out (negative control). */
+  readonly skipValidityCheck?: boolean
+}
+
+/**
+ * Everything between a caller asking for keys and a held lease, and back: the
+ * acquire loop (attempt, wait for a wake-up, attempt again), the attempt with its
+ * validity check, the undo of an acquisition nobody will hold, and the release with
+ * its local hand-over. It owns the lease table, the waiters and the hand-over yields.
+ */
+export class Acquisition {
+  readonly leases: Leases
+  readonly waiters: Waiters
+  readonly #backend: LockBackend
+  readonly #clock: Clock
+  readonly #skipValidityCheck: boolean
+  readonly #yields: HandoffYield
+  /** Identifies this Locker's own release messages. */
+  readonly #id = newToken()
+  /** Aborted on close; read, never listened to (Waiters.close() ends every wait). */
+  readonly #closed = new AbortController()
+  readonly #cleanups = new Set<Promise<unknown>>()
+  /** Locks acquired. */
+  acquired = 0
+  /** Releases Redis answered. */
+  released = 0
+
+  constructor(options: AcquisitionOptions) {
+    this.#backend = options.backend
+    this.#clock = options.clock
+    this.#skipValidityCheck = options.skipValidityCheck === true
+    this.#yields = new HandoffYield(this.#clock)
+    this.waiters = new Waiters(this.#backend, this.#clock, this.#id)
+    this.leases = new Leases(this.#backend, this.#clock, {
+      release: (lease) =>
+        releaseTraced() ? traceRelease(lease.keys, () => this.#release(lease)) : this.#release(lease),
+      cleanUp: (lease) => this.#undo(lease.keys, lease.token, Math.max(1000, lease.lifetimeMs)),
+    })
+  }
+
+  /** True once {@link Acquisition.close} was called. */
+  get isClosed(): boolean {
+    return this.#closed.signal.aborted
+  }
+
+  /**
+   * Attempts, then waits for a wake-up (a release message, the holder's TTL running
+   * out, `retryIntervalMs`), until the lock is got, the timeout passes or a signal
+   * aborts. With `single`, one attempt: null when the keys are held.
+   */
+  async run(
+    keys: string[],
+    opts: ResolvedLockOptions,
+    signal: AbortSignal | undefined,
+    single: boolean,
+    tally: AcquireTally | undefined,
+  ): Promise<Lock | null> {
+    const { waiters } = this
+    const start = this.#clock.now()
+    const giveUpAt = opts.retryTimeoutMs === null ? Number.POSITIVE_INFINITY : start + opts.retryTimeoutMs
+    // Closing ends every wait through Waiters.close(): no listener per waiter.
+    const signals = signal === undefined ? NO_SIGNALS : [signal]
+    let attempts = 0
+    let seq: number | undefined
+    let watched = keys[0] as string
+    // Local fairness: a newcomer queues behind this process's waiters instead of
+    // racing them, so a releaser does not simply take its own lock back.
+    let firstWait = 0
+    if (!single) firstWait = waiters.hasWaiters(watched) ? opts.retryIntervalMs : this.#yields.left(watched)
+    // The key whose release message this waiter consumed, until its next attempt shows
+    // what became of that key. A release message wakes one waiter per Locker; if the
+    // woken one then leaves that key (blocked on another of its keys, or the attempt
+    // throws), the wake-up is passed to the next local waiter on it, which may never
+    // have attempted, so no holder of the key carries its waiting mark.
+    let wokenOn: string | undefined
+    try {
+      for (;;) {
+        if (firstWait > 0) {
+          seq ??= waiters.nextSeq()
+          const wait = Math.min(firstWait, giveUpAt - this.#clock.now())
+          firstWait = 0
+          if (await this.#waitTurn(watched, wait, seq, signals)) wokenOn = watched
+          this.#throwIfStopped(signal)
+        }
+        const generation = waiters.generation(watched)
+        const wasSubscribed = waiters.isSubscribed(watched)
+        const result = await this.#attempt(keys, opts, signal)
+        attempts++
+        if (tally !== undefined) tally.attempts = attempts
+        if (!('pttl' in result)) {
+          wokenOn = undefined // ours now: its release hands over locally
+          return result
+        }
+        const blocked = keys[result.blockedIndex] ?? watched
+        // Blocked on the key it was woken for: the attempt marked that key's new holder.
+        if (blocked === wokenOn) wokenOn = undefined
+        if (single) return null
+        const now = this.#clock.now()
+        if (now >= giveUpAt) throw new AcquireTimeoutError(keys, now - start, attempts)
+        if (blocked !== watched) {
+          watched = blocked
+          continue
+        }
+        if (!wasSubscribed) {
+          // Subscribe, then retry at once: a release between the failed attempt and the
+          // subscription taking effect would otherwise go unnoticed.
+          if (await waiters.subscribe(watched, opts.retryIntervalMs)) continue
+        } else if (waiters.generation(watched) !== generation) {
+          continue // a release raced the attempt
+        }
+        seq ??= waiters.nextSeq()
+        if (wokenOn !== undefined) {
+          waiters.wakeOne(wokenOn) // left that key: pass the wake-up on
+          wokenOn = undefined
+        }
+        // The holder's TTL bounds the wait: an expiry sends no message.
+        const ttlBound = result.pttl >= 0 ? result.pttl + 1 : Number.POSITIVE_INFINITY
+        const wait = Math.min(opts.retryIntervalMs, ttlBound, giveUpAt - now)
+        if (await this.#waitTurn(watched, wait, seq, signals)) wokenOn = watched
+        this.#throwIfStopped(signal)
+      }
+    } finally {
+      // Leaving without the lock (timeout, abort, close, error, tryAcquire): do not
+      // keep the wake-up.
+      if (wokenOn !== undefined) waiters.wakeOne(wokenOn)
+    }
+  }
+
+  /** Checks keys against the deployment's own rules (a cluster: one slot) before anything is sent. */
+  checkKeys(keys: readonly string[]): void {
+    this.#backend.checkKeys(keys)
+  }
+
+  /** Reads a key's state (for `inspect`). */
+  inspect(key: string, timeoutMs: number): Promise<KeyState> {
+    return this.#backend.inspect(key, timeoutMs)
+  }
+
+  /**
+   * Deletes `key` if it still holds `token`, whoever that is (the operator's forced
+   * release), announcing it like any release. Resolves whether it was removed.
+   */
+  async releaseToken(key: string, token: string, timeoutMs: number): Promise<boolean> {
+    const { removed } = await this.#backend.release({ keys: [key], token, publisherId: this.#id }, timeoutMs)
+    if (removed > 0) this.waiters.notify(key)
+    return removed > 0
+  }
+
+  /**
+   * Stops: leases are lost with reason `closed` (and released), waits end with
+   * `ERR_LOCK_CLOSED`, cleanups are awaited, and the backend is closed.
+   */
+  async close(): Promise<void> {
+    this.#closed.abort(new LockerClosedError())
+    this.leases.closeAll()
+    await this.waiters.close()
+    await Promise.allSettled([...this.#cleanups])
+    await this.#backend.close()
+  }
+
+  async #attempt(
+    keys: string[],
+    opts: ResolvedLockOptions,
+    signal: AbortSignal | undefined,
+  ): Promise<Lock | Blocked> {
+    const token = newToken()
+    const { lifetimeMs, fencing } = opts
+    const sentAt = this.#clock.now()
+    // The lease counts from when the request was sent (replica WAIT included); a later reply is useless.
+    const pending = this.#backend.acquire({
+      keys,
+      token,
+      lifetimeMs,
+      fencing,
+      validityMs: validityMs(lifetimeMs),
+      ack: replicaAck(opts),
+    })
+    const reply = signal
+      ? await raceAbort(pending, signal, (late) =>
+          this.#track(late.then((r) => (r.acquired ? this.#undo(keys, token, 5000) : undefined))),
+        )
+      : await pending
+    if (!reply.acquired) return reply
+    if (this.isClosed) {
+      this.#undo(keys, token, 5000)
+      throw new LockerClosedError()
+    }
+    if (this.leases.expiredAt(sentAt, lifetimeMs) && !this.#skipValidityCheck) {
+      this.#undo(keys, token, 5000)
+      throw new BackendError(
+        'acquire',
+        `Redis answered after the lease had already run out (lifetimeMs ${lifetimeMs}); the acquisition was undone`,
+      )
+    }
+    this.acquired++
+    return this.leases.add(keys, token, reply.fence, opts, sentAt)
+  }
+
+  async #release(lease: Lease): Promise<boolean> {
+    const sentAt = this.#clock.now()
+    const request = { keys: lease.keys, token: lease.token, publisherId: this.#id }
+    const { removed, receivers } = await this.#backend.release(request, Math.max(1000, lease.lifetimeMs))
+    this.released++
+    publishRelease(lease.keys, removed > 0)
+    if (removed === 0) return false
+    let own = 0
+    for (const key of lease.keys) if (this.waiters.isSubscribed(key)) own++
+    if (receivers > own) {
+      // Other processes wait for these keys and have just been told: let their
+      // woken waiter go first instead of taking the keys straight back.
+      this.#yields.grant(lease.keys, this.#clock.now() - sentAt)
+    }
+    // Our own release message is ignored by our subscriber; hand over locally right away.
+    for (const key of lease.keys) this.waiters.notify(key)
+    return true
+  }
+
+  /**
+   * Releases keys that no Lock stands for (a lost lease's remains, an acquisition
+   * undone), in the background. Our subscriber ignores our own release messages, so
+   * local waiters on the keys are woken here, as a release does.
+   */
+  #undo(keys: readonly string[], token: string, timeoutMs: number): void {
+    this.#track(
+      this.#backend.release({ keys, token, publisherId: this.#id }, timeoutMs).then(({ removed }) => {
+        if (removed > 0) for (const key of keys) this.waiters.notify(key)
+      }),
+    )
+  }
+
+  #track(p: Promise<unknown>): void {
+    const quiet = p.catch(() => {})
+    this.#cleanups.add(quiet)
+    void quiet.finally(() => this.#cleanups.delete(quiet))
+  }
+
+  /** Waits for this waiter's turn on `key`: true when a release woke it. */
+  async #waitTurn(
+    key: string,
+    ms: number,
+    seq: number,
+    signals: readonly (AbortSignal | undefined)[],
+  ): Promise<boolean> {
+    return (await this.waiters.wait(key, Math.max(0, ms), seq, signals)) === 'woken'
+  }
+
+  /** Throws once closed or the caller's signal aborted. */
+  #throwIfStopped(signal: AbortSignal | undefined): void {
+    if (this.isClosed) throw new LockerClosedError()
+    signal?.throwIfAborted()
+  }
+}

@@ -1,0 +1,128 @@
+import type { RedisAdapter } from '../adapters/adapter.js'
+import { BackendError } from '../errors.js'
+import type { Script, TypedScript } from '../scripts/index.js'
+
+interface PendingCall {
+  readonly at: number
+  readonly ms: number
+  readonly operation: BackendError['operation']
+  readonly reject: (err: unknown) => void
+}
+
+/** How much later than its deadline the shared watchdog may reject a hung call. */
+export const WATCHDOG_SLACK_MS = 20
+
+/**
+ * Runs scripts over one adapter: EVALSHA first, EVAL once on NOSCRIPT, every call
+ * bounded by a timeout, every Redis error wrapped as a BackendError.
+ */
+export class ScriptRunner {
+  readonly adapter: RedisAdapter
+  /** Scripts sent in full at least once (shared with runners on the same server). */
+  readonly loaded: Set<string>
+  /** Calls in flight with their deadlines, checked by one shared watchdog timer. */
+  readonly #pending = new Set<PendingCall>()
+  #watchdog: NodeJS.Timeout | undefined
+  #watchdogAt = Number.POSITIVE_INFINITY
+
+  constructor(adapter: RedisAdapter, loaded = new Set<string>()) {
+    this.adapter = adapter
+    this.loaded = loaded
+  }
+
+  /** Encodes `request`, runs `script` within `timeoutMs` and decodes its reply. */
+  async call<Req, Res>(
+    script: TypedScript<Req, Res>,
+    request: Req,
+    timeoutMs: number,
+    operation: BackendError['operation'],
+  ): Promise<Res> {
+    const { keys, args } = script.encode(request)
+    let reply: unknown
+    try {
+      reply = await this.bounded(this.run(script, keys, args), timeoutMs, operation)
+    } catch (err) {
+      throw toBackendError(operation, err)
+    }
+    return script.decode(reply)
+  }
+
+  /**
+   * Rejects with a BackendError if `p` has not settled after `ms`; its late
+   * settlement is swallowed. One watchdog timer serves every call in flight instead
+   * of a timer per call (a measurable share of an uncontended acquisition); it may
+   * fire up to {@link WATCHDOG_SLACK_MS} late, which only bounds hangs: validity is
+   * checked against the deadline separately.
+   */
+  bounded<T>(p: Promise<T>, ms: number, operation: BackendError['operation']): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const call: PendingCall = { at: performance.now() + ms, ms, operation, reject }
+      this.#pending.add(call)
+      if (call.at + WATCHDOG_SLACK_MS < this.#watchdogAt) this.#armWatchdog(call.at)
+      p.then(
+        (v) => {
+          this.#pending.delete(call)
+          resolve(v)
+        },
+        (e: unknown) => {
+          this.#pending.delete(call)
+          reject(e)
+        },
+      )
+    })
+  }
+
+  /** One script call, unbounded: EVAL on first use, then EVALSHA (EVAL again on NOSCRIPT). */
+  run(script: Script, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+    // The first call of each script sends its source (EVAL caches it): an EVALSHA
+    // that is bound to fail with NOSCRIPT would cost a whole extra round trip, which
+    // on a slow link can be the difference between extending a lease and losing it.
+    if (!this.loaded.has(script.sha)) {
+      return this.adapter.eval(script.source, keys, args).then((reply) => {
+        this.loaded.add(script.sha)
+        return reply
+      })
+    }
+    return this.adapter.evalsha(script.sha, keys, args).catch((err: unknown) => {
+      // The server lost its script cache (restart, SCRIPT FLUSH, failover): send the
+      // source once, which also caches it again for the next EVALSHA.
+      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
+        return this.adapter.eval(script.source, keys, args)
+      }
+      throw err
+    })
+  }
+
+  #armWatchdog(at: number): void {
+    if (this.#watchdog !== undefined) clearTimeout(this.#watchdog)
+    this.#watchdogAt = at
+    this.#watchdog = setTimeout(() => this.#checkPending(), Math.max(0, at - performance.now()))
+    this.#watchdog.unref()
+  }
+
+  #checkPending(): void {
+    this.#watchdog = undefined
+    this.#watchdogAt = Number.POSITIVE_INFINITY
+    const now = performance.now()
+    let next = Number.POSITIVE_INFINITY
+    for (const call of this.#pending) {
+      if (call.at <= now) {
+        this.#pending.delete(call)
+        call.reject(
+          new BackendError(
+            call.operation,
+            `${call.operation} got no reply from Redis within ${Math.round(call.ms)} ms`,
+          ),
+        )
+      } else next = Math.min(next, call.at)
+    }
+    if (next < Number.POSITIVE_INFINITY) this.#armWatchdog(next)
+  }
+}
+
+/** A BackendError for `operation` from whatever a client library threw (its error as `cause`). */
+export function toBackendError(operation: BackendError['operation'], err: unknown): BackendError {
+  if (err instanceof BackendError) return err
+  const text = err instanceof Error ? err.message : String(err)
+  return new BackendError(operation, `${operation} failed: ${text}`, { cause: err })
+}

@@ -1,0 +1,153 @@
+import type { RedisAdapter, Subscriber } from '../adapters/adapter.js'
+import {
+  ACQUIRE,
+  ACQUIRED,
+  type AttemptResult,
+  EXTEND,
+  EXTEND_UNIFORM,
+  type ExtendRequest,
+  type ExtendStatus,
+  INSPECT,
+  isUniform,
+  type KeyState,
+  RELEASE,
+  type ReleaseRequest,
+  type ReleaseResult,
+  type ScriptOverrides,
+  SERVER_ID,
+  type TypedScript,
+  withSource,
+} from '../scripts/index.js'
+import { unexpectedReply } from '../scripts/script.js'
+import type { AttemptRequest, LockBackend } from './lock-backend.js'
+import { acquireConfirmed } from './replicas.js'
+import { ScriptRunner, toBackendError } from './script-runner.js'
+
+/** The scripts one backend runs (replaced only in the test suite's negative controls). */
+export interface BackendScripts {
+  readonly acquire: TypedScript<AttemptRequest, AttemptResult>
+  readonly extend: TypedScript<readonly ExtendRequest[], ExtendStatus[]>
+  /** Null when the extend script was replaced: every batch then takes that one. */
+  readonly extendUniform: TypedScript<readonly ExtendRequest[], ExtendStatus[]> | null
+  readonly release: TypedScript<ReleaseRequest, ReleaseResult>
+}
+
+/** The scripts with `overrides` applied; `release` is the topology's own release script. */
+export function backendScripts(
+  overrides: ScriptOverrides = {},
+  release: TypedScript<ReleaseRequest, ReleaseResult> = RELEASE,
+): BackendScripts {
+  return {
+    acquire: withSource(ACQUIRE, overrides.acquire),
+    extend: withSource(EXTEND, overrides.extend),
+    extendUniform: overrides.extend === undefined ? EXTEND_UNIFORM : null,
+    release: withSource(release, overrides.release),
+  }
+}
+
+/**
+ * The lock on one Redis node (plain or Sentinel-managed), over one adapter: every
+ * operation one script call (or a plain `SET NX PX`) through a {@link ScriptRunner}.
+ */
+export class SingleNodeBackend implements LockBackend {
+  readonly runner: ScriptRunner
+  readonly scripts: BackendScripts
+
+  /** @param runner the adapter's script runner (shared by backends on the same connection). */
+  constructor(adapter: RedisAdapter | ScriptRunner, scripts: BackendScripts = backendScripts()) {
+    this.runner = adapter instanceof ScriptRunner ? adapter : new ScriptRunner(adapter)
+    this.scripts = scripts
+  }
+
+  get adapter(): RedisAdapter {
+    return this.runner.adapter
+  }
+
+  /** Any key is fine on a single node. */
+  checkKeys(_keys: readonly string[]): void {}
+
+  /**
+   * One attempt at taking the keys. Rejects with a BackendError on any failure; a
+   * failure that may have left the keys locked (timeout, connection lost, or a
+   * script error after partial work) is cleaned up by releasing the token afterwards.
+   * With `ack.replicas > 0`, a success is confirmed with WAIT first (replicas.ts).
+   *
+   * One key without fencing: a plain `SET NX PX` (the cheapest acquisition Redis
+   * has); only when it finds the key taken does the acquire script follow, which
+   * retries, reads the holder's TTL for the waiter, tells a replayed SET of our own
+   * (the key holds our token) from a real holder, and reports a non-string key.
+   */
+  acquire(request: AttemptRequest): Promise<AttemptResult> {
+    if ((request.ack?.replicas ?? 0) > 0) return acquireConfirmed(this, request)
+    return this.attempt(request)
+  }
+
+  /** {@link SingleNodeBackend.acquire} without replica confirmation; `validityMs` bounds it. */
+  async attempt(request: AttemptRequest): Promise<AttemptResult> {
+    const { keys, token, lifetimeMs, validityMs, fencing } = request
+    const startedAt = performance.now()
+    const setNx = this.adapter.setNx
+    try {
+      const only = keys.length === 1 ? keys[0] : undefined
+      if (!fencing && only !== undefined && setNx) {
+        const set = setNx.call(this.adapter, only, token, lifetimeMs)
+        if (await this.runner.bounded(set, validityMs, 'acquire')) return ACQUIRED
+      }
+      const left = Math.max(1, validityMs - (performance.now() - startedAt))
+      return await this.runner.call(this.scripts.acquire, request, left, 'acquire')
+    } catch (err) {
+      // The request may have been applied (or may still be, from an offline queue):
+      // release the token once it settles, in order on the same connection.
+      this.releaseQuietly({ keys, token, publisherId: '' })
+      throw toBackendError('acquire', err)
+    }
+  }
+
+  /**
+   * Extends a batch of leases in one script call. Extensions never WAIT for replicas,
+   * even for locks acquired with `replicas`: the key (with its token) reached the
+   * replicas when the acquisition was confirmed, and an extension only re-arms its
+   * TTL, which replicates asynchronously. Waiting would put replica lag on the path
+   * that keeps leases alive. The cost: after a failover the new master may carry the
+   * TTL of an older extension, i.e. a shorter lease than the holder counts on; the
+   * holder's next extension on the new master restores it (SAFETY.md).
+   */
+  async extend(batch: readonly ExtendRequest[], timeoutMs: number): Promise<ExtendStatus[]> {
+    const { extend, extendUniform } = this.scripts
+    const script = extendUniform && isUniform(batch) ? extendUniform : extend
+    const statuses = await this.runner.call(script, batch, timeoutMs, 'extend')
+    if (statuses.length !== batch.length) throw unexpectedReply('extend', statuses)
+    return statuses
+  }
+
+  /**
+   * Deletes the keys still holding the token and announces it. Resolves how many keys
+   * were deleted and how many subscribers heard about it.
+   */
+  release(request: ReleaseRequest, timeoutMs: number): Promise<ReleaseResult> {
+    return this.runner.call(this.scripts.release, request, timeoutMs, 'release')
+  }
+
+  /** Fire-and-forget release for cleanup paths; failures are irrelevant because the lease expires anyway. */
+  releaseQuietly(request: ReleaseRequest): void {
+    this.release(request, 60_000).catch(() => {})
+  }
+
+  /** Reads a key's owner token, remaining lease and fence mark. */
+  inspect(key: string, timeoutMs: number): Promise<KeyState> {
+    return this.runner.call(INSPECT, { key }, timeoutMs, 'inspect')
+  }
+
+  /** The server's `run_id`: tells apart connections to the same server (a quorum must not count it twice). */
+  serverId(timeoutMs: number): Promise<string> {
+    return this.runner.call(SERVER_ID, undefined, timeoutMs, 'connect')
+  }
+
+  createSubscriber(): Subscriber {
+    return this.adapter.createSubscriber()
+  }
+
+  close(): Promise<void> {
+    return this.adapter.close()
+  }
+}

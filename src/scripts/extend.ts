@@ -1,0 +1,116 @@
+import { msText, typedScript, unexpectedReply } from './script.js'
+
+/** One lease in an extension batch. */
+export interface ExtendRequest {
+  readonly keys: readonly string[]
+  readonly token: string
+  readonly lifetimeMs: number
+}
+
+/** Per lease: 1 extended, 0 a key was gone, -1 a key has another owner. */
+export type ExtendStatus = 1 | 0 | -1
+
+/** One status per lease; the caller checks that the count matches the batch it sent. */
+function decodeStatuses(reply: unknown): ExtendStatus[] {
+  if (!Array.isArray(reply)) throw unexpectedReply('extend', reply)
+  return reply.map((v) => Number(v) as ExtendStatus)
+}
+
+/**
+ * Extends a batch of leases in one call. Only a key that still holds the lease's
+ * token (with or without the waiting mark) is re-armed; a missing key is never
+ * re-created.
+ *
+ * KEYS         the lock keys of every lease, lease after lease
+ * ARGV[1]      number of leases m
+ * ARGV[2..]    per lease: token, lease length in ms, number of keys
+ * Returns      m integers: 1 extended, 0 a key was gone, -1 a key has another owner
+ * Cluster      one call per slot group; every key of the call in one slot.
+ *
+ * A multi-key lease is extended only if all its keys are still ours; otherwise
+ * nothing of it is touched and the client releases what is left.
+ */
+export const EXTEND = typedScript<readonly ExtendRequest[], ExtendStatus[]>(
+  'extend',
+  `
+local out = {}
+local k = 1
+local a = 2
+for l = 1, tonumber(ARGV[1]) do
+  local token, ms, nk = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local status = 1
+  for i = k, k + nk - 1 do
+    local v = redis.call('GET', KEYS[i])
+    if v ~= token and v ~= token .. '!' then
+      if v then status = -1 break end
+      status = 0
+    end
+  end
+  if status == 1 then
+    for i = k, k + nk - 1 do redis.call('PEXPIRE', KEYS[i], ms) end
+  end
+  out[l] = status
+  k = k + nk
+  a = a + 3
+end
+return out
+`,
+  (batch) => {
+    const keys: string[] = []
+    const args: string[] = [String(batch.length)]
+    for (const lease of batch) {
+      keys.push(...lease.keys)
+      args.push(lease.token, msText(lease.lifetimeMs), String(lease.keys.length))
+    }
+    return { keys, args }
+  },
+  decodeStatuses,
+)
+
+/**
+ * {@link EXTEND} for the common batch: every lease has one key and the same lease
+ * length. A third of the arguments (no length and key count per lease), which is most
+ * of the work of extending thousands of leases, on both ends.
+ *
+ * KEYS         one lock key per lease
+ * ARGV[1]      lease length in ms, for all
+ * ARGV[2..]    the token of each lease, in KEYS order
+ * Returns      one integer per lease, as EXTEND
+ */
+export const EXTEND_UNIFORM = typedScript<readonly ExtendRequest[], ExtendStatus[]>(
+  'extend-uniform',
+  `
+local out = {}
+local ms = ARGV[1]
+for i = 1, #KEYS do
+  local v = redis.call('GET', KEYS[i])
+  if v == ARGV[i + 1] or v == ARGV[i + 1] .. '!' then
+    redis.call('PEXPIRE', KEYS[i], ms)
+    out[i] = 1
+  elseif v then
+    out[i] = -1
+  else
+    out[i] = 0
+  end
+end
+return out
+`,
+  (batch) => {
+    const keys: string[] = new Array(batch.length)
+    const args: string[] = new Array(batch.length + 1)
+    args[0] = msText(batch[0]?.lifetimeMs ?? 0)
+    for (let i = 0; i < batch.length; i++) {
+      const lease = batch[i] as ExtendRequest
+      keys[i] = lease.keys[0] as string
+      args[i + 1] = lease.token
+    }
+    return { keys, args }
+  },
+  decodeStatuses,
+)
+
+/** True when {@link EXTEND_UNIFORM} can carry `batch`: one key per lease, one lease length. */
+export function isUniform(batch: readonly ExtendRequest[]): boolean {
+  const ms = batch[0]?.lifetimeMs
+  return batch.every((l) => l.keys.length === 1 && l.lifetimeMs === ms)
+}

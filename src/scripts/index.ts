@@ -1,0 +1,25 @@
+/**
+ * Every Lua script of the library, each beside its contract: the KEYS/ARGV/returns
+ * header, the request it encodes and the reply it decodes. No Lua lives anywhere else.
+ *
+ * @module
+ */
+export {
+  ACQUIRE,
+  ACQUIRED,
+  type AcquireRequest,
+  type AttemptResult,
+  FENCE_MARK_TTL_MS,
+  withoutWaitingMark,
+} from './acquire.js'
+export { EXTEND, EXTEND_UNIFORM, type ExtendRequest, type ExtendStatus, isUniform } from './extend.js'
+export { INSPECT, type KeyState, SERVER_ID } from './inspect.js'
+export { RELEASE, RELEASE_SHARDED, type ReleaseRequest, type ReleaseResult } from './release.js'
+export { type Script, type ScriptArgs, script, type TypedScript, typedScript, withSource } from './script.js'
+
+/** Replacement Lua sources with the same contract (the test suite's negative controls only). */
+export interface ScriptOverrides {
+  readonly acquire?: string
+  readonly extend?: string
+  readonly release?: string
+}

@@ -1,0 +1,83 @@
+import { releaseChannel } from '../internal/keys.js'
+import { type TypedScript, typedScript, unexpectedReply } from './script.js'
+
+/** Deletes the keys that still hold `token`. */
+export interface ReleaseRequest {
+  readonly keys: readonly string[]
+  readonly token: string
+  /** Published on each release channel: the releasing Locker's id (its own subscriber skips it). */
+  readonly publisherId: string
+}
+
+/** Outcome of a release. */
+export interface ReleaseResult {
+  /** Keys deleted by this call. */
+  readonly removed: number
+  /** Subscribers (of any process, ours included) that received the release messages. */
+  readonly receivers: number
+}
+
+/** The release script body; only the publishing command differs between modes. */
+function releaseSource(publish: 'PUBLISH' | 'SPUBLISH'): string {
+  return `
+local n = 0
+local heard = 0
+for i = 1, #KEYS do
+  local v = redis.call('GET', KEYS[i])
+  if v == ARGV[1] or v == ARGV[1] .. '!' then
+    redis.call('DEL', KEYS[i])
+    n = n + 1
+    -- Marked: someone waits for this key.
+    if v ~= ARGV[1] then heard = heard + redis.call('${publish}', ARGV[2 + i], ARGV[2]) end
+  end
+end
+return {n, heard}
+`
+}
+
+function encodeRelease({ keys, token, publisherId }: ReleaseRequest): { keys: string[]; args: string[] } {
+  const args =
+    keys.length === 1
+      ? [token, publisherId, releaseChannel(keys[0] as string)]
+      : [token, publisherId, ...keys.map(releaseChannel)]
+  return { keys: [...keys], args }
+}
+
+function decodeRelease(reply: unknown): ReleaseResult {
+  if (!Array.isArray(reply)) throw unexpectedReply('release', reply)
+  return { removed: Number(reply[0]), receivers: Number(reply[1]) }
+}
+
+function releaseScript(
+  name: string,
+  publish: 'PUBLISH' | 'SPUBLISH',
+): TypedScript<ReleaseRequest, ReleaseResult> {
+  return typedScript(name, releaseSource(publish), encodeRelease, decodeRelease)
+}
+
+/**
+ * Deletes the keys that still hold our token and announces each deletion that
+ * someone waits for (the key carried the waiting mark, see `ACQUIRE`). Also the
+ * operator's forced release (`async-redis-lock release --force`), with the token it
+ * just read: a holder that changed in between is left alone.
+ *
+ * KEYS[1..n]   lock keys
+ * ARGV[1]      owner token
+ * ARGV[2]      message published on release (the releasing Locker's id)
+ * ARGV[3..]    the release channel of each key, in KEYS order
+ * Returns      {deleted, receivers}: how many keys were deleted (0: nothing of ours was
+ *              left) and how many subscribers got the announcements (waiters exist).
+ * Cluster      PUBLISH is broadcast over the cluster bus to every node; the cluster
+ *              backend uses {@link RELEASE_SHARDED} instead.
+ */
+export const RELEASE = releaseScript('release', 'PUBLISH')
+
+/**
+ * {@link RELEASE} for Redis Cluster: announces with SPUBLISH (Redis ≥ 7), which stays
+ * within the shard that owns the channel's slot instead of flooding the cluster bus.
+ *
+ * KEYS, ARGV   as RELEASE; every key and channel in one slot (a script may only
+ *              publish to a channel of a slot its node serves)
+ * Returns      {deleted, receivers}, as RELEASE; receivers counts this shard's subscribers.
+ */
+export const RELEASE_SHARDED = releaseScript('release-sharded', 'SPUBLISH')

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import { BackendError } from '../../src/errors.js'
+import {
+  ACQUIRE,
+  EXTEND,
+  EXTEND_UNIFORM,
+  FENCE_MARK_TTL_MS,
+  INSPECT,
+  isUniform,
+  RELEASE,
+  RELEASE_SHARDED,
+  SERVER_ID,
+  withoutWaitingMark,
+  withSource,
+} from '../../src/scripts/index.js'
+
+const token = 'A'.repeat(22)
+
+describe('scripts: encode and decode (pure, no Redis)', () => {
+  test('ACQUIRE: lock keys, then fence marks only with fencing; ARGV token, lease, mark TTL or 0', () => {
+    assert.deepEqual(ACQUIRE.encode({ keys: ['a', 'b'], token, lifetimeMs: 2000, fencing: false }), {
+      keys: ['a', 'b'],
+      args: [token, '2000', '0'],
+    })
+    assert.deepEqual(ACQUIRE.encode({ keys: ['a', '{t}b'], token, lifetimeMs: 500, fencing: true }), {
+      keys: ['a', '{t}b', '{a}:fence', '{t}b:fence'],
+      args: [token, '500', String(FENCE_MARK_TTL_MS)],
+    })
+  })
+
+  test('ACQUIRE replies: {1}, {1, fence}, {0, pttl, i}; anything else is a BackendError', () => {
+    assert.deepEqual(ACQUIRE.decode([1]), { acquired: true, fence: undefined })
+    assert.deepEqual(ACQUIRE.decode([1, '1700000000000001']), { acquired: true, fence: 1700000000000001n })
+    assert.deepEqual(ACQUIRE.decode([0, 1500, 2]), { acquired: false, pttl: 1500, blockedIndex: 1 })
+    assert.deepEqual(ACQUIRE.decode([0, -1, 1]), { acquired: false, pttl: -1, blockedIndex: 0 })
+    for (const bad of ['OK', null, [], [2], { a: 1 }]) {
+      assert.throws(
+        () => ACQUIRE.decode(bad),
+        (err) => err instanceof BackendError && err.operation === 'acquire',
+      )
+    }
+  })
+
+  test('EXTEND: per lease token, lease length and key count; EXTEND_UNIFORM: one length, tokens in key order', () => {
+    const batch = [
+      { keys: ['a'], token: 't1', lifetimeMs: 1000 },
+      { keys: ['b', 'c'], token: 't2', lifetimeMs: 3000 },
+    ]
+    assert.deepEqual(EXTEND.encode(batch), {
+      keys: ['a', 'b', 'c'],
+      args: ['2', 't1', '1000', '1', 't2', '3000', '2'],
+    })
+    assert.equal(isUniform(batch), false)
+    const uniform = [
+      { keys: ['a'], token: 't1', lifetimeMs: 1000 },
+      { keys: ['b'], token: 't2', lifetimeMs: 1000 },
+    ]
+    assert.equal(isUniform(uniform), true)
+    assert.equal(
+      isUniform([
+        { keys: ['a'], token: 't', lifetimeMs: 1 },
+        { keys: ['b'], token: 'u', lifetimeMs: 2 },
+      ]),
+      false,
+    )
+    assert.deepEqual(EXTEND_UNIFORM.encode(uniform), { keys: ['a', 'b'], args: ['1000', 't1', 't2'] })
+    assert.deepEqual(EXTEND.decode([1, 0, -1]), [1, 0, -1])
+    assert.deepEqual(EXTEND_UNIFORM.decode(['1']), [1])
+    assert.throws(() => EXTEND.decode('OK'), BackendError)
+  })
+
+  test('RELEASE: ARGV token, publisher, then one release channel per key (in its slot)', () => {
+    assert.deepEqual(RELEASE.encode({ keys: ['k'], token, publisherId: 'me' }), {
+      keys: ['k'],
+      args: [token, 'me', '{k}:released'],
+    })
+    assert.deepEqual(RELEASE_SHARDED.encode({ keys: ['{u}a', 'b'], token, publisherId: '' }), {
+      keys: ['{u}a', 'b'],
+      args: [token, '', '{u}a:released', '{b}:released'],
+    })
+    assert.deepEqual(RELEASE.decode([1, 2]), { removed: 1, receivers: 2 })
+    assert.throws(
+      () => RELEASE.decode(1),
+      (err) => err instanceof BackendError && err.operation === 'release',
+    )
+    assert.match(RELEASE.source, /'PUBLISH'/)
+    assert.match(RELEASE_SHARDED.source, /'SPUBLISH'/)
+  })
+
+  test('INSPECT: the key and its fence mark; the waiting mark is stripped, a missing key is null', () => {
+    assert.deepEqual(INSPECT.encode({ key: 'k' }), { keys: ['k', '{k}:fence'], args: [] })
+    assert.deepEqual(INSPECT.decode([`${token}!`, 900, '42']), { token, pttl: 900, fence: 42n })
+    assert.deepEqual(INSPECT.decode([null, -2, null]), { token: null, pttl: -2, fence: null })
+    assert.throws(() => INSPECT.decode('x'), BackendError)
+  })
+
+  test('the waiting mark: only a token-length value ending in "!" loses its last character', () => {
+    assert.equal(withoutWaitingMark(`${token}!`), token)
+    assert.equal(withoutWaitingMark(token), token)
+    assert.equal(withoutWaitingMark('short!'), 'short!')
+    assert.equal(withoutWaitingMark(`${token}!!`), `${token}!!`)
+  })
+
+  test('SERVER_ID decodes a string and rejects anything else', () => {
+    assert.equal(SERVER_ID.decode('abc123'), 'abc123')
+    assert.throws(() => SERVER_ID.decode(null), BackendError)
+  })
+
+  test('withSource keeps the contract and changes the source (and so the SHA)', () => {
+    const broken = withSource(RELEASE, 'return {1, 0}')
+    assert.notEqual(broken.sha, RELEASE.sha)
+    assert.equal(broken.source, 'return {1, 0}')
+    assert.deepEqual(
+      broken.encode({ keys: ['k'], token, publisherId: 'me' }),
+      RELEASE.encode({ keys: ['k'], token, publisherId: 'me' }),
+    )
+    assert.equal(withSource(RELEASE, undefined), RELEASE)
+  })
+
+  test('every script starts with its contract header in the source file, and SHAs are distinct', () => {
+    const all = [ACQUIRE, EXTEND, EXTEND_UNIFORM, RELEASE, RELEASE_SHARDED, INSPECT, SERVER_ID]
+    assert.equal(new Set(all.map((s) => s.sha)).size, all.length)
+    for (const s of all) assert.match(s.sha, /^[0-9a-f]{40}$/)
+  })
+})
