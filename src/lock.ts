@@ -11,7 +11,7 @@ import type { Lease, Leases } from './leases.js'
  *
  * @example
  * ```ts
- * await using lock = await locker.acquire('orders:42')
+ * await using lock = await locker.acquire('orders:42', { fencing: true })
  * await chargeCard({ signal: lock.signal, fence: lock.fence })
  * ```
  */
@@ -26,7 +26,8 @@ export interface Lock extends AsyncDisposable {
    * it to the resource you protect and have it reject writes carrying a smaller fence
    * than it has seen.
    * @throws InvalidArgumentError `ERR_LOCK_INVALID_ARGUMENT` (argument `fencing`) when
-   * the lock was acquired without `fencing: true`: there is no token to read.
+   * the lock was acquired without `fencing: true`: there is no token to read. Read it
+   * only on locks from a Locker or an `acquire` call with `fencing: true`.
    */
   readonly fence: bigint
   /**

@@ -34,7 +34,9 @@ export interface LockOptions {
    * If fewer confirm within `replicaTimeoutMs`, the acquisition is undone and rejected
    * with `ERR_LOCK_BACKEND`: a lock is never reported acquired that a failover to a
    * replica could lose. Extensions are not waited for (see SAFETY.md).
-   * Not supported on Redis Cluster or a quorum of masters yet.
+   * On a Redis Cluster the acquisition and its WAIT go to the master of the keys' slot.
+   * Not supported on a quorum of independent masters (rejected with
+   * `ERR_LOCK_INVALID_ARGUMENT`).
    * @default 0 (do not wait for replicas)
    */
   replicas?: number

@@ -1,14 +1,6 @@
 import type { Subscriber } from '../adapters/adapter.js'
 import { InvalidArgumentError } from '../errors.js'
-import type {
-  AcquireRequest,
-  AttemptResult,
-  ExtendRequest,
-  ExtendStatus,
-  KeyState,
-  ReleaseRequest,
-  ReleaseResult,
-} from '../scripts/index.js'
+import type * as S from '../scripts/index.js'
 
 export type {
   AttemptResult,
@@ -17,8 +9,8 @@ export type {
   KeyState,
   ReleaseRequest,
   ReleaseResult,
-  Subscriber,
-}
+} from '../scripts/index.js'
+export type { Subscriber }
 
 /** Replica confirmation an acquisition must get (Redis `WAIT`) before it counts. */
 export interface ReplicaAck {
@@ -29,7 +21,7 @@ export interface ReplicaAck {
 }
 
 /** One acquisition attempt, as a backend runs it. */
-export interface AttemptRequest extends AcquireRequest {
+export interface AttemptRequest extends S.AcquireRequest {
   /**
    * How long the attempt may take: the lease's validity (its lifetime less the drift
    * allowance), counted from when it is sent. A reply after that is useless.
@@ -59,19 +51,19 @@ export interface LockBackend {
    * that cannot wait for replicas rejects such a call with an InvalidArgumentError,
    * sending nothing. With `fencing`, a success carries a fencing token.
    */
-  acquire(request: AttemptRequest): Promise<AttemptResult>
+  acquire(request: AttemptRequest): Promise<S.AttemptResult>
   /**
    * Extends a batch of leases; one status per lease, in order. A backend that splits
    * the batch into several calls (a cluster: one per slot) leaves a lease's status
    * undefined when its call failed and the others did not; such a lease is retried.
    */
-  extend(batch: readonly ExtendRequest[], timeoutMs: number): Promise<(ExtendStatus | undefined)[]>
+  extend(batch: readonly S.ExtendRequest[], timeoutMs: number): Promise<(S.ExtendStatus | undefined)[]>
   /** Deletes the keys still holding the token and announces the release. */
-  release(request: ReleaseRequest, timeoutMs: number): Promise<ReleaseResult>
+  release(request: S.ReleaseRequest, timeoutMs: number): Promise<S.ReleaseResult>
   /** Fire-and-forget release for cleanup paths; never rejects. */
-  releaseQuietly(request: ReleaseRequest): void
+  releaseQuietly(request: S.ReleaseRequest): void
   /** Reads a key's owner token, remaining lease and fence mark. */
-  inspect(key: string, timeoutMs: number): Promise<KeyState>
+  inspect(key: string, timeoutMs: number): Promise<S.KeyState>
   /** A subscriber that receives release announcements for the keys it subscribes to. */
   createSubscriber(): Subscriber
   /** Closes what this backend owns. */
@@ -85,6 +77,3 @@ export function unsupportedReplicas(where: string, replicas: number): InvalidArg
     `replicas (waiting for replica confirmation) is not supported on ${where} yet: expected 0; received ${replicas}`,
   )
 }
-
-/** A backend error from whatever a client library threw. */
-export { toBackendError } from './script-runner.js'
