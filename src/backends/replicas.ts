@@ -7,7 +7,7 @@ import { SingleNodeBackend } from './single-node.js'
 
 /**
  * An acquisition that counts only once `ack.replicas` replicas confirmed it (Redis
- * `WAIT` on the connection that wrote it). On a pooled client (node-redis Sentinel)
+ * `WAIT` on the connection that wrote it). On a client with a pool of master connections (a Sentinel client)
  * the attempt and its WAIT go on one lent connection.
  */
 export async function acquireConfirmed(
