@@ -241,8 +241,8 @@ function subscriberDriver(client: GlideLike, sharded: boolean, events: Subscribe
     },
     async close() {
       closed = true
-      clearInterval(watch)
       const sub = await opening?.catch(() => undefined)
+      clearInterval(watch) // started by then, if ever
       if (!sub) return
       // Without this, GLIDE's subscription synchronizer logs an error about the closed client.
       await (sharded ? sub.sunsubscribeLazy : sub.unsubscribeLazy)?.call(sub, null).catch(() => {})

@@ -1,8 +1,9 @@
+import { GlideClusterClient } from '@valkey/valkey-glide'
 import { Cluster } from 'ioredis'
 import { createCluster } from 'redis'
-import { Locker } from '../../src/index.js'
+import { Locker, type RedisClient } from '../../src/index.js'
 import type { LocalCluster } from './cluster.js'
-import type { ClientKind } from './matrix.js'
+import { type ClientKind, GLIDE_REQUEST_TIMEOUT_MS } from './matrix.js'
 
 /**
  * Cluster clients of one library and Lockers over them for a block of tests; `close()`
@@ -20,8 +21,16 @@ export class ClusterLockers {
   }
 
   /** A new connected cluster client of this library. */
-  async connect(): Promise<object> {
+  async connect(): Promise<RedisClient> {
     const { startupNodes } = this.#cluster()
+    if (this.#kind === 'valkey-glide') {
+      const client = await GlideClusterClient.createClient({
+        addresses: startupNodes.map((n) => ({ host: n.host, port: n.port })),
+        requestTimeout: GLIDE_REQUEST_TIMEOUT_MS,
+      })
+      this.#closers.push(async () => client.close())
+      return client
+    }
     if (this.#kind === 'ioredis') {
       const client = new Cluster([...startupNodes])
       client.on('error', () => {})

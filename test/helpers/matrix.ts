@@ -1,11 +1,18 @@
 import { after, before, describe } from 'node:test'
+import { GlideClient, Logger } from '@valkey/valkey-glide'
 import { Redis } from 'ioredis'
 import { createClient } from 'redis'
 import { type RedisServer, startRedis } from './redis-server.js'
 import { withTimeout } from './wait.js'
 
-export type ClientKind = 'ioredis' | 'node-redis'
-export const CLIENT_KINDS: ClientKind[] = ['ioredis', 'node-redis']
+export type ClientKind = 'ioredis' | 'node-redis' | 'valkey-glide'
+export const CLIENT_KINDS: ClientKind[] = ['ioredis', 'node-redis', 'valkey-glide']
+
+// GLIDE's core logs every error reply (NOSCRIPT, WRONGTYPE) at WARN to stdout; tests provoke many.
+Logger.init('error')
+
+/** GLIDE's per-request timeout for test clients (its default, 250 ms, is short for a loaded CI box). */
+export const GLIDE_REQUEST_TIMEOUT_MS = 2_000
 
 // Tests call library-specific methods on the client; `unknown` would force a cast in every test.
 // biome-ignore lint/suspicious/noExplicitAny: deliberately untyped handle to either client library
@@ -61,6 +68,7 @@ export async function connectClient(
   options: ConnectOptions = {},
 ): Promise<ConnectedClient> {
   const timeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
+  if (kind === 'valkey-glide') return connectGlide(url, timeoutMs)
   if (kind === 'ioredis') {
     const client = new Redis(url, {
       maxRetriesPerRequest: 1,
@@ -98,6 +106,40 @@ export async function connectClient(
       } catch {
         // Already closed.
       }
+    },
+  }
+}
+
+/**
+ * A GlideClient (RESP3, the default) for `url`, e.g. a redis-server's or a fault proxy's,
+ * with the URL's user, password and database.
+ */
+async function connectGlide(url: string, timeoutMs: number): Promise<ConnectedClient> {
+  const { hostname, port, username, password, pathname } = new URL(url)
+  const db = pathname.slice(1)
+  const creating = GlideClient.createClient({
+    addresses: [{ host: hostname, port: Number(port) }],
+    requestTimeout: GLIDE_REQUEST_TIMEOUT_MS,
+    ...(password && {
+      credentials: {
+        password: decodeURIComponent(password),
+        username: decodeURIComponent(username) || 'default',
+      },
+    }),
+    ...(db && { databaseId: Number(db) }),
+  })
+  let client: GlideClient
+  try {
+    client = await withTimeout(creating, timeoutMs, `could not connect to ${url} within ${timeoutMs} ms`)
+  } catch (error) {
+    // A client that connects after all must not stay open.
+    creating.then((late) => late.close()).catch(() => {})
+    throw error
+  }
+  return {
+    client,
+    async close() {
+      client.close()
     },
   }
 }
@@ -180,7 +222,7 @@ class Matrix implements MatrixContext {
 
 /**
  * Declares `title` once per client library, each block with its own redis-server, so every
- * integration test proves the lock behaves identically on ioredis and node-redis.
+ * integration test proves the lock behaves identically on ioredis, node-redis and Valkey GLIDE.
  */
 export function describeMatrix(
   title: string,
