@@ -15,9 +15,10 @@ import { runContention } from './scenarios/contention.js'
 import { runHandoff } from './scenarios/handoff.js'
 import { runHeld } from './scenarios/held.js'
 import { runThroughput } from './scenarios/throughput.js'
+import { runWaiters } from './scenarios/waiters.js'
 import { verdicts } from './targets.js'
 
-const SCENARIOS = ['uncontended', 'concurrent', 'contention', 'handoff', 'held'] as const
+const SCENARIOS = ['uncontended', 'concurrent', 'contention', 'handoff', 'held', 'waiters'] as const
 
 const { values } = parseArgs({
   options: {
@@ -56,6 +57,17 @@ const P = quick
       capMs: 8000,
       held: 1000,
       holdMs: 3000,
+      waiters: {
+        heldSettleMs: 500,
+        // Attempts come every 400–600 ms: a shorter window rounds the rate by ±1 attempt per process.
+        heldWindowMs: 2500,
+        loopSettleMs: 300,
+        loopWindowMs: 1500,
+        expiryRounds: 1,
+        expirySettleMs: 600,
+        peerWindowMs: 1000,
+        peers: false,
+      },
     }
   : {
       // Many short interleaved rounds: a burst of outside load spoils few of them.
@@ -67,6 +79,16 @@ const P = quick
       capMs: 25_000,
       held: 10_000,
       holdMs: 15_000,
+      waiters: {
+        heldSettleMs: 1000,
+        heldWindowMs: 5000,
+        loopSettleMs: 500,
+        loopWindowMs: 5000,
+        expiryRounds: 3,
+        expirySettleMs: 1000,
+        peerWindowMs: 1500,
+        peers: true,
+      },
     }
 
 const busyBefore = await busyShare()
@@ -124,6 +146,7 @@ try {
   )
   await scenario('handoff', '4. handoff latency', () => runHandoff(port, handoffLibs, P.samples, P.capMs))
   await scenario('held', '5. held locks', () => runHeld(port, probe, contenders, P.held, P.holdMs, 3000))
+  await scenario('waiters', '6. waiting crowds', () => runWaiters(port, probe, contenders, P.waiters))
 } finally {
   probe.close()
   await redis.stop()

@@ -5,6 +5,7 @@ import type { ContentionResult } from './scenarios/contention.js'
 import type { HandoffResult } from './scenarios/handoff.js'
 import type { HeldResult } from './scenarios/held.js'
 import type { LibThroughput } from './scenarios/throughput.js'
+import { oursOf, type WaitersResults } from './scenarios/waiters.js'
 
 const OURS = 'async-redis-lock'
 
@@ -108,6 +109,43 @@ export function verdicts(data: Record<string, unknown>): Verdict[] {
         ? `${ours.lostSignals} signalled, ${ours.lostReported} reported, ${ours.missingKeys} keys missing`
         : '–',
       ours ? lost === 0 : undefined,
+    )
+  }
+
+  const waiters = data.waiters as WaitersResults | undefined
+  if (waiters) {
+    const { held1, held5, loop, expiry } = oursOf(waiters)
+    const peer = (processes: number) =>
+      waiters.held.find((r) => r.lib === 'redis-semaphore' && r.processes === processes && !r.error)
+    const heldRow = (r: typeof held1, processes: number, limit: number) => {
+      const p = peer(processes)
+      check(
+        `waiters: 500 waiters in ${processes} process${processes === 1 ? '' : 'es'} on a held key: client requests/s ≤ ${limit}`,
+        r
+          ? `${fmt(r.requestsPerSec, 2)}/s (attempts ${fmt(r.attemptsPerSec, 2)}/s = ${fmt(r.attemptCommandsPerSec, 2)} attempt cmds/s)${
+              p ? `; redis-semaphore ${fmt(p.requestsPerSec, 0)}/s` : ''
+            }`
+          : '–',
+        r ? r.requestsPerSec <= limit : undefined,
+      )
+    }
+    heldRow(held1, 1, 5)
+    heldRow(held5, 5, 20)
+    const maxPerAcq = loop ? loop.processes + 2 : Number.NaN
+    check(
+      `waiters: ${loop?.processes ?? 5} processes × ${loop ? loop.waiters / loop.processes : 20} looping: attempts per acquisition ≤ processes + 2`,
+      loop
+        ? `${fmt(loop.attemptsPerAcq, 2)} attempts/acq (${fmt(loop.attemptCommandsPerAcq, 2)} attempt cmds/acq) vs ≤ ${maxPerAcq}`
+        : '–',
+      loop ? loop.attemptsPerAcq <= maxPerAcq : undefined,
+    )
+    const maxBurst = expiry ? 2 * expiry.processes : Number.NaN
+    check(
+      `waiters: holder killed, ${expiry?.waiters ?? 500} waiters in ${expiry?.processes ?? 5} processes: attempts within 50 ms of the expiry ≤ 2 × processes`,
+      expiry
+        ? `worst of ${expiry.rounds.length}: ${expiry.maxAttempts50} attempts (${expiry.maxAttemptCommands50} attempt cmds), spread ${fmt(expiry.maxSpreadMs, 1)} ms vs ≤ ${maxBurst}`
+        : '–',
+      expiry ? expiry.maxAttempts50 <= maxBurst : undefined,
     )
   }
   return out

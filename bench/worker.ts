@@ -4,6 +4,7 @@ import { contendWorker } from './scenarios/contention.js'
 import { handoffWorker } from './scenarios/handoff.js'
 import { heldWorker } from './scenarios/held.js'
 import { throughputWorker } from './scenarios/throughput.js'
+import { waitersWorker } from './scenarios/waiters.js'
 
 export interface WorkerIo {
   readonly mailbox: Mailbox
@@ -41,6 +42,8 @@ async function run(task: Msg): Promise<void> {
       return handoffWorker(task, io)
     case 'held':
       return heldWorker(task, io)
+    case 'waiters':
+      return waitersWorker(task, io)
     default:
       throw new Error(`unknown task ${task.type}`)
   }
