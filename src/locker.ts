@@ -3,6 +3,7 @@ import { connectUrl } from './adapters/connect.js'
 import { backendFor } from './backends/detect.js'
 import { acquireObserved, observeAcquire } from './diagnostics.js'
 import { InvalidArgumentError, LockerClosedError } from './errors.js'
+import { evictionCheck } from './eviction.js'
 import { systemClock } from './internal/clock.js'
 import type { LockerInternals } from './internal/testing.js'
 import { type Lock, LockHandle } from './lock.js'
@@ -52,6 +53,8 @@ export class Locker implements AsyncDisposable {
   readonly #prefix: string
   readonly #now: () => number
   #closing: Promise<void> | undefined
+  /** Warns once if Redis may evict lock keys (eviction.ts); started by the first acquisition. */
+  readonly #checkEviction: () => void
 
   static {
     releaseToken = (locker, key, token) =>
@@ -80,6 +83,7 @@ export class Locker implements AsyncDisposable {
       clock,
       skipValidityCheck: internals.skipValidityCheck === true,
     })
+    this.#checkEviction = evictionCheck(client)
   }
 
   /**
@@ -214,6 +218,7 @@ export class Locker implements AsyncDisposable {
     }
     this.#throwIfClosed()
     signal?.throwIfAborted()
+    this.#checkEviction()
     if (!acquireObserved()) return this.#acquisition.run(keys, opts, signal, single, undefined)
     return observeAcquire(keys, single, this.#now, LockHandle.fenceOf, (tally) =>
       this.#acquisition.run(keys, opts, signal, single, tally),

@@ -13,6 +13,7 @@ export {
   withoutWaitingMark,
 } from './acquire.js'
 export { EXTEND, EXTEND_UNIFORM, type ExtendRequest, type ExtendStatus, isUniform } from './extend.js'
+export { MEMORY_POLICY, type MemoryPolicy } from './info.js'
 export { INSPECT, type KeyState, SERVER_ID } from './inspect.js'
 export { RELEASE, RELEASE_SHARDED, type ReleaseRequest, type ReleaseResult } from './release.js'
 export { type Script, type ScriptArgs, script, type TypedScript, typedScript, withSource } from './script.js'
