@@ -1,20 +1,56 @@
 import type { LockBackend } from './backends/lock-backend.js'
 import { type AcquireTally, publishRelease, releaseTraced, traceRelease } from './diagnostics.js'
-import { AcquireTimeoutError, BackendError, LockerClosedError } from './errors.js'
-import { raceAbort } from './internal/abort.js'
+import {
+  AcquireTimeoutError,
+  BackendError,
+  type LockError,
+  LockerClosedError,
+  QuorumError,
+} from './errors.js'
+import { onAbort, raceAbort } from './internal/abort.js'
 import type { Clock } from './internal/clock.js'
 import { HandoffYield } from './internal/handoff-yield.js'
 import { newToken } from './internal/token.js'
+import { isTransient } from './internal/transient.js'
 import { type Lease, Leases, validityMs } from './leases.js'
 import type { Lock } from './lock.js'
 import { type ResolvedLockOptions, replicaAck } from './options.js'
 import type { AttemptResult, KeyState } from './scripts/index.js'
-import { Waiters } from './waiters.js'
+import { Waiters, type WaitOutcome } from './waiters.js'
 
 /** A failed attempt: which key was held, and for how much longer (ms; -1: no TTL). */
 type Blocked = Extract<AttemptResult, { acquired: false }>
 
 const NO_SIGNALS: readonly (AbortSignal | undefined)[] = []
+
+/** A random share of `ms`: spreads retries of many processes apart. */
+function jitter(ms: number): number {
+  return Math.random() * Math.max(0, ms)
+}
+
+/**
+ * The wait before retrying after the `failures`-th transient failure in a row:
+ * exponential from 50 ms up to the retry interval (at most 1 s), with full jitter,
+ * so a restarting Redis is not hit by every waiter at once.
+ */
+export function backoffMs(failures: number, retryIntervalMs: number): number {
+  const cap = Math.min(Math.max(50, retryIntervalMs), 1000)
+  return jitter(Math.min(cap, 50 * 2 ** Math.min(failures - 1, 10)))
+}
+
+/**
+ * The error of an acquire that gave up on transient failures: the last one as cause;
+ * a quorum's own error as it is (its code and node outcomes say more).
+ */
+function gaveUp(last: unknown, attempts: number, waitedMs: number): LockError {
+  if (last instanceof QuorumError) return last
+  const text = last instanceof Error ? last.message : String(last)
+  return new BackendError(
+    'acquire',
+    `acquire gave up after ${attempts} attempt${attempts === 1 ? '' : 's'} in ${Math.round(waitedMs)} ms (retryTimeoutMs), Redis failing: ${text}`,
+    { cause: last, attempts },
+  )
+}
 
 /** What an Acquisition is built from. */
 export interface AcquisitionOptions {
@@ -83,42 +119,68 @@ export class Acquisition {
     // Closing ends every wait through Waiters.close(): no listener per waiter.
     const signals = signal === undefined ? NO_SIGNALS : [signal]
     let attempts = 0
-    let seq: number | undefined
+    let failures = 0
+    /** The last attempt found the keys held (see AttemptRequest.contended). */
+    let contended = false
+    // Place in the key queues: by arrival, kept across retries.
+    const seq = waiters.nextSeq()
     let watched = keys[0] as string
     // Local fairness: a newcomer queues behind this process's waiters instead of
     // racing them, so a releaser does not simply take its own lock back.
     let firstWait = 0
-    if (!single) firstWait = waiters.hasWaiters(watched) ? opts.retryIntervalMs : this.#yields.left(watched)
+    if (!single) firstWait = waiters.isBusy(watched) ? opts.retryIntervalMs : this.#yields.left(watched)
     // The key whose release message this waiter consumed, until its next attempt shows
     // what became of that key. A release message wakes one waiter per Locker; if the
     // woken one then leaves that key (blocked on another of its keys, or the attempt
     // throws), the wake-up is passed to the next local waiter on it, which may never
     // have attempted, so no holder of the key carries its waiting mark.
     let wokenOn: string | undefined
+    const timedOut = () => new AcquireTimeoutError(keys, this.#clock.now() - start, attempts)
     try {
       for (;;) {
         if (firstWait > 0) {
-          seq ??= waiters.nextSeq()
-          const wait = Math.min(firstWait, giveUpAt - this.#clock.now())
+          const outcome = await this.#waitTurn(watched, firstWait, seq, signals, giveUpAt)
           firstWait = 0
-          if (await this.#waitTurn(watched, wait, seq, signals)) wokenOn = watched
+          if (outcome === 'woken') wokenOn = watched
           this.#throwIfStopped(signal)
+          if (outcome === 'deadline') throw timedOut()
         }
+        // The caller may have given up while we waited or subscribed: never attempt then.
+        this.#throwIfStopped(signal)
         const generation = waiters.generation(watched)
         const wasSubscribed = waiters.isSubscribed(watched)
-        const result = await this.#attempt(keys, opts, signal)
-        attempts++
-        if (tally !== undefined) tally.attempts = attempts
+        let result: Lock | Blocked
+        const done = waiters.attempting(watched)
+        try {
+          attempts++
+          if (tally !== undefined) tally.attempts = attempts
+          result = await this.#attempt(keys, opts, signal, contended)
+          done()
+        } catch (err) {
+          done()
+          // Redis failing is not contention: only a transient failure (a restart, a
+          // failover, a lost connection, no reply in time) is tried again, with backoff.
+          if (single || !isTransient(err)) throw err
+          failures++
+          const now = this.#clock.now()
+          const backoff = backoffMs(failures, opts.retryIntervalMs)
+          if (now + backoff >= giveUpAt) throw gaveUp(err, attempts, now - start)
+          await this.#pause(backoff, signal)
+          this.#throwIfStopped(signal)
+          continue
+        }
         if (!('pttl' in result)) {
           wokenOn = undefined // ours now: its release hands over locally
           return result
         }
+        failures = 0
+        contended = true
         const blocked = keys[result.blockedIndex] ?? watched
         // Blocked on the key it was woken for: the attempt marked that key's new holder.
         if (blocked === wokenOn) wokenOn = undefined
         if (single) return null
         const now = this.#clock.now()
-        if (now >= giveUpAt) throw new AcquireTimeoutError(keys, now - start, attempts)
+        if (now >= giveUpAt) throw timedOut()
         if (blocked !== watched) {
           watched = blocked
           continue
@@ -130,16 +192,19 @@ export class Acquisition {
         } else if (waiters.generation(watched) !== generation) {
           continue // a release raced the attempt
         }
-        seq ??= waiters.nextSeq()
         if (wokenOn !== undefined) {
           waiters.wakeOne(wokenOn) // left that key: pass the wake-up on
           wokenOn = undefined
         }
-        // The holder's TTL bounds the wait: an expiry sends no message.
-        const ttlBound = result.pttl >= 0 ? result.pttl + 1 : Number.POSITIVE_INFINITY
-        const wait = Math.min(opts.retryIntervalMs, ttlBound, giveUpAt - now)
-        if (await this.#waitTurn(watched, wait, seq, signals)) wokenOn = watched
+        // The holder's TTL bounds the wait (an expiry sends no message), jittered so
+        // the waiters of several processes do not all attempt in the same millisecond.
+        const ttlBound =
+          result.pttl >= 0 ? result.pttl + 1 + jitter(opts.retryIntervalMs / 20) : Number.POSITIVE_INFINITY
+        const bound = Math.min(opts.retryIntervalMs * (0.8 + 0.4 * Math.random()), ttlBound)
+        const outcome = await this.#waitTurn(watched, bound, seq, signals, giveUpAt)
+        if (outcome === 'woken') wokenOn = watched
         this.#throwIfStopped(signal)
+        if (outcome === 'deadline') throw timedOut()
       }
     } finally {
       // Leaving without the lock (timeout, abort, close, error, tryAcquire): do not
@@ -184,18 +249,21 @@ export class Acquisition {
     keys: string[],
     opts: ResolvedLockOptions,
     signal: AbortSignal | undefined,
+    contended: boolean,
   ): Promise<Lock | Blocked> {
     const token = newToken()
     const { lifetimeMs, fencing } = opts
     const sentAt = this.#clock.now()
     // The lease counts from when the request was sent (replica WAIT included); a later reply is useless.
+    const ack = replicaAck(opts)
     const pending = this.#backend.acquire({
       keys,
       token,
       lifetimeMs,
       fencing,
-      validityMs: validityMs(lifetimeMs),
-      ack: replicaAck(opts),
+      contended,
+      timeoutMs: Math.min(validityMs(lifetimeMs), opts.attemptTimeoutMs + (ack ? ack.timeoutMs : 0)),
+      ack,
     })
     const reply = signal
       ? await raceAbort(pending, signal, (late) =>
@@ -203,9 +271,10 @@ export class Acquisition {
         )
       : await pending
     if (!reply.acquired) return reply
-    if (this.isClosed) {
+    if (this.isClosed || signal?.aborted) {
+      // Nobody will hold it: the caller gave up (or the Locker closed) while the reply was on its way.
       this.#undo(keys, token, 5000)
-      throw new LockerClosedError()
+      throw this.isClosed ? new LockerClosedError() : signal?.reason
     }
     if (this.leases.expiredAt(sentAt, lifetimeMs) && !this.#skipValidityCheck) {
       this.#undo(keys, token, 5000)
@@ -256,14 +325,30 @@ export class Acquisition {
     void quiet.finally(() => this.#cleanups.delete(quiet))
   }
 
-  /** Waits for this waiter's turn on `key`: true when a release woke it. */
-  async #waitTurn(
+  /** Waits for this waiter's turn on `key` (see {@link Waiters.wait}), at the latest until `giveUpAt`. */
+  #waitTurn(
     key: string,
-    ms: number,
+    boundMs: number,
     seq: number,
     signals: readonly (AbortSignal | undefined)[],
-  ): Promise<boolean> {
-    return (await this.waiters.wait(key, Math.max(0, ms), seq, signals)) === 'woken'
+    giveUpAt: number,
+  ): Promise<WaitOutcome> {
+    return this.waiters.wait(key, Math.max(0, boundMs), seq, signals, giveUpAt - this.#clock.now())
+  }
+
+  /** Sleeps `ms` (a backoff), ended early by the caller's signal or close. Never rejects. */
+  #pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const stops: (() => void)[] = []
+      const done = () => {
+        this.#clock.clearTimer(timer)
+        for (const stop of stops) stop()
+        resolve()
+      }
+      const timer = this.#clock.setTimer(done, ms)
+      stops.push(onAbort(this.#closed.signal, done))
+      if (signal) stops.push(onAbort(signal, done))
+    })
   }
 
   /** Throws once closed or the caller's signal aborted. */

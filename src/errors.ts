@@ -124,10 +124,21 @@ export class BackendError extends LockError {
   declare readonly code: 'ERR_LOCK_BACKEND'
   /** The operation that failed. */
   readonly operation: 'connect' | 'acquire' | 'extend' | 'release' | 'inspect' | 'subscribe'
+  /**
+   * For an `acquire` that gave up on transient failures (a restart, a failover, a lost
+   * connection) at its `retryTimeoutMs`: how many attempts it sent; the last failure is
+   * the `cause`. Undefined for a failure that was not retried.
+   */
+  readonly attempts: number | undefined
 
-  constructor(operation: BackendError['operation'], message: string, options?: { cause?: unknown }) {
+  constructor(
+    operation: BackendError['operation'],
+    message: string,
+    options?: { cause?: unknown; attempts?: number },
+  ) {
     super('ERR_LOCK_BACKEND', message, options)
     this.operation = operation
+    this.attempts = options?.attempts
   }
 }
 

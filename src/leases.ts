@@ -203,7 +203,9 @@ export class Leases {
     if (this.isHeld(entry) && !entry.inFlight) this.#send([entry], this.#clock.now())
     if (entry.inFlight) await entry.inFlight
     if (entry.state === 'lost' && entry.lostError) throw entry.lostError
-    if (entry.state !== 'held') throw new LockLostError(entry.keys, 'expired')
+    // Released by its holder (also while this extension was on its way): nothing to
+    // extend, and nothing was lost.
+    if (entry.state === 'released') return
     if (entry.lastError !== undefined) {
       // A quorum's own error carries every node's outcome: pass it on as is.
       throw entry.lastError instanceof BackendError || entry.lastError instanceof QuorumError
@@ -212,10 +214,14 @@ export class Leases {
     }
   }
 
-  /** Releases a lease (once): stops extending it, then deletes its keys. */
+  /**
+   * Releases a lease (once): stops extending it, then deletes its keys. False without
+   * asking Redis when it was released before or when its Locker was closed (which
+   * released it).
+   */
   release(lease: Lease): Promise<boolean> {
     const entry = lease as Entry
-    if (entry.state === 'released') return Promise.resolve(false)
+    if (entry.state === 'released' || entry.lostError?.reason === 'closed') return Promise.resolve(false)
     entry.state = 'released'
     this.#held.delete(entry)
     this.#unwatch(entry)

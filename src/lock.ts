@@ -45,7 +45,8 @@ export interface Lock extends AsyncDisposable {
   /** Milliseconds until the local deadline (0 when not held). */
   remainingMs(): number
   /**
-   * Extends the lease now (auto-extension runs anyway).
+   * Extends the lease now (auto-extension runs anyway). After `release()` (also one
+   * still in flight) it does nothing.
    * @throws LockLostError `ERR_LOCK_LOST` if the lock is or turns out to be lost.
    * @throws BackendError `ERR_LOCK_BACKEND` if Redis failed; the lock stays held until its deadline.
    */
@@ -54,7 +55,7 @@ export interface Lock extends AsyncDisposable {
    * Releases the lock: deletes each key that still holds this token and wakes a
    * waiter. Idempotent.
    * @returns true if this call removed the lock, false if it was already gone
-   *          (released before, expired or taken over).
+   *          (released before, expired or taken over, or released by `locker.close()`).
    * @throws BackendError `ERR_LOCK_BACKEND` if Redis failed; the lease then expires by itself.
    */
   release(): Promise<boolean>

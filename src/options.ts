@@ -30,6 +30,17 @@ export interface LockOptions {
    */
   retryTimeoutMs?: number | null
   /**
+   * Longest time one acquisition attempt (and `tryAcquire`) may wait for Redis. An
+   * attempt that gets no reply by then is given up (and its token released once the
+   * connection delivers it, in case it was applied), so a Redis that is away costs a
+   * waiter this much, not a whole lease; `acquire` then tries again within
+   * `retryTimeoutMs`. On a client that is reconnecting an attempt fails at once
+   * instead of waiting in the client's offline queue. With `replicas` the WAIT for
+   * them comes on top (up to `replicaTimeoutMs`).
+   * @default a quarter of `lifetimeMs`, at most 1000 (500 with the default lifetime)
+   */
+  attemptTimeoutMs?: number
+  /**
    * How many replicas must confirm an acquisition (Redis `WAIT`) before it is granted.
    * If fewer confirm within `replicaTimeoutMs`, the acquisition is undone and rejected
    * with `ERR_LOCK_BACKEND`: a lock is never reported acquired that a failover to a
@@ -90,6 +101,7 @@ export interface ResolvedLockOptions {
   readonly retryTimeoutMs: number | null
   readonly replicas: number
   readonly replicaTimeoutMs: number
+  readonly attemptTimeoutMs: number
   readonly fencing: boolean
 }
 
@@ -100,10 +112,11 @@ export const DEFAULTS: ResolvedLockOptions = Object.freeze({
   retryTimeoutMs: 1000,
   replicas: 0,
   replicaTimeoutMs: 500,
+  attemptTimeoutMs: 500,
   fencing: false,
 })
 
-/** The default `replicaTimeoutMs`: a quarter of the lease, at most a second. */
+/** The default `replicaTimeoutMs` and `attemptTimeoutMs`: a quarter of the lease, at most a second. */
 export function defaultReplicaTimeoutMs(lifetimeMs: number): number {
   return Math.max(1, Math.min(Math.floor(lifetimeMs / 4), 1000))
 }
@@ -115,6 +128,7 @@ const LOCK_OPTION_NAMES = [
   'retryTimeoutMs',
   'replicas',
   'replicaTimeoutMs',
+  'attemptTimeoutMs',
   'fencing',
 ] as const
 
@@ -164,6 +178,7 @@ export function resolveLockOptions(layers: readonly (LockOptions | undefined)[])
   let retryTimeoutMs: unknown = DEFAULTS.retryTimeoutMs
   let replicas: unknown = DEFAULTS.replicas
   let replicaTimeoutMs: unknown
+  let attemptTimeoutMs: unknown
   let fencing: unknown = DEFAULTS.fencing
   for (const layer of layers) {
     if (!layer) continue
@@ -173,6 +188,7 @@ export function resolveLockOptions(layers: readonly (LockOptions | undefined)[])
     if ('retryTimeoutMs' in layer && layer.retryTimeoutMs !== undefined) retryTimeoutMs = layer.retryTimeoutMs
     if (layer.replicas !== undefined) replicas = layer.replicas
     if (layer.replicaTimeoutMs !== undefined) replicaTimeoutMs = layer.replicaTimeoutMs
+    if (layer.attemptTimeoutMs !== undefined) attemptTimeoutMs = layer.attemptTimeoutMs
     if (layer.fencing !== undefined) fencing = layer.fencing
   }
   if (typeof fencing !== 'boolean') {
@@ -215,6 +231,10 @@ export function resolveLockOptions(layers: readonly (LockOptions | undefined)[])
     retryIntervalMs: retryInterval,
     retryTimeoutMs: retryTimeout,
     ...resolveReplicas(replicas, replicaTimeoutMs, lifetime),
+    attemptTimeoutMs:
+      attemptTimeoutMs === undefined
+        ? defaultReplicaTimeoutMs(lifetime)
+        : checkDuration('attemptTimeoutMs', attemptTimeoutMs),
     fencing,
   }
 }

@@ -1,13 +1,22 @@
 import type { Subscriber } from './adapters/adapter.js'
 import type { LockBackend } from './backends/lock-backend.js'
+import { onAbort } from './internal/abort.js'
 import type { Clock, TimerHandle } from './internal/clock.js'
 import { releaseChannel } from './internal/keys.js'
 
-/** Why a wait ended. */
-export type WaitOutcome = 'woken' | 'timeout' | 'aborted'
+/**
+ * Why a wait ended: `woken` by a release, `timeout` when its bound (the holder's TTL
+ * or the retry interval) ran out, `deadline` when the caller's give-up time came
+ * first, `aborted` by a signal or close.
+ */
+export type WaitOutcome = 'woken' | 'timeout' | 'deadline' | 'aborted'
 
 interface Waiter {
   readonly seq: number
+  /** How long this waiter waits before attempting again, once it is the head of its queue. */
+  readonly boundMs: number
+  /** The bound's timer: armed only while this waiter heads its queue. */
+  bound: TimerHandle | undefined
   settle(outcome: WaitOutcome): void
 }
 
@@ -44,6 +53,8 @@ export class Waiters {
   readonly #selfId: string
   readonly #queues = new Map<string, KeyQueue>()
   readonly #byChannel = new Map<string, KeyQueue>()
+  /** Attempts in flight per key (see {@link Waiters.isBusy}). */
+  readonly #attempting = new Map<string, number>()
   #subscriber: Subscriber | undefined
   #seq = 0
   #closed = false
@@ -64,6 +75,25 @@ export class Waiters {
 
   hasWaiters(key: string): boolean {
     return (this.#queues.get(key)?.waiters.length ?? 0) > 0
+  }
+
+  /**
+   * True when this process already waits for `key` or has an attempt at it in flight:
+   * a newcomer then queues instead of sending an attempt of its own, so callers that
+   * arrive together cost one attempt, not one each.
+   */
+  isBusy(key: string): boolean {
+    return this.hasWaiters(key) || (this.#attempting.get(key) ?? 0) > 0
+  }
+
+  /** Counts an attempt at `key` in flight until the returned function is called. */
+  attempting(key: string): () => void {
+    this.#attempting.set(key, (this.#attempting.get(key) ?? 0) + 1)
+    return () => {
+      const n = (this.#attempting.get(key) ?? 1) - 1
+      if (n > 0) this.#attempting.set(key, n)
+      else this.#attempting.delete(key)
+    }
   }
 
   get waiting(): number {
@@ -125,14 +155,18 @@ export class Waiters {
   }
 
   /**
-   * Waits for a wake-up on `key` for at most `ms`. Resolves, never rejects: with
-   * 'woken' when a release was seen, 'timeout', or 'aborted' when any signal fired.
+   * Waits on `key` for a wake-up: a release, or (only while this waiter heads the
+   * key's queue) `boundMs`, after which it attempts again; `giveUpMs` bounds the wait
+   * whatever its place. One timer per key drives the attempts of a process however
+   * many local waiters it has: the others wait their turn, so a held key costs one
+   * attempt per bound and process, not one per waiter. Resolves, never rejects.
    */
   wait(
     key: string,
-    ms: number,
+    boundMs: number,
     seq: number,
     signals: readonly (AbortSignal | undefined)[],
+    giveUpMs = Number.POSITIVE_INFINITY,
   ): Promise<WaitOutcome> {
     const q = this.#queue(key)
     if (q.linger !== undefined) {
@@ -140,17 +174,21 @@ export class Waiters {
       q.linger = undefined
     }
     return new Promise<WaitOutcome>((resolve) => {
-      let timer: TimerHandle | undefined
-      const onAbort = () => waiter.settle('aborted')
+      let deadline: TimerHandle | undefined
+      const detach: (() => void)[] = []
       const waiter: Waiter = {
         seq,
+        boundMs,
+        bound: undefined,
         settle: (outcome) => {
           const i = q.waiters.indexOf(waiter)
           if (i === -1) return
           q.waiters.splice(i, 1)
           resolve(outcome)
-          if (timer !== undefined) this.#clock.clearTimer(timer)
-          for (const s of signals) s?.removeEventListener('abort', onAbort)
+          if (deadline !== undefined) this.#clock.clearTimer(deadline)
+          if (waiter.bound !== undefined) this.#clock.clearTimer(waiter.bound)
+          for (const off of detach) off()
+          if (i === 0) this.#armHead(q)
           // Off the woken waiter's path: its next attempt is sent before this runs.
           if (q.waiters.length === 0) setImmediate(() => this.#lingerIfIdle(q))
         },
@@ -158,14 +196,32 @@ export class Waiters {
       // Insert by arrival order; nearly always at the end or, after a failed wake, the front.
       let at = q.waiters.length
       while (at > 0 && (q.waiters[at - 1]?.seq ?? 0) > seq) at--
+      const previousHead = q.waiters[0]
       q.waiters.splice(at, 0, waiter)
       if (this.#closed) return waiter.settle('aborted')
       for (const s of signals) {
         if (s?.aborted) return waiter.settle('aborted')
-        s?.addEventListener('abort', onAbort, { once: true })
+        if (s) detach.push(onAbort(s, () => waiter.settle('aborted')))
       }
-      timer = this.#clock.setTimer(() => waiter.settle('timeout'), ms)
+      if (Number.isFinite(giveUpMs)) {
+        deadline = this.#clock.setTimer(() => waiter.settle('deadline'), Math.max(0, giveUpMs))
+      }
+      if (at === 0) {
+        // The new head takes over the key's timer.
+        if (previousHead?.bound !== undefined) {
+          this.#clock.clearTimer(previousHead.bound)
+          previousHead.bound = undefined
+        }
+        this.#armHead(q)
+      }
     })
+  }
+
+  /** Arms the bound of the queue's head, if it has none yet. */
+  #armHead(q: KeyQueue): void {
+    const head = q.waiters[0]
+    if (head === undefined || head.bound !== undefined || !Number.isFinite(head.boundMs)) return
+    head.bound = this.#clock.setTimer(() => head.settle('timeout'), Math.max(0, head.boundMs))
   }
 
   /** A release of `key` was seen: bump its generation and wake the first waiter. */

@@ -26,6 +26,13 @@ export interface RedisAdapter {
   /** EVAL (which also caches the script on the server). */
   eval(source: string, keys: readonly string[], args: readonly string[]): Promise<unknown>
   /**
+   * True while the client has lost a connection it had and is getting it back: a
+   * command sent now would wait in the client's offline queue, so an attempt fails at
+   * once instead (and is retried by `acquire`). False before the first connection,
+   * whose commands the client queues briefly, as users expect of a new client.
+   */
+  isReconnecting?(): boolean
+  /**
    * `SET key value PX ms NX`: true when the key was set. The fast path of a single-key
    * acquisition without fencing; absent, the acquire script does it.
    */

@@ -1,4 +1,5 @@
 import { BackendError } from '../errors.js'
+import { sanitizeError } from '../internal/sanitize.js'
 
 /** A client `fromUrl` created, with the way to drop it. */
 export interface UrlConnection {
@@ -56,7 +57,8 @@ export async function connectUrl(url: string, connectTimeoutMs: number): Promise
     if (lastError && /\bDB index\b|\bSELECT\b/i.test(lastError.message)) throw lastError
   } catch (err) {
     client.disconnect()
-    const cause = lastError ?? err
+    // ioredis attaches the failed command (AUTH/HELLO with the password) to its error.
+    const cause = sanitizeError(lastError ?? err)
     const text = cause instanceof Error ? cause.message : String(cause)
     const tls =
       protocol === 'rediss:' && !/WRONGPASS|NOAUTH|DB index/.test(text)

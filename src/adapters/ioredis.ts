@@ -82,6 +82,19 @@ export class IoRedisAdapter implements RedisAdapter {
     }
   }
 
+  /** Seen ready once: a later status other than ready means it is reconnecting. */
+  #wasReady = false
+
+  isReconnecting(): boolean {
+    const { status } = this.#client
+    if (status === 'ready') {
+      this.#wasReady = true
+      return false
+    }
+    // 'end': closed for good; commands fail at once anyway.
+    return this.#wasReady && status !== 'end'
+  }
+
   evalsha(sha: string, keys: readonly string[], args: readonly string[]): Promise<unknown> {
     return this.#client.evalsha(sha, keys.length, ...keys, ...args)
   }

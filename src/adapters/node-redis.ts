@@ -8,6 +8,7 @@ type PubSubListener = (message: string, channel: string) => void
 /** What every node-redis client (`createClient`, `createSentinel`, `createCluster`) has, by shape. */
 interface NodeRedisCommon {
   isOpen: boolean
+  isReady?: boolean
   evalSha(sha: string, options: ScriptOptions): Promise<unknown>
   eval(script: string, options: ScriptOptions): Promise<unknown>
   on(event: string, listener: Listener): unknown
@@ -114,6 +115,18 @@ export class NodeRedisAdapter implements RedisAdapter {
     } else {
       this.wait = async (n, ms) => Number(await this.#send(['WAIT', String(n), String(ms)], ''))
     }
+  }
+
+  /** Seen ready once: not ready while open then means it is reconnecting. */
+  #wasReady = false
+
+  isReconnecting(): boolean {
+    const { isOpen, isReady } = this.#client
+    if (isReady !== false) {
+      this.#wasReady ||= isReady === true
+      return false
+    }
+    return this.#wasReady && isOpen
   }
 
   evalsha(sha: string, keys: readonly string[], args: readonly string[]): Promise<unknown> {

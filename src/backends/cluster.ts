@@ -2,6 +2,7 @@ import calculateSlot from 'cluster-key-slot'
 import type { RedisAdapter } from '../adapters/adapter.js'
 import { BackendError, CrossSlotError, InvalidArgumentError } from '../errors.js'
 import { hashTag } from '../internal/keys.js'
+import { sanitizeError } from '../internal/sanitize.js'
 import { RELEASE_SHARDED, type ScriptOverrides } from '../scripts/index.js'
 import type {
   AttemptRequest,
@@ -102,12 +103,12 @@ export class ClusterBackend implements LockBackend {
     const slotMaster = this.#adapter.slotMaster?.bind(this.#adapter)
     if (!slotMaster) throw unsupportedReplicas('this Redis Cluster client', ack.replicas)
     const startedAt = performance.now()
-    const left = () => Math.max(1, request.validityMs - (performance.now() - startedAt))
+    const left = () => Math.max(1, request.timeoutMs - (performance.now() - startedAt))
     const slot = slotOf(request.keys[0] ?? '')
     for (let redirected = false; ; redirected = true) {
       const backend = await this.#masterBackend(slotMaster, slot, left())
       try {
-        return await backend.acquire({ ...request, validityMs: left() })
+        return await backend.acquire({ ...request, timeoutMs: left() })
       } catch (err) {
         const redirect = redirectOf(err)
         if (redirect === undefined) throw err
@@ -117,7 +118,7 @@ export class ClusterBackend implements LockBackend {
         // is not: the key may be on either node until the migration ends.
         const { keys, token } = request
         await this.#inner.release({ keys, token, publisherId: '' }, left()).catch(() => {})
-        if (redirect !== 'MOVED' || redirected || performance.now() - startedAt >= request.validityMs)
+        if (redirect !== 'MOVED' || redirected || performance.now() - startedAt >= request.timeoutMs)
           throw err
       }
     }
@@ -141,7 +142,9 @@ export class ClusterBackend implements LockBackend {
       master = await Promise.race([slotMaster(slot), late])
     } catch (err) {
       const text = err instanceof Error ? err.message : String(err)
-      throw new BackendError('acquire', `acquire failed: master of slot ${slot}: ${text}`, { cause: err })
+      throw new BackendError('acquire', `acquire failed: master of slot ${slot}: ${text}`, {
+        cause: sanitizeError(err),
+      })
     } finally {
       clearTimeout(timer)
     }

@@ -23,10 +23,16 @@ export interface ReplicaAck {
 /** One acquisition attempt, as a backend runs it. */
 export interface AttemptRequest extends S.AcquireRequest {
   /**
-   * How long the attempt may take: the lease's validity (its lifetime less the drift
-   * allowance), counted from when it is sent. A reply after that is useless.
+   * How long the attempt may take, counted from when it is sent: the attempt timeout,
+   * never more than the lease's validity (a reply after that is useless).
    */
-  readonly validityMs: number
+  readonly timeoutMs: number
+  /**
+   * The keys were held at this caller's previous attempt: go straight to the acquire
+   * script (which tries the SET itself) instead of a plain SET first, so a waiter's
+   * retry costs one request, not two.
+   */
+  readonly contended?: boolean | undefined
   /** Replica confirmation to wait for; none when absent. */
   readonly ack?: ReplicaAck | undefined
 }

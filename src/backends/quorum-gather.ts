@@ -1,4 +1,5 @@
 import type { NodeOutcome } from '../errors.js'
+import type { AttemptResult, ExtendStatus } from './lock-backend.js'
 
 /** What one node did with one request of a quorum operation. */
 export type Settled<T> =
@@ -64,4 +65,47 @@ export function summary<T>(
       return `node ${s.node} ${s.timedOut ? 'timed out' : 'failed'} (${text})`
     })
     .join('; ')
+}
+
+type AcquiredSettled = { node: number; ok: true; value: { acquired: true; fence: bigint | undefined } }
+type HeldSettled = { node: number; ok: true; value: { acquired: false; pttl: number; blockedIndex: number } }
+
+export function isAcquired(s: Settled<AttemptResult>): s is AcquiredSettled {
+  return s.ok && s.value.acquired
+}
+
+export function isHeld(s: Settled<AttemptResult>): s is HeldSettled {
+  return s.ok && !s.value.acquired
+}
+
+/**
+ * Contention: retry once `mustExpire` of the holding nodes could have expired
+ * (then a majority may be free), blocked on the key most nodes reported.
+ */
+export function contention(held: readonly HeldSettled[], mustExpire: number): AttemptResult {
+  const ttls = held
+    .map((s) => s.value.pttl)
+    .filter((t) => t >= 0)
+    .sort((a, b) => a - b)
+  const pttl = ttls.length === 0 ? -1 : (ttls[Math.min(Math.max(1, mustExpire), ttls.length) - 1] as number)
+  const votes = new Map<number, number>()
+  let blockedIndex = 0
+  let best = 0
+  for (const s of held) {
+    const v = (votes.get(s.value.blockedIndex) ?? 0) + 1
+    votes.set(s.value.blockedIndex, v)
+    if (v > best) [best, blockedIndex] = [v, s.value.blockedIndex]
+  }
+  return { acquired: false, pttl, blockedIndex }
+}
+
+export function acquireOutcome(s: Settled<AttemptResult>): NodeOutcome {
+  if (!s.ok) return failedOutcome(s)
+  return { node: s.node, outcome: s.value.acquired ? 'acquired' : 'held' }
+}
+
+/** For an extension: `acquired` = extended, `held` = the node no longer holds the lease for us. */
+export function extendOutcome(s: Settled<readonly (ExtendStatus | undefined)[]>, lease: number): NodeOutcome {
+  if (!s.ok) return failedOutcome(s)
+  return { node: s.node, outcome: s.value[lease] === 1 ? 'acquired' : 'held' }
 }

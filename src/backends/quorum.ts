@@ -11,7 +11,16 @@ import type {
   Subscriber,
 } from './lock-backend.js'
 import { unsupportedReplicas } from './lock-backend.js'
-import { failedOutcome, gather, type Settled, summary } from './quorum-gather.js'
+import {
+  acquireOutcome,
+  contention,
+  extendOutcome,
+  failedOutcome,
+  gather,
+  isAcquired,
+  isHeld,
+  summary,
+} from './quorum-gather.js'
 import { QuorumSubscriber } from './quorum-subscriber.js'
 
 /** One independent master: a single-node backend that can also name its server. */
@@ -98,7 +107,7 @@ export class QuorumBackend implements LockBackend {
   }
 
   async acquire(request: AttemptRequest): Promise<AttemptResult> {
-    const { keys, token, lifetimeMs, validityMs: timeoutMs, ack } = request
+    const { keys, token, lifetimeMs, timeoutMs, ack } = request
     // Redlock's masters are independent by design; replica confirmation per node is not
     // implemented (each node's WAIT would have to fit its per-node timeout).
     if (ack && ack.replicas > 0) throw unsupportedReplicas('a quorum of independent masters', ack.replicas)
@@ -113,7 +122,7 @@ export class QuorumBackend implements LockBackend {
     const ms = Math.min(perNode, left)
     const n = this.#nodes.length
     const mustFree = n - this.quorum + 1 // held this many: no majority is possible
-    const perNodeRequest: AttemptRequest = { ...request, validityMs: ms, ack: undefined }
+    const perNodeRequest: AttemptRequest = { ...request, timeoutMs: ms, ack: undefined }
     const attempts = this.#nodes.map((node) => node.acquire(perNodeRequest))
     try {
       return await gather(attempts, ms, (settled, pending) => {
@@ -170,39 +179,69 @@ export class QuorumBackend implements LockBackend {
     let lifetimeMs = Number.POSITIVE_INFINITY
     for (const lease of batch) lifetimeMs = Math.min(lifetimeMs, lease.lifetimeMs)
     const ms = nodeTimeoutMs(lifetimeMs, timeoutMs)
-    return gather(
-      this.#nodes.map((node) => node.extend(batch, ms)),
-      ms,
-      (settled, pending) => {
-        const failed = settled.filter((s) => !s.ok).length
-        const out: (ExtendStatus | undefined)[] = []
-        let decided = 0
-        for (let i = 0; i < batch.length; i++) {
-          let extended = 0
-          let stolen = 0
-          for (const s of settled) {
-            if (!s.ok) continue
-            if (s.value[i] === 1) extended++
-            else if (s.value[i] === -1) stolen++
-          }
-          if (extended >= this.quorum) out.push(1)
-          // Lost only if even the pending and the failed nodes could not have made a majority.
-          else if (extended + pending + failed < this.quorum) out.push(stolen >= this.quorum ? -1 : 0)
-          else if (pending > 0) return undefined
-          else {
-            out.push(undefined)
-            continue
-          }
-          decided++
+    const calls = this.#nodes.map((node) => node.extend(batch, ms))
+    const decided = gather(calls, ms, (settled, pending) => {
+      const failed = settled.filter((s) => !s.ok).length
+      const out: (ExtendStatus | undefined)[] = []
+      let decided = 0
+      for (let i = 0; i < batch.length; i++) {
+        let extended = 0
+        let stolen = 0
+        for (const s of settled) {
+          if (!s.ok) continue
+          if (s.value[i] === 1) extended++
+          else if (s.value[i] === -1) stolen++
         }
-        if (decided > 0 || batch.length === 0) return out
-        throw new QuorumError(
-          'extend',
-          `extend confirmed by fewer than the majority of ${this.quorum} of ${this.#nodes.length} nodes, too many failed to tell: ${summary(settled)}`,
-          settled.map((s) => extendOutcome(s, 0)),
-        )
-      },
+        if (extended >= this.quorum) out.push(1)
+        // Lost only if even the pending and the failed nodes could not have made a majority.
+        else if (extended + pending + failed < this.quorum) out.push(stolen >= this.quorum ? -1 : 0)
+        else if (pending > 0) return undefined
+        else {
+          out.push(undefined)
+          continue
+        }
+        decided++
+      }
+      if (decided > 0 || batch.length === 0) return out
+      throw new QuorumError(
+        'extend',
+        `extend confirmed by fewer than the majority of ${this.quorum} of ${this.#nodes.length} nodes, too many failed to tell: ${summary(settled)}`,
+        settled.map((s) => extendOutcome(s, 0)),
+      )
+    })
+    void decided.then(
+      (statuses) => this.#heal(batch, statuses, calls),
+      () => {},
     )
+    return decided
+  }
+
+  /**
+   * Re-creates a lease's keys on the nodes where they are missing (a node restarted
+   * empty, or lost them in a failover), once a majority confirmed the extension: no
+   * one else can hold a majority meanwhile, so the plain `SET NX` of an acquisition
+   * takes nothing from anybody. Without it a lock held across one-node-at-a-time
+   * restarts of every node would lose its majority at the last restart. Late answers
+   * count too; a heal that fails changes nothing (the node had no key of ours).
+   */
+  #heal(
+    batch: readonly ExtendRequest[],
+    statuses: readonly (ExtendStatus | undefined)[],
+    calls: readonly Promise<readonly (ExtendStatus | undefined)[]>[],
+  ): void {
+    for (const [n, call] of calls.entries()) {
+      call.then(
+        (onNode) => {
+          for (const [i, lease] of batch.entries()) {
+            if (statuses[i] !== 1 || onNode[i] !== 0) continue
+            const { keys, token, lifetimeMs } = lease
+            const timeoutMs = nodeTimeoutMs(lifetimeMs, lifetimeMs)
+            this.#nodes[n]?.acquire({ keys, token, lifetimeMs, timeoutMs, fencing: false }).catch(() => {})
+          }
+        },
+        () => {},
+      )
+    }
   }
 
   release(request: ReleaseRequest, timeoutMs: number): Promise<ReleaseResult> {
@@ -351,47 +390,4 @@ export function quorumBackendFor(
     )
   }
   return new QuorumBackend(clients.map(nodeFor))
-}
-
-type AcquiredSettled = { node: number; ok: true; value: { acquired: true; fence: bigint | undefined } }
-type HeldSettled = { node: number; ok: true; value: { acquired: false; pttl: number; blockedIndex: number } }
-
-function isAcquired(s: Settled<AttemptResult>): s is AcquiredSettled {
-  return s.ok && s.value.acquired
-}
-
-function isHeld(s: Settled<AttemptResult>): s is HeldSettled {
-  return s.ok && !s.value.acquired
-}
-
-/**
- * Contention: retry once `mustExpire` of the holding nodes could have expired
- * (then a majority may be free), blocked on the key most nodes reported.
- */
-function contention(held: readonly HeldSettled[], mustExpire: number): AttemptResult {
-  const ttls = held
-    .map((s) => s.value.pttl)
-    .filter((t) => t >= 0)
-    .sort((a, b) => a - b)
-  const pttl = ttls.length === 0 ? -1 : (ttls[Math.min(Math.max(1, mustExpire), ttls.length) - 1] as number)
-  const votes = new Map<number, number>()
-  let blockedIndex = 0
-  let best = 0
-  for (const s of held) {
-    const v = (votes.get(s.value.blockedIndex) ?? 0) + 1
-    votes.set(s.value.blockedIndex, v)
-    if (v > best) [best, blockedIndex] = [v, s.value.blockedIndex]
-  }
-  return { acquired: false, pttl, blockedIndex }
-}
-
-function acquireOutcome(s: Settled<AttemptResult>): NodeOutcome {
-  if (!s.ok) return failedOutcome(s)
-  return { node: s.node, outcome: s.value.acquired ? 'acquired' : 'held' }
-}
-
-/** For an extension: `acquired` = extended, `held` = the node no longer holds the lease for us. */
-function extendOutcome(s: Settled<readonly (ExtendStatus | undefined)[]>, lease: number): NodeOutcome {
-  if (!s.ok) return failedOutcome(s)
-  return { node: s.node, outcome: s.value[lease] === 1 ? 'acquired' : 'held' }
 }

@@ -26,7 +26,7 @@ export async function acquireConfirmed(
   const idBefore = connectionId(adapter)
   const result = await backend.attempt(request)
   if (result.acquired) {
-    await confirm(backend, request, ack, request.validityMs - (performance.now() - startedAt), idBefore)
+    await confirm(backend, request, ack, request.timeoutMs - (performance.now() - startedAt), idBefore)
   }
   return result
 }
@@ -34,7 +34,7 @@ export async function acquireConfirmed(
 /**
  * {@link acquireConfirmed} on a pooled client: on one lent connection, so the WAIT
  * counts the acquisition's write. Waiting for the connection counts against
- * `validityMs`; once that is gone nothing is sent.
+ * `timeoutMs`; once that is gone nothing is sent.
  */
 async function acquirePinned(
   backend: SingleNodeBackend,
@@ -44,14 +44,14 @@ async function acquirePinned(
   const startedAt = performance.now()
   const { runner } = backend
   const onLent = async (conn: RedisAdapter): Promise<AttemptResult> => {
-    const leftMs = request.validityMs - (performance.now() - startedAt)
+    const leftMs = request.timeoutMs - (performance.now() - startedAt)
     if (leftMs < 1)
-      throw new BackendError('acquire', `no connection within ${Math.round(request.validityMs)} ms`)
+      throw new BackendError('acquire', `no connection within ${Math.round(request.timeoutMs)} ms`)
     const lent = new SingleNodeBackend(new ScriptRunner(conn, runner.loaded), backend.scripts)
-    return acquireConfirmed(lent, { ...request, validityMs: leftMs })
+    return acquireConfirmed(lent, { ...request, timeoutMs: leftMs })
   }
   try {
-    return await runner.bounded(pinned(onLent), request.validityMs + WATCHDOG_SLACK_MS, 'acquire')
+    return await runner.bounded(pinned(onLent), request.timeoutMs + WATCHDOG_SLACK_MS, 'acquire')
   } catch (err) {
     backend.releaseQuietly({ keys: request.keys, token: request.token, publisherId: '' })
     throw toBackendError('acquire', err)

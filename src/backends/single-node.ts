@@ -1,4 +1,5 @@
 import type { RedisAdapter, Subscriber } from '../adapters/adapter.js'
+import { BackendError } from '../errors.js'
 import {
   ACQUIRE,
   ACQUIRED,
@@ -82,24 +83,28 @@ export class SingleNodeBackend implements LockBackend {
     return this.attempt(request)
   }
 
-  /** {@link SingleNodeBackend.acquire} without replica confirmation; `validityMs` bounds it. */
+  /** {@link SingleNodeBackend.acquire} without replica confirmation; `timeoutMs` bounds it. */
   async attempt(request: AttemptRequest): Promise<AttemptResult> {
-    const { keys, token, lifetimeMs, validityMs, fencing } = request
+    const { keys, token, lifetimeMs, timeoutMs, fencing } = request
+    if (this.adapter.isReconnecting?.()) {
+      // Nothing is sent: a command now would sit in the client's offline queue.
+      throw new BackendError('acquire', 'acquire failed: the client is reconnecting to Redis (not connected)')
+    }
     const startedAt = performance.now()
     const setNx = this.adapter.setNx
     try {
       const only = keys.length === 1 ? keys[0] : undefined
-      if (!fencing && only !== undefined && setNx) {
+      if (!fencing && only !== undefined && setNx && request.contended !== true) {
         const set = setNx.call(this.adapter, only, token, lifetimeMs)
-        if (await this.runner.bounded(set, validityMs, 'acquire')) return ACQUIRED
+        if (await this.runner.bounded(set, timeoutMs, 'acquire')) return ACQUIRED
       }
-      const left = Math.max(1, validityMs - (performance.now() - startedAt))
+      const left = Math.max(1, timeoutMs - (performance.now() - startedAt))
       return await this.runner.call(this.scripts.acquire, request, left, 'acquire')
     } catch (err) {
       // The request may have been applied (or may still be, from an offline queue):
       // release the token once it settles, in order on the same connection.
       this.releaseQuietly({ keys, token, publisherId: '' })
-      throw toBackendError('acquire', err)
+      throw toBackendError('acquire', err, [token])
     }
   }
 

@@ -13,6 +13,38 @@ export function abortableSleep(ms: number, signal: AbortSignal | undefined, ref 
   })
 }
 
+/** The callbacks waiting on each signal: one listener on the signal serves them all. */
+const watchers = new WeakMap<AbortSignal, Set<() => void>>()
+
+/**
+ * Calls `fn` once when `signal` aborts; returns the function that stops watching. A
+ * caller's signal is often shared by many acquisitions (a request's signal): one
+ * listener per signal, however many of them wait, so Node never warns of a leak
+ * (MaxListenersExceededWarning past ten listeners) and the caller's signal is left as
+ * it was when they are done.
+ */
+export function onAbort(signal: AbortSignal, fn: () => void): () => void {
+  let set = watchers.get(signal)
+  if (!set) {
+    const fns = new Set<() => void>()
+    set = fns
+    watchers.set(signal, fns)
+    signal.addEventListener(
+      'abort',
+      () => {
+        watchers.delete(signal)
+        for (const f of [...fns]) f()
+      },
+      { once: true },
+    )
+  }
+  const own = () => fn()
+  set.add(own)
+  return () => {
+    set.delete(own)
+  }
+}
+
 /**
  * Settles like `pending`, but rejects with the signal's reason if it aborts first;
  * `onAbandoned` then gets `pending`, to undo a success that arrives too late.
@@ -23,18 +55,17 @@ export function raceAbort<T>(
   onAbandoned: (late: Promise<T>) => void,
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
+    const stop = onAbort(signal, () => {
       reject(signal.reason)
       onAbandoned(pending)
-    }
-    signal.addEventListener('abort', onAbort, { once: true })
+    })
     pending.then(
       (r) => {
-        signal.removeEventListener('abort', onAbort)
+        stop()
         resolve(r)
       },
       (e: unknown) => {
-        signal.removeEventListener('abort', onAbort)
+        stop()
         reject(e)
       },
     )

@@ -45,12 +45,14 @@ describeMatrix('faults on the Redis server', (ctx) => {
       await sleep(LEASE * factor)
       ctx.server.resume()
       const [a, e] = await Promise.all([attempt, release])
-      assert.ok(a.at - pausedAt < LEASE + 300, `acquire settled after ${Math.round(a.at - pausedAt)} ms`)
+      // One attempt waits attemptTimeoutMs (a quarter of the lease), not the lease.
+      assert.ok(a.at - pausedAt < LEASE / 4 + 300, `acquire settled after ${Math.round(a.at - pausedAt)} ms`)
+      assert.equal(a.code, 'ERR_LOCK_BACKEND')
       assert.ok(e.at - pausedAt < LEASE * factor + LEASE + 300, 'extend settled too late')
       if (factor < 1) {
         assert.equal(lock.isHeld(), true, 'a short freeze must not cost the lock')
-        assert.equal(a.code, undefined)
-        await (a.value as Lock).release()
+        // The timed-out attempt is undone once Redis answers again.
+        await waitFor(async () => (await ctx.admin.exists(`stop-${factor}-other`)) === 0, { timeoutMs: 1500 })
       } else {
         assert.ok(
           abortedAt > 0 && abortedAt <= deadline + 30,
@@ -67,6 +69,86 @@ describeMatrix('faults on the Redis server', (ctx) => {
       await l.close()
     })
   }
+
+  test('Redis not answering: one tryAcquire is bounded by attemptTimeoutMs, not the lease', async () => {
+    const l = new Locker(await ctx.client(), { lifetimeMs: 3000 })
+    try {
+      ctx.server.pause()
+      const started = performance.now()
+      const err = await l.tryAcquire('unanswered').then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      const tookMs = performance.now() - started
+      assert.ok(err instanceof LockError && err.code === 'ERR_LOCK_BACKEND', String(err))
+      // Default attemptTimeoutMs: a quarter of the 3 s lease, 750 ms (was about the whole lease).
+      assert.ok(tookMs >= 700 && tookMs < 750 + 400, `took ${tookMs.toFixed(0)} ms`)
+    } finally {
+      ctx.server.resume()
+      await l.close()
+    }
+  })
+
+  // GLIDE exposes no connection state: its attempts are bounded by attemptTimeoutMs instead.
+  const noState = ctx.kind === 'valkey-glide' && 'GLIDE exposes no connection state'
+  test('a client that lost its connection: an attempt fails at once instead of waiting in the offline queue', {
+    skip: noState,
+  }, async () => {
+    const l = new Locker(await ctx.client(), { lifetimeMs: 3000 })
+    try {
+      const warm = await l.acquire('offline')
+      await warm.release()
+      await ctx.server.kill()
+      await sleep(300) // the client has noticed and is reconnecting
+      const started = performance.now()
+      const err = await l.tryAcquire('offline').then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      const tookMs = performance.now() - started
+      assert.ok(err instanceof LockError && err.code === 'ERR_LOCK_BACKEND', String(err))
+      assert.ok(tookMs < 200, `took ${tookMs.toFixed(0)} ms`)
+    } finally {
+      await ctx.server.restart()
+      await l.close()
+    }
+  })
+
+  test('an outage of ~1.5 s: waiters with a long retryTimeoutMs get the lock after the restart; a short one rejects with the last error in its bound', async (t) => {
+    const holder = new Locker(await ctx.client(), { lifetimeMs: 1000 })
+    const waiting = new Locker(await ctx.client(), { lifetimeMs: 1000, retryIntervalMs: 200 })
+    try {
+      const lock = await holder.acquire('outage')
+      const patient = waiting.acquire('outage', { retryTimeoutMs: 15_000 })
+      await sleep(100) // parked on the held key
+      await ctx.server.kill()
+      const startedShort = performance.now()
+      const impatient = waiting.acquire('outage-short', { retryTimeoutMs: 600 }).then(
+        () => undefined,
+        (err: unknown) => err,
+      )
+      const impatientErr = await impatient
+      const shortMs = performance.now() - startedShort
+      assert.ok(impatientErr instanceof LockError, String(impatientErr))
+      assert.equal(impatientErr.code, 'ERR_LOCK_BACKEND')
+      assert.ok(impatientErr.cause instanceof Error, 'the last error is the cause')
+      // retryTimeoutMs plus one attempt bound (250 ms here) and scheduling slack.
+      assert.ok(shortMs < 600 + 250 + 400, `rejected after ${shortMs.toFixed(0)} ms`)
+      await sleep(900)
+      await ctx.server.restart() // empty: the holder's key is gone
+      const startedAfter = performance.now()
+      const got = await patient
+      t.diagnostic(
+        `patient waiter got the lock ${(performance.now() - startedAfter).toFixed(0)} ms after the restart`,
+      )
+      assert.equal(got.isHeld(), true)
+      assert.equal(lock.isHeld(), false, 'the old holder knows it lost the key')
+      await got.release()
+    } finally {
+      await holder.close()
+      await waiting.close()
+    }
+  })
 
   test('Redis killed and restarted empty: the holder learns at its next extension; fences keep rising', async () => {
     const l = new Locker(await ctx.client(), { lifetimeMs: 1000, fencing: true })
@@ -118,7 +200,11 @@ describeMatrix('faults on the Redis server', (ctx) => {
     await l.close()
   })
 
-  test('a read-only replica answers READONLY: a backend error, never "acquired" or "busy"', async () => {
+  const glideSkip =
+    ctx.kind === 'valkey-glide' && 'GLIDE does not connect to an address that is only a replica'
+  test('a read-only replica answers READONLY: a backend error, never "acquired" or "busy"', {
+    skip: glideSkip,
+  }, async () => {
     const replica = await startRedis({ args: ['--replicaof', ctx.server.host, String(ctx.server.port)] })
     try {
       const l = new Locker(await ctx.client({ url: replica.url }))

@@ -57,7 +57,7 @@ describeMatrix('acquire paths', (ctx) => {
   test('a resent SET of our own that answers "not set" still counts as acquired (no orphaned lock)', async () => {
     const adapter = replayingSetNx(adapterFor(await ctx.client(), false))
     const backend = new SingleNodeBackend(adapter)
-    const attempt = { lifetimeMs: 2000, validityMs: 1900, fencing: false }
+    const attempt = { lifetimeMs: 2000, timeoutMs: 1900, fencing: false }
     const result = await backend.acquire({ keys: ['ap2:k'], token: 'tok-1', ...attempt })
     assert.deepEqual(result, { acquired: true, fence: undefined })
     assert.equal(await ctx.admin.get('ap2:k'), 'tok-1')

@@ -9,6 +9,7 @@ import {
   type Lock,
   type Locker,
 } from '../../src/index.js'
+import { releaseChannel } from '../../src/internal/keys.js'
 import { type LocalCluster, startCluster } from '../helpers/cluster.js'
 import { ClusterLockers } from '../helpers/cluster-clients.js'
 import { CLIENT_KINDS } from '../helpers/matrix.js'
@@ -225,8 +226,12 @@ describe('Redis Cluster', () => {
       })
 
       test('a multi-key lock whose keys are split by a migration (TRYAGAIN): contenders get null or ERR_LOCK_BACKEND, never the lock; held throughout', async (t) => {
-        const l = await locker({ lifetimeMs: 4000, extendIntervalMs: 500 })
-        const other = await locker({ lifetimeMs: 4000 })
+        // GLIDE retries TRYAGAIN itself until its request timeout (2 s here): each
+        // contender's attempt and the holder's extensions take that long, so its lease
+        // must outlast the three contenders.
+        const lifetimeMs = kind === 'valkey-glide' ? 12_000 : 4000
+        const l = await locker({ lifetimeMs, extendIntervalMs: 500 })
+        const other = await locker({ lifetimeMs })
         const tag = `{${p}split}`
         const keys = [`${tag}:a`, `${tag}:b`]
         const slot = calculateSlot(keys[0]!)
@@ -387,7 +392,11 @@ describe('Redis Cluster', () => {
           async () => (await Promise.all(cluster.nodes.map(ownerSeenBy))).every((p) => p === to.port),
           { timeoutMs: 10_000, message: 'every node to see the slot on its new master' },
         )
-        const lock = await l.acquire(key, { lifetimeMs: 5000, retryTimeoutMs: 0 })
+        // GLIDE follows the MOVED itself, so its CLIENT ID after WAIT is the new master's:
+        // the first attempt fails closed ("the connection changed") and the retry, on the
+        // refreshed map, succeeds.
+        const retryTimeoutMs = kind === 'valkey-glide' ? 3000 : 0
+        const lock = await l.acquire(key, { lifetimeMs: 5000, retryTimeoutMs })
         assert.ok((await movedCount()) > movedBefore, 'the old master answered MOVED (the map was stale)')
         assert.equal(await to.command('GET', key), lock.token, 'on the new master')
         assert.equal(await from.command('CLUSTER', 'COUNTKEYSINSLOT', String(slot)), 0, 'nothing left behind')
@@ -419,7 +428,7 @@ describe('Redis Cluster', () => {
         assert.ok(killed >= 1, 'the subscriber connection was killed')
         // The client re-subscribes; the waiter is told on its own and goes on waiting.
         await waitFor(async () => {
-          const n = (await master.command('PUBSUB', 'SHARDNUMSUB', `{${key}}:released`)) as unknown[]
+          const n = (await master.command('PUBSUB', 'SHARDNUMSUB', releaseChannel(key))) as unknown[]
           return Number(n[1]) >= 1
         })
         const releasedAt = performance.now()

@@ -20,7 +20,8 @@ function fields(flat: string[]): Record<string, string> {
   return out
 }
 
-for (const kind of CLIENT_KINDS) sentinelSuite(kind)
+// Valkey GLIDE has no Sentinel client.
+for (const kind of CLIENT_KINDS) if (kind !== 'valkey-glide') sentinelSuite(kind)
 
 function sentinelSuite(kind: ClientKind): void {
   describe(`Sentinel failover with replica-acknowledged locks [${kind}]`, () => {

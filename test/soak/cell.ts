@@ -38,6 +38,8 @@ export interface WorkerSpec {
   variant: Variant
   env?: Record<string, string>
   stallMs?: number
+  /** The Locker's attemptTimeoutMs (default: a quarter of the lease). */
+  attemptTimeoutMs?: number
   thinkMs?: number
   minRounds?: number
   maxRounds?: number
@@ -226,6 +228,10 @@ export class Cell {
       roundGapMs: spec?.roundGapMs ?? o.roundGapMs,
       thinkMs: spec?.thinkMs ?? o.thinkMs,
       ...(stallMs === undefined ? {} : { stallMs }),
+      ...(spec?.attemptTimeoutMs === undefined ? {} : { attemptTimeoutMs: spec.attemptTimeoutMs }),
+      // Two workers of every four drive the lock with Valkey GLIDE, the others with
+      // ioredis (control 3 stalls inside ioredis, so its workers stay on ioredis).
+      client: stallMs === undefined && slot.id % 4 >= 2 ? 'valkey-glide' : 'ioredis',
     }
     slot.worker = spawnWorker(WORKER_SCRIPT, [], { ...slot.env, SOAK_WORKER: JSON.stringify(cfg) })
     slot.holding.clear()

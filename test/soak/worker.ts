@@ -7,6 +7,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { GlideClient, Logger } from '@valkey/valkey-glide'
 import { Redis } from 'ioredis'
 import { type Lock, LockError, type Locker } from '../../src/index.js'
 import { createLocker } from '../../src/internal/testing.js'
@@ -43,6 +44,10 @@ export interface WorkerConfig {
   thinkMs: number
   /** Control 3 only: block the event loop this long whenever an acquire reply says "acquired". */
   stallMs?: number
+  /** The Locker's attemptTimeoutMs, when not the default. */
+  attemptTimeoutMs?: number
+  /** The client library of the lock connections (the store is always ioredis). */
+  client: 'ioredis' | 'valkey-glide'
 }
 
 /**
@@ -194,6 +199,32 @@ async function loop(locker: Locker, store: Redis, endAt: number): Promise<void> 
   }
 }
 
+/** A GLIDE client through the worker's proxy, retried like {@link connect}. */
+async function connectGlide(url: string): Promise<GlideClient> {
+  const { hostname, port } = new URL(url)
+  for (;;) {
+    const creating = GlideClient.createClient({
+      addresses: [{ host: hostname, port: Number(port) }],
+      requestTimeout: cfg.lifetimeMs,
+    })
+    try {
+      return await Promise.race([
+        creating,
+        sleep(2000).then(() => {
+          throw new Error('no GLIDE connection within 2 s')
+        }),
+      ])
+    } catch (err) {
+      log.write('error', { op: 'connect', url, ...errorFields(err) })
+      void creating.then(
+        (c) => c.close(),
+        () => {},
+      )
+      await sleep(100)
+    }
+  }
+}
+
 async function connect(url: string): Promise<Redis> {
   const client = new Redis(url, { lazyConnect: true, connectTimeout: 2000 })
   client.on('error', () => {})
@@ -211,15 +242,24 @@ async function connect(url: string): Promise<Redis> {
 }
 
 async function main(): Promise<void> {
-  log.write('start', { variant: cfg.variant, incarnation: cfg.incarnation })
+  log.write('start', { variant: cfg.variant, incarnation: cfg.incarnation, client: cfg.client })
+  if (cfg.client === 'valkey-glide') Logger.init('error')
   // Client settings like Locker.fromUrl's; built here because the broken variants
   // need the Locker's test seam.
-  const clients = await Promise.all(cfg.lockUrls.map(connect))
-  const client = clients[0] as Redis
-  if (cfg.stallMs !== undefined) stallOnAcquireReplies(client, cfg.stallMs)
+  const clients: (Redis | GlideClient)[] =
+    cfg.client === 'valkey-glide'
+      ? await Promise.all(cfg.lockUrls.map(connectGlide))
+      : await Promise.all(cfg.lockUrls.map(connect))
+  const client = clients[0] as Redis | GlideClient
+  if (cfg.stallMs !== undefined) stallOnAcquireReplies(client as Redis, cfg.stallMs)
   const store = new Redis(cfg.storeUrl)
   store.on('error', () => {})
-  const options = { lifetimeMs: cfg.lifetimeMs, extendIntervalMs: cfg.extendIntervalMs, fencing }
+  const options = {
+    lifetimeMs: cfg.lifetimeMs,
+    extendIntervalMs: cfg.extendIntervalMs,
+    fencing,
+    ...(cfg.attemptTimeoutMs === undefined ? {} : { attemptTimeoutMs: cfg.attemptTimeoutMs }),
+  }
   // Several URLs: a Redlock quorum over independent masters.
   const locker = createLocker(clients.length === 1 ? client : clients, options, internalsFor(cfg.variant))
   console.log('ready')
@@ -227,7 +267,10 @@ async function main(): Promise<void> {
   // Bounded, so a hanging close is reported as such instead of making a straggler.
   const closed = await Promise.race([locker.close().then(() => true), sleep(5000).then(() => false)])
   if (!closed) log.write('error', { op: 'close', code: 'TIMEOUT', message: 'locker.close() took over 5 s' })
-  for (const c of clients) c.disconnect()
+  for (const c of clients) {
+    if (c instanceof GlideClient) c.close()
+    else c.disconnect()
+  }
   store.disconnect()
   log.write('exit', {})
 }

@@ -113,7 +113,7 @@ describe('ClusterBackend', () => {
           keys: ['{t}a', '{t}b'],
           token: 'tok',
           lifetimeMs: 1000,
-          validityMs: 1000,
+          timeoutMs: 1000,
           fencing: false,
         }),
         (err: unknown) => err instanceof BackendError && err.operation === 'acquire',

@@ -46,6 +46,7 @@ describe('resolveLockOptions', () => {
       retryTimeoutMs: 1000,
       replicas: 0,
       replicaTimeoutMs: 500,
+      attemptTimeoutMs: 500,
       fencing: false,
     })
     assert.deepEqual(resolveLockOptions([undefined, {}]), { ...DEFAULTS })
@@ -60,6 +61,7 @@ describe('resolveLockOptions', () => {
       retryTimeoutMs: null,
       replicas: 0,
       replicaTimeoutMs: 1000,
+      attemptTimeoutMs: 1000,
       fencing: false,
     })
     assert.deepEqual(resolveLockOptions([locker, { lifetimeMs: 6000, retryTimeoutMs: 50 }]), {
@@ -69,6 +71,7 @@ describe('resolveLockOptions', () => {
       retryTimeoutMs: 50,
       replicas: 0,
       replicaTimeoutMs: 1000,
+      attemptTimeoutMs: 1000,
       fencing: false,
     })
   })
@@ -82,8 +85,23 @@ describe('resolveLockOptions', () => {
       retryTimeoutMs: null,
       replicas: 0,
       replicaTimeoutMs: 750,
+      attemptTimeoutMs: 750,
       fencing: false,
     })
+  })
+
+  test('attemptTimeoutMs: a quarter of the lease, at most 1 s, unless set; a bad value is rejected', () => {
+    assert.equal(resolveOne({ lifetimeMs: 400 }).attemptTimeoutMs, 100)
+    assert.equal(resolveOne({ lifetimeMs: 30_000 }).attemptTimeoutMs, 1000)
+    assert.equal(resolveOne({ attemptTimeoutMs: 50 }).attemptTimeoutMs, 50)
+    for (const [value, received] of [
+      [0, 'received 0'],
+      [-1, 'received -1'],
+      [1.5, 'received 1.5'],
+      ['100', 'received "100"'],
+    ] as const) {
+      rejects(() => resolveOne({ attemptTimeoutMs: value as never }), 'attemptTimeoutMs', received)
+    }
   })
 
   test('extendIntervalMs defaults to half of the lifetime it ends up with', () => {

@@ -51,7 +51,7 @@ class FakeNode implements QuorumNode {
     return Promise.resolve(this.runId)
   }
   acquire(request: AttemptRequest): Promise<AttemptResult> {
-    return this.#answer(this.acquireAnswer, request.validityMs)
+    return this.#answer(this.acquireAnswer, request.timeoutMs)
   }
   extend(_b: readonly ExtendRequest[], ms: number): Promise<ExtendStatus[]> {
     return this.#answer(this.extendAnswer, ms)
@@ -83,10 +83,10 @@ const attempt = (
   keys: string[],
   token: string,
   lifetimeMs: number,
-  validityMs: number,
+  timeoutMs: number,
   _ack?: undefined,
   fencing = false,
-): AttemptRequest => ({ keys, token, lifetimeMs, validityMs, fencing })
+): AttemptRequest => ({ keys, token, lifetimeMs, timeoutMs, fencing })
 
 const held = (pttl: number): AttemptResult => ({ acquired: false, pttl, blockedIndex: 0 })
 const lease: ExtendRequest = { keys: ['k'], token: 't', lifetimeMs: 1000 }
