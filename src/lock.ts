@@ -18,7 +18,7 @@ import type { Lease, Leases } from './leases.js'
 export interface Lock extends AsyncDisposable {
   /** The locked Redis keys, with the Locker's prefix. */
   readonly keys: readonly string[]
-  /** The random owner token stored in each key (128 bits, base64url). */
+  /** The random owner token stored in each key: `arl1.` and 128 random bits, base64url (27 characters). */
   readonly token: string
   /**
    * Fencing token, for locks acquired with `fencing: true`: strictly greater than the

@@ -207,10 +207,7 @@ export class Locker implements AsyncDisposable {
     checkOptionNames(options, ACQUIRE_OPTION_NAMES, 'acquire')
     const opts =
       options === undefined ? this.#resolvedDefaults : resolveLockOptions([this.#defaults, options])
-    const keys =
-      typeof keysIn === 'string' && keysIn.length > 0
-        ? [this.#prefix + keysIn]
-        : resolveKeys(keysIn, this.#prefix)
+    const keys = resolveKeys(keysIn, this.#prefix)
     this.#acquisition.checkKeys(keys)
     const signal = options?.signal
     if (signal !== undefined && !(signal instanceof AbortSignal)) {

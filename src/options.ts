@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from './errors.js'
 import { MAX_TIMER_MS } from './internal/clock.js'
+import { isReserved, RESERVED } from './internal/keys.js'
 
 /** Timing of one lock. Every duration is in milliseconds. */
 export interface LockOptions {
@@ -63,7 +64,7 @@ export interface LockOptions {
    * increases across the acquisitions of a key, for a protected resource to reject
    * writes from a holder whose lease ran out (see the README's Fencing section).
    * Costs a little per acquisition (a script with a server clock read and a
-   * high-water mark key, `{key}:fence`, kept for an hour after each acquisition);
+   * high-water mark key beside the lock key, kept for an hour after each acquisition);
    * without it a single-key acquisition is a plain `SET NX PX`. Reading `lock.fence`
    * of a lock acquired without fencing throws.
    * @default false
@@ -269,8 +270,18 @@ function resolveReplicas(
   return { replicas, replicaTimeoutMs: timeout }
 }
 
-/** Checks and normalises the keys of one acquisition (prefix applied). */
+/**
+ * Checks and normalises the keys of one acquisition (prefix applied). A key whose full
+ * name contains the companions' reserved namespace (see `internal/keys.ts`) is rejected:
+ * it could be another key's fence mark.
+ */
 export function resolveKeys(keys: unknown, prefix: string): string[] {
+  if (typeof keys === 'string' && keys.length > 0) {
+    // The common case: one key, no array to walk.
+    const full = prefix + keys
+    if (isReserved(full)) throw reservedKey(0, full)
+    return [full]
+  }
   const list = typeof keys === 'string' ? [keys] : keys
   if (!Array.isArray(list)) {
     throw new InvalidArgumentError(
@@ -294,16 +305,31 @@ export function resolveKeys(keys: unknown, prefix: string): string[] {
       throw new InvalidArgumentError('keys', `keys must be distinct; ${JSON.stringify(key)} appears twice`)
     }
     seen.add(key)
-    out.push(prefix + key)
+    const full = prefix + key
+    if (isReserved(full)) throw reservedKey(i, full)
+    out.push(full)
   }
   return out
 }
 
-/** Checks the Locker-wide prefix. */
+function reservedKey(i: number, full: string): InvalidArgumentError {
+  return new InvalidArgumentError(
+    'keys',
+    `keys[${i}] must not contain ${JSON.stringify(RESERVED)}, the namespace reserved for the lock's own fence marks and release channels; received ${describe(full)}`,
+  )
+}
+
+/** Checks the Locker-wide prefix; one that contains the companions' reserved namespace is rejected. */
 export function resolvePrefix(prefix: unknown): string {
   if (prefix === undefined) return ''
   if (typeof prefix !== 'string') {
     throw new InvalidArgumentError('prefix', `prefix must be a string; received ${describe(prefix)}`)
+  }
+  if (isReserved(prefix)) {
+    throw new InvalidArgumentError(
+      'prefix',
+      `prefix must not contain ${JSON.stringify(RESERVED)}, the namespace reserved for the lock's own fence marks and release channels; received ${describe(prefix)}`,
+    )
   }
   return prefix
 }

@@ -1,14 +1,45 @@
 /**
- * Names of the companion keys and channels that travel with a lock key.
+ * Names of the companion keys and channels that travel with a lock key: its fence
+ * mark and its release channel.
  *
- * On a Redis Cluster a script may only touch keys of one hash slot, so each
- * companion must hash exactly like its lock key. Redis hashes only the first
- * non-empty `{...}` section of a key when there is one; otherwise the whole key.
- * So a key that has a hash tag keeps it and gets a suffix; a key without one is
- * wrapped in braces, which makes its whole text the tag. The rare key that has a
- * `}` but no valid tag cannot be wrapped; it gets a plain suffix (fine on a single
- * node; the cluster backend checks slots before sending anything).
+ * Three rules shape them:
+ *
+ * - **Under the key's own prefix.** A companion starts with the lock key itself (or,
+ *   for a key with a `{` but no valid hash tag, with the part before that `{`), so
+ *   whatever prefix the key has, its companions have it too: an ACL limited to
+ *   `~app:*` / `&app:*` covers every key and channel of a Locker with prefix `app:`.
+ *   The names depend on the full key only, never on how it splits into prefix and
+ *   name, so every process (a Locker with another prefix, the CLI, which has none)
+ *   finds the same fence mark and channel for the same key.
+ * - **In the key's hash slot.** On a Redis Cluster a script may only touch keys of one
+ *   slot. Redis hashes the first non-empty `{...}` section of a key when there is one,
+ *   otherwise the whole key. A key that has a hash tag keeps it first and gets a
+ *   suffix; a key without one gets its whole text as the tag of its companion, after
+ *   the namespace. The rare key that has a `}` but no valid tag cannot be given
+ *   itself as a tag; it gets a plain suffix (fine on a single node; the cluster
+ *   backend rejects such keys before sending anything).
+ * - **In a reserved namespace.** Every companion contains {@link RESERVED}, which no
+ *   lock key may contain (`resolveKeys` rejects it), so a lock key never collides with
+ *   a companion, and companions of distinct keys are distinct.
+ *
+ * Layout, for a lock key K:
+ *
+ * - K has a valid hash tag, or a `}` without one:   `K` NS kind
+ * - otherwise:                                      `H` NS kind `:{K}`
+ *   (H is K up to its first `{`, all of K when it has none)
+ *
+ * with NS = {@link RESERVED} (`"\0arl:"`) and kind `fence` or `released`. For the prefix
+ * `app:` and the key `x`: `app:x\0arl:fence:{app:x}` and `app:x\0arl:released:{app:x}`;
+ * for `app:{x}`: `app:{x}\0arl:fence`.
  */
+
+/**
+ * The namespace of companion keys and channels: a NUL byte, then `arl:`. A lock key (the
+ * prefix included) that contains it is rejected. Starting with a character that does not
+ * occur again in it, it cannot overlap itself, so its first occurrence in a companion
+ * is always where the lock key's part ends.
+ */
+export const RESERVED = '\u0000arl:'
 
 /** The hash tag Redis Cluster would use for `key`, or `undefined` when it hashes the whole key. */
 export function hashTag(key: string): string | undefined {
@@ -19,17 +50,24 @@ export function hashTag(key: string): string | undefined {
   return key.slice(open + 1, close)
 }
 
-function base(key: string): string {
-  if (hashTag(key) !== undefined || key.includes('}')) return key
-  return `{${key}}`
+/** True when `key` (a full lock key, prefix included) lies in the companions' namespace. */
+export function isReserved(key: string): boolean {
+  return key.includes(RESERVED)
 }
 
-/** The key that stores the fencing high-water mark of `key`. */
+function companion(key: string, kind: string): string {
+  if (hashTag(key) !== undefined || key.includes('}')) return `${key}${RESERVED}${kind}`
+  const open = key.indexOf('{')
+  const head = open === -1 ? key : key.slice(0, open)
+  return `${head}${RESERVED}${kind}:{${key}}`
+}
+
+/** The key that stores the fencing high-water mark of `key` (a full lock key). */
 export function fenceKey(key: string): string {
-  return `${base(key)}:fence`
+  return companion(key, 'fence')
 }
 
-/** The pub/sub channel on which releases of `key` are announced. */
+/** The pub/sub channel on which releases of `key` (a full lock key) are announced. */
 export function releaseChannel(key: string): string {
-  return `${base(key)}:released`
+  return companion(key, 'released')
 }

@@ -1,9 +1,31 @@
 import { fenceKey } from '../internal/keys.js'
-import { TOKEN_LENGTH } from '../internal/token.js'
+import { LUA_TOKEN_PATTERN, STORED_TOKEN, TOKEN_LENGTH } from '../internal/token.js'
 import { typedScript, unexpectedReply } from './script.js'
 
 /** How long fence marks outlive their lock key: long enough to ride out a server clock step back. */
 export const FENCE_MARK_TTL_MS = 3_600_000
+
+/**
+ * Lua: `ours(v)` is true for a value of our stored format (`arl1.` and 22 base64url
+ * characters, then the waiting mark `!` or nothing), false for anything else: values
+ * other software wrote, and 0.1.0's tokens (22 characters, no version prefix).
+ */
+export const LUA_OURS = `
+local function ours(v)
+  local n = #v
+  if n == ${TOKEN_LENGTH + 1} and string.byte(v, n) == 33 then
+    v = string.sub(v, 1, ${TOKEN_LENGTH})
+  elseif n ~= ${TOKEN_LENGTH} then
+    return false
+  end
+  return string.find(v, '${LUA_TOKEN_PATTERN}') ~= nil
+end
+`
+
+/** Lua: the error reply for the key (a Lua expression) holding a string value that is not ours. */
+export function luaNotALock(key: string): string {
+  return `redis.error_reply('NOTALOCK lock key ' .. ${key} .. ' holds a value this library did not write (another application, or another stored format such as 0.1.0): not a lock')`
+}
 
 /** One attempt at taking every key of a lock at once. */
 export interface AcquireRequest {
@@ -44,14 +66,18 @@ export type AttemptResult =
  * Returns      {1, fence} when all keys were free and are now ours; fence is a decimal
  *              string: max(previous mark + 1, server TIME in µs), stored back as the
  *              mark. {1} without fencing.
- *              {0, pttl, i} when key i is held; pttl is its remaining ms (-1: no TTL).
- * Errors       WRONGTYPE when a lock key holds a non-string value.
+ *              {0, pttl, i} when key i is held (it holds another owner's token, of our
+ *              format); pttl is its remaining ms (-1: no TTL).
+ * Errors       WRONGTYPE when a lock key holds a non-string value; NOTALOCK when it
+ *              holds a string that is not of our format (see {@link LUA_OURS}). Both
+ *              say "not a lock"; keys taken before it are deleted again. Never contention.
  * Replays      a key already holding ARGV[1] counts as taken: tokens are unique per
  *              attempt, so only a resent copy of this same request (or of the plain
  *              SET that preceded it) can have set it.
  * Waiting mark a held key that blocks the attempt gets '!' appended to its holder's
- *              token (once; only a lease-like value: a token's length with a TTL), so the
- *              holder's release knows someone waits and publishes. Every script that
+ *              token (once, and only with a TTL; a value not of our format is never
+ *              written to), so the holder's release knows someone waits and
+ *              publishes. Every script that
  *              compares tokens accepts both forms. An unmarked release sends no message:
  *              nobody outside the holder's own Locker can be waiting (every waiter's
  *              failed attempt went through this script and marked the holder).
@@ -62,7 +88,7 @@ export type AttemptResult =
  */
 export const ACQUIRE = typedScript<AcquireRequest, AttemptResult>(
   'acquire',
-  `
+  `${LUA_OURS}
 local fenced = ARGV[3] ~= '0'
 local n = fenced and #KEYS / 2 or #KEYS
 for i = 1, n do
@@ -73,6 +99,7 @@ for i = 1, n do
       if type(v) == 'table' and v.err then
         return redis.error_reply('WRONGTYPE lock key ' .. KEYS[i] .. ' holds a non-string value, not a lock')
       end
+      if not ours(v) then return ${luaNotALock('KEYS[i]')} end
       local pttl = redis.call('PTTL', KEYS[i])
       -- Mark the holder's token: someone waits, so its release must announce itself.
       if pttl > 0 and #v == ${TOKEN_LENGTH} then redis.call('APPEND', KEYS[i], '!') end
@@ -118,7 +145,10 @@ function decodeAttempt(reply: unknown): AttemptResult {
   throw unexpectedReply('acquire', reply)
 }
 
-/** A holder's token as stored, less the '!' a waiter appends (see {@link ACQUIRE}). */
+/**
+ * A holder's token as stored, less the '!' a waiter appends (see {@link ACQUIRE}). Only a
+ * value of our format loses it; any other value is returned as it is.
+ */
 export function withoutWaitingMark(stored: string): string {
-  return stored.length === TOKEN_LENGTH + 1 && stored.endsWith('!') ? stored.slice(0, -1) : stored
+  return stored.length === TOKEN_LENGTH + 1 && STORED_TOKEN.test(stored) ? stored.slice(0, -1) : stored
 }

@@ -25,6 +25,9 @@ function decodeStatuses(reply: unknown): ExtendStatus[] {
  * ARGV[1]      number of leases m
  * ARGV[2..]    per lease: token, lease length in ms, number of keys
  * Returns      m integers: 1 extended, 0 a key was gone, -1 a key has another owner
+ *              (another value, or a value of another type: that key alone is
+ *              affected, the other leases of the batch are extended as usual)
+ * Errors       any error of reading a key other than WRONGTYPE (the whole batch)
  * Cluster      one call per slot group; every key of the call in one slot.
  *
  * A multi-key lease is extended only if all its keys are still ours; otherwise
@@ -40,7 +43,11 @@ for l = 1, tonumber(ARGV[1]) do
   local token, ms, nk = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
   local status = 1
   for i = k, k + nk - 1 do
-    local v = redis.call('GET', KEYS[i])
+    local v = redis.pcall('GET', KEYS[i])
+    if type(v) == 'table' then
+      if not string.find(v.err, '^WRONGTYPE') then return v end
+      status = -1 break
+    end
     if v ~= token and v ~= token .. '!' then
       if v then status = -1 break end
       status = 0
@@ -75,7 +82,8 @@ return out
  * KEYS         one lock key per lease
  * ARGV[1]      lease length in ms, for all
  * ARGV[2..]    the token of each lease, in KEYS order
- * Returns      one integer per lease, as EXTEND
+ * Returns      one integer per lease, as EXTEND (a key of another type: -1)
+ * Errors       as EXTEND
  */
 export const EXTEND_UNIFORM = typedScript<readonly ExtendRequest[], ExtendStatus[]>(
   'extend-uniform',
@@ -83,7 +91,11 @@ export const EXTEND_UNIFORM = typedScript<readonly ExtendRequest[], ExtendStatus
 local out = {}
 local ms = ARGV[1]
 for i = 1, #KEYS do
-  local v = redis.call('GET', KEYS[i])
+  local v = redis.pcall('GET', KEYS[i])
+  if type(v) == 'table' then
+    if not string.find(v.err, '^WRONGTYPE') then return v end
+    v = true -- another type: another owner
+  end
   if v == ARGV[i + 1] or v == ARGV[i + 1] .. '!' then
     redis.call('PEXPIRE', KEYS[i], ms)
     out[i] = 1

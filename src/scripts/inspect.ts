@@ -1,5 +1,5 @@
 import { fenceKey } from '../internal/keys.js'
-import { withoutWaitingMark } from './acquire.js'
+import { LUA_OURS, luaNotALock, withoutWaitingMark } from './acquire.js'
 import { typedScript, unexpectedReply } from './script.js'
 
 /** What `inspect` reads about one key. */
@@ -18,15 +18,17 @@ export interface KeyState {
  * KEYS[1]      lock key; KEYS[2] its fence-mark key
  * Returns      {token or false, pttl, fence mark or false}; the token as stored, with
  *              the waiting mark '!' if a waiter set one (the decoder strips it)
- * Errors       WRONGTYPE when the key holds a non-string value (as ACQUIRE says it)
+ * Errors       WRONGTYPE when the key holds a non-string value, NOTALOCK when it holds a
+ *              string not of our format (as ACQUIRE says them: "not a lock")
  */
 export const INSPECT = typedScript<{ readonly key: string }, KeyState>(
   'inspect',
-  `
+  `${LUA_OURS}
 local v = redis.pcall('GET', KEYS[1])
 if type(v) == 'table' and v.err then
   return redis.error_reply('WRONGTYPE lock key ' .. KEYS[1] .. ' holds a non-string value, not a lock')
 end
+if v and not ours(v) then return ${luaNotALock('KEYS[1]')} end
 return {v, redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[2])}
 `,
   ({ key }) => ({ keys: [key, fenceKey(key)], args: [] }),

@@ -23,7 +23,12 @@ function releaseSource(publish: 'PUBLISH' | 'SPUBLISH'): string {
 local n = 0
 local heard = 0
 for i = 1, #KEYS do
-  local v = redis.call('GET', KEYS[i])
+  local v = redis.pcall('GET', KEYS[i])
+  if type(v) == 'table' then
+    -- Another type: not ours, left alone (the other keys are still released).
+    if not string.find(v.err, '^WRONGTYPE') then return v end
+    v = false
+  end
   if v == ARGV[1] or v == ARGV[1] .. '!' then
     redis.call('DEL', KEYS[i])
     n = n + 1
@@ -67,6 +72,7 @@ function releaseScript(
  * ARGV[3..]    the release channel of each key, in KEYS order
  * Returns      {deleted, receivers}: how many keys were deleted (0: nothing of ours was
  *              left) and how many subscribers got the announcements (waiters exist).
+ *              A key of another type is not ours: left alone, like another owner's.
  * Cluster      PUBLISH is broadcast over the cluster bus to every node; the cluster
  *              backend uses {@link RELEASE_SHARDED} instead.
  */

@@ -4,8 +4,10 @@ import type { RedisAdapter } from '../../src/adapters/adapter.js'
 import { adapterFor } from '../../src/adapters/detect.js'
 import { SingleNodeBackend } from '../../src/backends/single-node.js'
 import { Locker } from '../../src/index.js'
-import { ACQUIRE, EXTEND, EXTEND_UNIFORM, INSPECT, RELEASE } from '../../src/scripts/index.js'
+import { fenceKey, releaseChannel } from '../../src/internal/keys.js'
+import { ACQUIRE, EXTEND, EXTEND_UNIFORM, INSPECT, MEMORY_POLICY, RELEASE } from '../../src/scripts/index.js'
 import { describeMatrix } from '../helpers/matrix.js'
+import { waitFor } from '../helpers/wait.js'
 
 /**
  * An adapter whose SET NX PX is applied by Redis but answers "not set": what a client
@@ -27,9 +29,17 @@ function replayingSetNx(inner: RedisAdapter): RedisAdapter {
   }
 }
 
+/** A token of our stored format made of one repeated character (`arl1.` and 22 characters). */
+const tok = (c: string) => `arl1.${c.repeat(22)}`
+
 describeMatrix('acquire paths', (ctx) => {
   test('without fencing one key is a plain SET NX PX; the script runs only when it finds the key taken', async () => {
     const l = new Locker(await ctx.client(), { prefix: 'ap1:' })
+    // The Locker's one-time eviction check (a script, on its first acquisition) first.
+    await (await l.acquire('warm-up')).release()
+    await waitFor(
+      async () => ((await ctx.admin.call('SCRIPT', 'EXISTS', MEMORY_POLICY.sha)) as number[])[0] === 1,
+    )
     const before = await ctx.admin.info('commandstats')
     const count = (info: string, cmd: string) =>
       Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(info)?.[1] ?? 0)
@@ -48,7 +58,7 @@ describeMatrix('acquire paths', (ctx) => {
     await lock.release()
     const fenced = await l.acquire('k', { fencing: true })
     assert.equal(typeof fenced.fence, 'bigint')
-    assert.equal(await ctx.admin.exists('{ap1:k}:fence'), 1)
+    assert.equal(await ctx.admin.exists(fenceKey('ap1:k')), 1)
     await fenced.release()
     assert.ok(performance.now() - started < 2000)
     await l.close()
@@ -58,22 +68,22 @@ describeMatrix('acquire paths', (ctx) => {
     const adapter = replayingSetNx(adapterFor(await ctx.client(), false))
     const backend = new SingleNodeBackend(adapter)
     const attempt = { lifetimeMs: 2000, timeoutMs: 1900, fencing: false }
-    const result = await backend.acquire({ keys: ['ap2:k'], token: 'tok-1', ...attempt })
+    const result = await backend.acquire({ keys: ['ap2:k'], token: tok('1'), ...attempt })
     assert.deepEqual(result, { acquired: true, fence: undefined })
-    assert.equal(await ctx.admin.get('ap2:k'), 'tok-1')
+    assert.equal(await ctx.admin.get('ap2:k'), tok('1'))
     // Somebody else's token is contention, with the holder's TTL.
-    const other = await backend.acquire({ keys: ['ap2:k'], token: 'tok-2', ...attempt })
+    const other = await backend.acquire({ keys: ['ap2:k'], token: tok('2'), ...attempt })
     assert.equal(other.acquired, false)
     assert.ok(!other.acquired && other.pttl > 1500 && other.pttl <= 2000, JSON.stringify(other))
-    assert.equal(await ctx.admin.get('ap2:k'), 'tok-1')
+    assert.equal(await ctx.admin.get('ap2:k'), `${tok('1')}!`, 'marked by the blocked attempt')
   })
 
   test('the acquire script with and without fence marks', async () => {
-    await ctx.admin.set('ap3:k', 'mine', 'PX', 5000)
+    await ctx.admin.set('ap3:k', tok('m'), 'PX', 5000)
     // A key holding our token counts as taken (replay) and gets the new lease.
-    assert.deepEqual(await ctx.admin.eval(ACQUIRE.source, 1, 'ap3:k', 'mine', '9000', '0'), [1])
+    assert.deepEqual(await ctx.admin.eval(ACQUIRE.source, 1, 'ap3:k', tok('m'), '9000', '0'), [1])
     assert.ok((await ctx.admin.pttl('ap3:k')) > 8000)
-    const held = (await ctx.admin.eval(ACQUIRE.source, 1, 'ap3:k', 'theirs', '9000', '0')) as unknown[]
+    const held = (await ctx.admin.eval(ACQUIRE.source, 1, 'ap3:k', tok('t'), '9000', '0')) as unknown[]
     assert.equal(held[0], 0)
     assert.equal(held[2], 1)
     // Fenced: lock keys then their mark keys; the mark is written and the fence returned.
@@ -81,17 +91,25 @@ describeMatrix('acquire paths', (ctx) => {
       ACQUIRE.source,
       2,
       'ap3:f',
-      '{ap3:f}:fence',
-      't',
+      fenceKey('ap3:f'),
+      tok('t'),
       '9000',
       '60000',
     )) as [number, string]
     assert.equal(fenced[0], 1)
-    assert.equal(await ctx.admin.get('{ap3:f}:fence'), fenced[1])
+    assert.equal(await ctx.admin.get(fenceKey('ap3:f')), fenced[1])
     // Several keys without fencing: all or none, no mark keys.
-    assert.deepEqual(await ctx.admin.eval(ACQUIRE.source, 2, 'ap3:a', 'ap3:b', 't', '9000', '0'), [1])
-    assert.equal(await ctx.admin.exists('{ap3:a}:fence', '{ap3:b}:fence'), 0)
-    const partial = (await ctx.admin.eval(ACQUIRE.source, 2, 'ap3:c', 'ap3:a', 'u', '9000', '0')) as unknown[]
+    assert.deepEqual(await ctx.admin.eval(ACQUIRE.source, 2, 'ap3:a', 'ap3:b', tok('t'), '9000', '0'), [1])
+    assert.equal(await ctx.admin.exists(fenceKey('ap3:a'), fenceKey('ap3:b')), 0)
+    const partial = (await ctx.admin.eval(
+      ACQUIRE.source,
+      2,
+      'ap3:c',
+      'ap3:a',
+      tok('u'),
+      '9000',
+      '0',
+    )) as unknown[]
     assert.equal(partial[0], 0)
     assert.equal(await ctx.admin.exists('ap3:c'), 0, 'rolled back')
   })
@@ -149,33 +167,41 @@ describeMatrix('acquire paths', (ctx) => {
   })
 
   test('waiting mark in the scripts: replay and both extension scripts accept it; foreign values are never marked', async () => {
-    const tok = 'A'.repeat(22)
-    await ctx.admin.set('ap6:k', tok, 'PX', 5000)
-    const blocked = (await ctx.admin.eval(
-      ACQUIRE.source,
-      1,
-      'ap6:k',
-      'B'.repeat(22),
-      '9000',
-      '0',
-    )) as unknown[]
+    const a = tok('A')
+    await ctx.admin.set('ap6:k', a, 'PX', 5000)
+    const blocked = (await ctx.admin.eval(ACQUIRE.source, 1, 'ap6:k', tok('B'), '9000', '0')) as unknown[]
     assert.equal(blocked[0], 0)
-    assert.equal(await ctx.admin.get('ap6:k'), `${tok}!`)
+    assert.equal(await ctx.admin.get('ap6:k'), `${a}!`)
     // A replayed request of the marked holder itself still counts as taken.
-    assert.deepEqual(await ctx.admin.eval(ACQUIRE.source, 1, 'ap6:k', tok, '9000', '0'), [1])
-    assert.deepEqual(await ctx.admin.eval(EXTEND_UNIFORM.source, 1, 'ap6:k', '9000', tok), [1])
-    assert.deepEqual(await ctx.admin.eval(EXTEND.source, 1, 'ap6:k', '1', tok, '9000', '1'), [1])
-    const [stored] = (await ctx.admin.eval(INSPECT.source, 2, 'ap6:k', '{ap6:k}:fence')) as [string]
-    assert.equal(stored, `${tok}!`)
-    assert.deepEqual(await ctx.admin.eval(RELEASE.source, 1, 'ap6:k', tok, 'me', '{ap6:k}:released'), [1, 0])
-    // Not lease-like: no TTL, or not 22 characters. Blocked, but left as they are.
-    await ctx.admin.set('ap6:forever', 'C'.repeat(22))
-    await ctx.admin.set('ap6:short', 'someone', 'PX', 5000)
-    for (const key of ['ap6:forever', 'ap6:short']) {
-      const r = (await ctx.admin.eval(ACQUIRE.source, 1, key, 'B'.repeat(22), '9000', '0')) as unknown[]
-      assert.equal(r[0], 0)
+    assert.deepEqual(await ctx.admin.eval(ACQUIRE.source, 1, 'ap6:k', a, '9000', '0'), [1])
+    assert.deepEqual(await ctx.admin.eval(EXTEND_UNIFORM.source, 1, 'ap6:k', '9000', a), [1])
+    assert.deepEqual(await ctx.admin.eval(EXTEND.source, 1, 'ap6:k', '1', a, '9000', '1'), [1])
+    const [stored] = (await ctx.admin.eval(INSPECT.source, 2, 'ap6:k', fenceKey('ap6:k'))) as [string]
+    assert.equal(stored, `${a}!`)
+    assert.deepEqual(
+      await ctx.admin.eval(RELEASE.source, 1, 'ap6:k', a, 'me', releaseChannel('ap6:k')),
+      [1, 0],
+    )
+    // Ours without a TTL: blocked (pttl -1), but not marked.
+    await ctx.admin.set('ap6:forever', tok('C'))
+    const r = (await ctx.admin.eval(ACQUIRE.source, 1, 'ap6:forever', tok('B'), '9000', '0')) as unknown[]
+    assert.deepEqual(r, [0, -1, 1])
+    assert.equal(await ctx.admin.get('ap6:forever'), tok('C'))
+    // Not ours (another application's value, 0.1.0's 22-character token): an error, and left as they are.
+    const foreign: [string, string][] = [
+      ['ap6:short', 'someone'],
+      ['ap6:old', 'C'.repeat(22)],
+      ['ap6:old-marked', `${'C'.repeat(22)}!`],
+      ['ap6:unprefixed', 'C'.repeat(27)],
+    ]
+    for (const [key, value] of foreign) {
+      await ctx.admin.set(key, value, 'PX', 5000)
+      await assert.rejects(
+        ctx.admin.eval(ACQUIRE.source, 1, key, tok('B'), '9000', '0'),
+        /^ReplyError: NOTALOCK .*not a lock/,
+      )
+      await assert.rejects(ctx.admin.eval(INSPECT.source, 2, key, fenceKey(key)), /NOTALOCK .*not a lock/)
+      assert.equal(await ctx.admin.get(key), value)
     }
-    assert.equal(await ctx.admin.get('ap6:forever'), 'C'.repeat(22))
-    assert.equal(await ctx.admin.get('ap6:short'), 'someone')
   })
 })

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { releaseChannel } from '../../src/internal/keys.js'
 import { killQuietly, onProcessExit } from '../helpers/cleanup.js'
 import { Worker } from '../helpers/processes.js'
 import { getFreePort, type RedisServer, startRedis } from '../helpers/redis-server.js'
@@ -13,6 +14,9 @@ import { waitFor } from '../helpers/wait.js'
 // The CLI is tested as users get it: the built dist/esm/cli/main.js, run by node.
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const CLI = join(root, 'dist/esm/cli/main.js')
+/** Another owner's token, in the stored format (`arl1.` and 22 base64url characters). */
+const OTHER = `arl1.${'o'.repeat(22)}`
+const STUCK = `arl1.${'s'.repeat(22)}`
 
 const live = new Set<Worker>()
 onProcessExit(() => {
@@ -88,7 +92,7 @@ describe('command line', () => {
   })
 
   test('not acquired: 75, and the command is never started', async () => {
-    await server.command('SET', 'busy', 'someone-else', 'PX', 20_000)
+    await server.command('SET', 'busy', OTHER, 'PX', 20_000)
     const marker = join(dir, 'started')
     const touch = nodeCmd(`require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'x')`)
     const once = cli(['run', '--key', 'busy', '--no-wait', '--', ...touch])
@@ -99,14 +103,14 @@ describe('command line', () => {
   })
 
   test('a signal while waiting ends the wait without starting the command', async () => {
-    await server.command('SET', 'held', 'someone-else', 'PX', 20_000)
+    await server.command('SET', 'held', OTHER, 'PX', 20_000)
     const marker = join(dir, 'never')
     const touch = nodeCmd(`require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'x')`)
     const run = cli(['run', '--key', 'held', '--wait', '20s', '--', ...touch])
     // Waiting means subscribed to the key's release channel: interrupt only then.
     await waitFor(
       async () => {
-        const reply = (await server.command('PUBSUB', 'NUMSUB', '{held}:released')) as [string, number]
+        const reply = (await server.command('PUBSUB', 'NUMSUB', releaseChannel('held'))) as [string, number]
         return reply[1] >= 1
       },
       { timeoutMs: 10_000, message: 'the CLI to wait on the release channel' },
@@ -114,11 +118,11 @@ describe('command line', () => {
     run.kill('SIGINT')
     assert.equal(await status(run), 128 + 2)
     assert.equal(existsSync(marker), false)
-    assert.equal(await server.command('GET', 'held'), 'someone-else')
+    assert.equal(await server.command('GET', 'held'), `${OTHER}!`, 'still held (and marked by the waiter)')
   })
 
   test('no status line when stderr is not a terminal', async () => {
-    await server.command('SET', 'quiet', 'someone-else', 'PX', 20_000)
+    await server.command('SET', 'quiet', OTHER, 'PX', 20_000)
     const run = cli(['run', '--key', 'quiet', '--wait', '1600ms', '--', 'true'])
     assert.equal(await status(run), 75)
     assert.doesNotMatch(run.stderrText(), /waiting for|\r/)
@@ -201,23 +205,23 @@ describe('command line', () => {
   })
 
   test('inspect --json and release --force', async () => {
-    await server.command('SET', 'stuck', 'tok-123', 'PX', 60_000)
+    await server.command('SET', 'stuck', STUCK, 'PX', 60_000)
     const inspected = cli(['inspect', 'stuck', '--json'])
     assert.equal(await status(inspected), 0)
     const state = JSON.parse(inspected.stdoutLines().join('\n'))
     assert.equal(state.key, 'stuck')
     assert.equal(state.isHeld, true)
-    assert.equal(state.token, 'tok-123')
+    assert.equal(state.token, STUCK)
     assert.ok(state.remainingMs > 50_000 && state.remainingMs <= 60_000)
 
     const refused = cli(['release', 'stuck'])
     assert.equal(await status(refused), 64)
     assert.match(refused.stderrText(), /--force/)
-    assert.equal(await server.command('GET', 'stuck'), 'tok-123')
+    assert.equal(await server.command('GET', 'stuck'), STUCK)
 
     const released = cli(['release', 'stuck', '--force'])
     assert.equal(await status(released), 0)
-    assert.match(released.stdoutLines().join('\n'), /removed stuck: token tok-123/)
+    assert.match(released.stdoutLines().join('\n'), new RegExp(`removed stuck: token ${STUCK}`))
     assert.equal(await server.command('EXISTS', 'stuck'), 0)
     assert.equal(await status(cli(['release', 'stuck', '--force'])), 1)
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type Lock, type LockError, Locker, LockLostError } from '../../src/index.js'
+import { fenceKey } from '../../src/internal/keys.js'
 import { rejectsWith } from '../helpers/assertions.js'
 import { describeMatrix } from '../helpers/matrix.js'
 
@@ -24,7 +25,7 @@ describeMatrix('core lock', (ctx) => {
     assert.ok(lock.isHeld())
     // Without fencing: no token to read, and no fence-mark key written.
     assert.throws(() => lock.fence, { code: 'ERR_LOCK_INVALID_ARGUMENT', argument: 'fencing' })
-    assert.equal(await ctx.admin.exists('{t1:k}:fence'), 0)
+    assert.equal(await ctx.admin.exists(fenceKey('t1:k')), 0)
     assert.ok(lock.token.length >= 22)
     assert.equal(await lock.release(), true)
     assert.equal(await lock.release(), false)

@@ -139,19 +139,14 @@ function sentinelSuite(kind: ClientKind): void {
       // by the release there, or by the retry the subscriber's reconnect triggers
       // (ioredis: up to its 2 s reconnect back-off), never by its 20 s TTL or 60 s retry
       // interval. A retry that meets the failover itself (its client not reconnected
-      // yet) ends the wait with ERR_LOCK_BACKEND, as any backend failure does.
+      // yet) is a transient failure: ridden out within its retryTimeoutMs, never the end.
       const released2At = performance.now()
       assert.equal(await held2.release(), true)
-      try {
-        const got2 = await earlyWaiter
-        const took2 = performance.now() - released2At
-        t.diagnostic(`pre-failover waiter got the key ${Math.round(took2)} ms after its release`)
-        assert.ok(took2 < 10_000, `the pre-failover waiter waited ${Math.round(took2)} ms`)
-        assert.equal(await got2.release(), true)
-      } catch (error) {
-        assert.ok(error instanceof BackendError, String(error))
-        t.diagnostic(`pre-failover waiter: ${error.code} (${error.message})`)
-      }
+      const got2 = await earlyWaiter
+      const took2 = performance.now() - released2At
+      t.diagnostic(`pre-failover waiter got the key ${Math.round(took2)} ms after its release`)
+      assert.ok(took2 < 10_000, `the pre-failover waiter waited ${Math.round(took2)} ms`)
+      assert.equal(await got2.release(), true)
       await early.close()
       await other.close()
       await holder.close()

@@ -59,7 +59,7 @@ describeMatrix('wake-ups and batching', (ctx) => {
   test('a lock freed by expiry (no release message) is picked up within the holder’s TTL', async () => {
     const l = await locker()
     // A holder that vanished without releasing: only the TTL frees the key.
-    await ctx.admin.set('w2', 'crashed-holder', 'PX', 400)
+    await ctx.admin.set('w2', `arl1.${'c'.repeat(22)}`, 'PX', 400)
     const started = performance.now()
     const lock = await l.acquire('w2', { retryIntervalMs: 5000, retryTimeoutMs: 5000 })
     const took = performance.now() - started

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import calculateSlot from 'cluster-key-slot'
 import fc from 'fast-check'
-import { fenceKey, hashTag, releaseChannel } from '../../src/internal/keys.js'
+import { InvalidArgumentError } from '../../src/errors.js'
+import { fenceKey, hashTag, isReserved, RESERVED, releaseChannel } from '../../src/internal/keys.js'
+import { resolveKeys, resolvePrefix } from '../../src/options.js'
 
 /**
  * The part of a key Redis Cluster hashes, transcribed from `keyHashSlot` in Redis's
@@ -107,14 +109,77 @@ describe('hashTag', () => {
   })
 })
 
+/** Both companions of `key`. */
+function companions(key: string): [string, string] {
+  return [fenceKey(key), releaseChannel(key)]
+}
+
+/** A prefix as an application would pick one: no braces, or a complete hash tag. */
+const plainPrefix = fc.string({ unit: fc.constantFrom('a', 'p', ':', '-', '.', '/', 'ü'), maxLength: 8 })
+const prefix = fc.oneof(
+  plainPrefix,
+  fc
+    .tuple(
+      plainPrefix,
+      plainPrefix.filter((t) => t.length > 0),
+    )
+    .map(([p, t]) => `${p}{${t}}:`),
+)
+
 describe('fenceKey and releaseChannel', () => {
-  test('names', () => {
-    assert.equal(fenceKey('job'), '{job}:fence')
-    assert.equal(releaseChannel('job'), '{job}:released')
-    assert.equal(fenceKey('{t}job'), '{t}job:fence')
-    assert.equal(releaseChannel('{t}job'), '{t}job:released')
-    assert.equal(fenceKey('a{b'), '{a{b}:fence')
+  test('names: the lock key (its part before any "{"), the reserved namespace, the kind, the key as tag', () => {
+    assert.equal(RESERVED, '\u0000arl:')
+    assert.equal(fenceKey('job'), 'job\u0000arl:fence:{job}')
+    assert.equal(releaseChannel('job'), 'job\u0000arl:released:{job}')
+    assert.equal(fenceKey('app:x'), 'app:x\u0000arl:fence:{app:x}')
+    assert.equal(releaseChannel('app:x'), 'app:x\u0000arl:released:{app:x}')
+    assert.equal(fenceKey('{t}job'), '{t}job\u0000arl:fence')
+    assert.equal(releaseChannel('{t}job'), '{t}job\u0000arl:released')
+    assert.equal(fenceKey('app:{x}'), 'app:{x}\u0000arl:fence')
+    assert.equal(fenceKey('a{b'), 'a\u0000arl:fence:{a{b}')
     assert.notEqual(fenceKey('job'), releaseChannel('job'))
+  })
+
+  test('every companion starts with the prefix of its key (an ACL such as ~app:* &app:* covers them)', () => {
+    for (const key of ['x', '{x}', 'x{y}z', 'a{b', 'a}b', 'a{}b', 'orders:42', 'ü€😀']) {
+      for (const p of ['app:', '', '{app}:', 'my.app/']) {
+        for (const c of companions(p + key)) assert.ok(c.startsWith(p), `${JSON.stringify(c)} under ${p}`)
+      }
+    }
+  })
+
+  test("property: companions start with the prefix and share the key's slot, whatever the prefix", () => {
+    fc.assert(
+      fc.property(prefix, keyWithoutClose, (p, key) => {
+        const full = p + key
+        fc.pre(oracleAgreesWithRedis(full))
+        for (const c of companions(full)) assert.ok(c.startsWith(p), JSON.stringify(c))
+        assertSameSlot(full)
+      }),
+      { numRuns: 2000 },
+    )
+    fc.assert(
+      fc.property(prefix, keyWithTag, (p, key) => {
+        const full = p + key
+        for (const c of companions(full)) assert.ok(c.startsWith(p), JSON.stringify(c))
+        assertSameSlot(full)
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
+  test("a prefix with a hash tag: the companions' first tag is the prefix's, as the key's", () => {
+    for (const key of ['x', 'a{b}', 'a{b', '{y}']) {
+      const full = `{app}:${key}`
+      assert.equal(hashTag(full), 'app')
+      for (const c of companions(full)) assert.equal(hashTag(c), 'app', c)
+    }
+  })
+
+  test('the names depend on the full key only (a Locker with another prefix, the CLI, find the same)', () => {
+    // resolveKeys('x', 'app:') and resolveKeys('app:x', '') name the same key.
+    assert.deepEqual(resolveKeys('x', 'app:'), resolveKeys('app:x', ''))
+    assert.equal(fenceKey(resolveKeys('x', 'app:')[0] as string), fenceKey('app:x'))
   })
 
   test('same slot as the key: no tag', () => {
@@ -132,8 +197,8 @@ describe('fenceKey and releaseChannel', () => {
   })
 
   test('a key with an empty {} tag and no other } keeps a plain suffix (documented)', () => {
-    assert.equal(fenceKey('a{}b'), 'a{}b:fence')
-    assert.equal(releaseChannel('a{}b'), 'a{}b:released')
+    assert.equal(fenceKey('a{}b'), 'a{}b\u0000arl:fence')
+    assert.equal(releaseChannel('a{}b'), 'a{}b\u0000arl:released')
   })
 
   // Known limitation (documented in keys.ts and the README's Redis Cluster section):
@@ -144,8 +209,8 @@ describe('fenceKey and releaseChannel', () => {
   test('known limitation: a key with an empty {} tag gets companions in another slot (documented)', () => {
     for (const key of ['a{}b', '{}', 'foo{}{bar']) {
       assert.equal(hashTag(key), undefined, key)
-      assert.equal(fenceKey(key), `${key}:fence`)
-      assert.equal(releaseChannel(key), `${key}:released`)
+      assert.equal(fenceKey(key), `${key}${RESERVED}fence`)
+      assert.equal(releaseChannel(key), `${key}${RESERVED}released`)
       assert.notEqual(slot(fenceKey(key)), slot(key), `fenceKey(${JSON.stringify(key)})`)
       assert.notEqual(slot(releaseChannel(key)), slot(key), `releaseChannel(${JSON.stringify(key)})`)
     }
@@ -168,24 +233,72 @@ describe('fenceKey and releaseChannel', () => {
     )
   })
 
-  test('property: companions of distinct keys are distinct within each naming scheme', () => {
-    const wrapped = keyWithoutClose.filter((k) => hashTag(k) === undefined)
-    for (const arb of [wrapped, keyWithTag]) {
-      fc.assert(
-        fc.property(arb, arb, (a, b) => {
-          fc.pre(a !== b)
-          assert.notEqual(fenceKey(a), fenceKey(b))
-          assert.notEqual(releaseChannel(a), releaseChannel(b))
-        }),
-        { numRuns: 1000 },
-      )
-    }
+  test('property: companions of distinct keys are distinct, across naming schemes', () => {
+    const key = fc.oneof(anyKey, keyWithTag, keyWithoutClose)
+    fc.assert(
+      fc.property(key, key, (a, b) => {
+        fc.pre(a !== b)
+        assert.notEqual(fenceKey(a), fenceKey(b))
+        assert.notEqual(releaseChannel(a), releaseChannel(b))
+      }),
+      { numRuns: 3000 },
+    )
+    // Once the same names (fixed): a key and the same text in braces.
+    assert.notEqual(fenceKey('a'), fenceKey('{a}'))
+    assert.notEqual(releaseChannel('a'), releaseChannel('{a}'))
+    // The text after the namespace cannot be forged by a key either.
+    assert.notEqual(fenceKey('x'), fenceKey('x{x}'))
   })
 
-  test('known overlap: a key and the same text in braces share companions', () => {
-    // Harmless for safety (a shared fence mark stays monotonic for both keys; a shared
-    // channel only causes spurious wake-ups), but worth knowing.
-    assert.equal(fenceKey('a'), fenceKey('{a}'))
-    assert.equal(releaseChannel('a'), releaseChannel('{a}'))
+  test('property: no lock key is a companion: every companion is in the reserved namespace, which keys may not use', () => {
+    fc.assert(
+      fc.property(prefix, anyKey, (p, key) => {
+        const full = p + key
+        for (const c of companions(full)) {
+          assert.ok(isReserved(c))
+          assert.throws(() => resolveKeys(c, ''), InvalidArgumentError)
+        }
+      }),
+      { numRuns: 1000 },
+    )
+  })
+})
+
+describe('the reserved namespace', () => {
+  const rejects = (fn: () => unknown, argument: string, ...parts: string[]) =>
+    assert.throws(fn, (err) => {
+      assert.ok(err instanceof InvalidArgumentError, String(err))
+      assert.equal(err.code, 'ERR_LOCK_INVALID_ARGUMENT')
+      assert.equal(err.argument, argument)
+      for (const part of parts) assert.ok(err.message.includes(part), `${err.message} lacks ${part}`)
+      return true
+    })
+
+  test('a lock key in it is rejected, naming the namespace: the key itself, in an array, or made with the prefix', () => {
+    const named = JSON.stringify(RESERVED)
+    rejects(() => resolveKeys(fenceKey('y'), ''), 'keys', named, 'reserved', 'keys[0]')
+    rejects(() => resolveKeys(['a', releaseChannel('y')], 'p:'), 'keys', named, 'keys[1]')
+    rejects(() => resolveKeys(`x${RESERVED}fence`, 'app:'), 'keys', named)
+    // The prefix ends with part of it, the key starts with the rest.
+    rejects(() => resolveKeys('arl:fence', 'app:\u0000'), 'keys', named)
+    rejects(() => resolveKeys(['arl:x'], 'app:\u0000'), 'keys', named)
+    rejects(() => resolvePrefix(`app:${RESERVED}`), 'prefix', named)
+    // Near misses are ordinary keys.
+    assert.deepEqual(resolveKeys(['y:fence', '{y}:fence', 'arl:x', 'a\u0000b'], ''), [
+      'y:fence',
+      '{y}:fence',
+      'arl:x',
+      'a\u0000b',
+    ])
+    assert.equal(resolvePrefix('app:\u0000'), 'app:\u0000')
+  })
+
+  test("the old layout's names are ordinary keys now and collide with nothing", () => {
+    // 0.1.0 stored the fence mark of y at {y}:fence, which a lock on "{y}:fence" overwrote.
+    for (const key of ['{y}:fence', '{y}:released']) {
+      assert.deepEqual(resolveKeys(key, ''), [key])
+      assert.notEqual(fenceKey('y'), key)
+      assert.notEqual(fenceKey(key), fenceKey('y'))
+    }
   })
 })

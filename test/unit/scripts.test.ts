@@ -15,7 +15,9 @@ import {
   withSource,
 } from '../../src/scripts/index.js'
 
-const token = 'A'.repeat(22)
+const token = `arl1.${'A'.repeat(22)}`
+/** The reserved namespace of companion keys (internal/keys.ts). */
+const NS = '\u0000arl:'
 
 describe('scripts: encode and decode (pure, no Redis)', () => {
   test('ACQUIRE: lock keys, then fence marks only with fencing; ARGV token, lease, mark TTL or 0', () => {
@@ -24,7 +26,7 @@ describe('scripts: encode and decode (pure, no Redis)', () => {
       args: [token, '2000', '0'],
     })
     assert.deepEqual(ACQUIRE.encode({ keys: ['a', '{t}b'], token, lifetimeMs: 500, fencing: true }), {
-      keys: ['a', '{t}b', '{a}:fence', '{t}b:fence'],
+      keys: ['a', '{t}b', `a${NS}fence:{a}`, `{t}b${NS}fence`],
       args: [token, '500', String(FENCE_MARK_TTL_MS)],
     })
   })
@@ -73,11 +75,11 @@ describe('scripts: encode and decode (pure, no Redis)', () => {
   test('RELEASE: ARGV token, publisher, then one release channel per key (in its slot)', () => {
     assert.deepEqual(RELEASE.encode({ keys: ['k'], token, publisherId: 'me' }), {
       keys: ['k'],
-      args: [token, 'me', '{k}:released'],
+      args: [token, 'me', `k${NS}released:{k}`],
     })
     assert.deepEqual(RELEASE_SHARDED.encode({ keys: ['{u}a', 'b'], token, publisherId: '' }), {
       keys: ['{u}a', 'b'],
-      args: [token, '', '{u}a:released', '{b}:released'],
+      args: [token, '', `{u}a${NS}released`, `b${NS}released:{b}`],
     })
     assert.deepEqual(RELEASE.decode([1, 2]), { removed: 1, receivers: 2 })
     assert.throws(
@@ -89,17 +91,33 @@ describe('scripts: encode and decode (pure, no Redis)', () => {
   })
 
   test('INSPECT: the key and its fence mark; the waiting mark is stripped, a missing key is null', () => {
-    assert.deepEqual(INSPECT.encode({ key: 'k' }), { keys: ['k', '{k}:fence'], args: [] })
+    assert.deepEqual(INSPECT.encode({ key: 'k' }), { keys: ['k', `k${NS}fence:{k}`], args: [] })
+    assert.deepEqual(INSPECT.encode({ key: 'app:x' }), {
+      keys: ['app:x', `app:x${NS}fence:{app:x}`],
+      args: [],
+    })
     assert.deepEqual(INSPECT.decode([`${token}!`, 900, '42']), { token, pttl: 900, fence: 42n })
     assert.deepEqual(INSPECT.decode([null, -2, null]), { token: null, pttl: -2, fence: null })
     assert.throws(() => INSPECT.decode('x'), BackendError)
   })
 
-  test('the waiting mark: only a token-length value ending in "!" loses its last character', () => {
+  test('the waiting mark: only a value of our format ending in "!" loses its last character', () => {
     assert.equal(withoutWaitingMark(`${token}!`), token)
     assert.equal(withoutWaitingMark(token), token)
     assert.equal(withoutWaitingMark('short!'), 'short!')
     assert.equal(withoutWaitingMark(`${token}!!`), `${token}!!`)
+    // 0.1.0's format (22 characters, 23 marked) and a token's length without the prefix: not ours.
+    const old = 'A'.repeat(22)
+    assert.equal(withoutWaitingMark(`${old}!`), `${old}!`)
+    assert.equal(withoutWaitingMark(`${'A'.repeat(27)}!`), `${'A'.repeat(27)}!`)
+  })
+
+  test('EXTEND, EXTEND_UNIFORM and RELEASE read each key with redis.pcall: only a WRONGTYPE key is affected', () => {
+    for (const s of [EXTEND, EXTEND_UNIFORM, RELEASE, RELEASE_SHARDED]) {
+      assert.doesNotMatch(s.source, /redis\.call\('GET'/, s.name)
+      assert.match(s.source, /redis\.pcall\('GET', KEYS\[i\]\)/, s.name)
+      assert.match(s.source, /'\^WRONGTYPE'/, s.name)
+    }
   })
 
   test('SERVER_ID decodes a string and rejects anything else', () => {
