@@ -153,8 +153,10 @@ export class Locker implements AsyncDisposable {
 
   /**
    * Reads a key's lock state without changing it.
-   * @throws BackendError `ERR_LOCK_BACKEND` when Redis fails, or the key holds a
-   * non-string value (not a lock).
+   * @throws BackendError `ERR_LOCK_BACKEND` when Redis fails, or the key holds a value
+   * this library did not write (another type, or a string not of its stored format):
+   * "not a lock".
+   * @throws InvalidArgumentError `ERR_LOCK_INVALID_ARGUMENT` for anything but one key.
    */
   async inspect(key: string): Promise<KeyInspection> {
     this.#throwIfClosed()
