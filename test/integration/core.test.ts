@@ -15,6 +15,33 @@ describeMatrix('core lock', (ctx) => {
   const locker = async (options?: ConstructorParameters<typeof Locker>[1]) =>
     new Locker(await ctx.client(), options)
 
+  test('release() after locker.close() resolves false (the Locker released it)', async () => {
+    // Its own connection, closed by close(): the release cannot even be sent.
+    const l = await Locker.fromUrl(ctx.url, { prefix: 'cl:' })
+    const lock = await l.acquire('k')
+    await l.close()
+    assert.equal(await lock.release(), false)
+    assert.equal(await ctx.admin.exists('cl:k'), 0, 'close released it')
+    await lock[Symbol.asyncDispose]()
+  })
+
+  test('extend() racing release() resolves (nothing to extend), never "expired"; extend after release too', async () => {
+    const l = await locker({ prefix: 'er:' })
+    const lock = await l.acquire('k', { lifetimeMs: 2000 })
+    const [extended, released] = await Promise.allSettled([lock.extend(), lock.release()])
+    assert.equal(extended.status, 'fulfilled', String((extended as PromiseRejectedResult).reason))
+    assert.deepEqual(released, { status: 'fulfilled', value: true })
+    await lock.extend()
+    assert.equal(lock.signal.aborted, false, 'a release is not a loss')
+    await l.close()
+  })
+
+  test('inspect takes one key: an array rejects with ERR_LOCK_INVALID_ARGUMENT', async () => {
+    const l = await locker()
+    await rejectsWith(l.inspect(['a', 'b'] as unknown as string), 'ERR_LOCK_INVALID_ARGUMENT')
+    await l.close()
+  })
+
   test('acquire stores the token with the lease as TTL; release deletes it once', async () => {
     const l = await locker({ prefix: 't1:' })
     const lock = await l.acquire('k', { lifetimeMs: 3000 })

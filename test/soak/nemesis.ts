@@ -128,6 +128,11 @@ export function planFaults(
       case 'worker-kill':
         fault.durationMs = Math.round(rng.range(100, 400))
         break
+      case 'redis-restart':
+        // An outage: down for 1 to 2 s, then back empty. Waiters ride it out within
+        // their retryTimeoutMs (3 s) and get the keys after the restart.
+        fault.durationMs = Math.round(rng.range(1000, 2000))
+        break
       default:
         break
     }
@@ -139,7 +144,7 @@ export function planFaults(
     faults.push({
       at: Math.round(Math.min(t, windowMs - 1000)),
       kind: 'redis-restart',
-      durationMs: 0,
+      durationMs: 1000,
       pick: 0,
     })
   }
@@ -209,7 +214,9 @@ export async function inject(cell: Cell, fault: Fault): Promise<void> {
       break
     }
     case 'redis-restart': {
-      log.write('fault-start', base)
+      log.write('fault-start', { ...base, downMs: fault.durationMs })
+      await lock.kill()
+      await sleep(fault.durationMs)
       await lock.restart()
       break
     }
