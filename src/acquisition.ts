@@ -75,7 +75,7 @@ export class Acquisition {
   readonly #yields: HandoffYield
   /** Identifies this Locker's own release messages. */
   readonly #id = newToken()
-  /** Aborted on close; read, never listened to (Waiters.close() ends every wait). */
+  /** Aborted on close; waits end through Waiters.close(), a backoff listens to it. */
   readonly #closed = new AbortController()
   readonly #cleanups = new Set<Promise<unknown>>()
   /** Locks acquired. */
@@ -143,7 +143,15 @@ export class Acquisition {
           firstWait = 0
           if (outcome === 'woken') wokenOn = watched
           this.#throwIfStopped(signal)
-          if (outcome === 'deadline') throw timedOut()
+          // A timeout shorter than one retry interval (0: "one attempt") still gets its
+          // attempt; after a longer one, the first local waiter has attempted on this
+          // process's behalf meanwhile, and a burst of final attempts is what queueing avoids.
+          if (
+            outcome === 'deadline' &&
+            (attempts > 0 || (opts.retryTimeoutMs ?? 0) >= opts.retryIntervalMs)
+          ) {
+            throw timedOut()
+          }
         }
         // The caller may have given up while we waited or subscribed: never attempt then.
         this.#throwIfStopped(signal)
@@ -158,9 +166,14 @@ export class Acquisition {
           done()
         } catch (err) {
           done()
+          this.#throwIfStopped(signal)
           // Redis failing is not contention: only a transient failure (a restart, a
           // failover, a lost connection, no reply in time) is tried again, with backoff.
-          if (single || !isTransient(err)) throw err
+          if (single || !isTransient(err)) {
+            // Newcomers queued behind this attempt: let them see for themselves.
+            waiters.wakeOne(watched)
+            throw err
+          }
           failures++
           const now = this.#clock.now()
           const backoff = backoffMs(failures, opts.retryIntervalMs)
@@ -178,7 +191,10 @@ export class Acquisition {
         const blocked = keys[result.blockedIndex] ?? watched
         // Blocked on the key it was woken for: the attempt marked that key's new holder.
         if (blocked === wokenOn) wokenOn = undefined
-        if (single) return null
+        if (single) {
+          waiters.wakeOne(watched) // newcomers queued behind this attempt go on waiting themselves
+          return null
+        }
         const now = this.#clock.now()
         if (now >= giveUpAt) throw timedOut()
         if (blocked !== watched) {
@@ -338,6 +354,7 @@ export class Acquisition {
 
   /** Sleeps `ms` (a backoff), ended early by the caller's signal or close. Never rejects. */
   #pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    if (this.isClosed || signal?.aborted) return Promise.resolve()
     return new Promise<void>((resolve) => {
       const stops: (() => void)[] = []
       const done = () => {

@@ -92,7 +92,8 @@ class Entry implements Lease {
 /**
  * The one owner of every lease's state, and the Locker's one extension scheduler.
  *
- * A lease goes held → released or held → lost, never back: only this class changes
+ * A lease goes held → released or held → lost (a lost lease may still be released,
+ * which frees what is left of it in Redis), never back to held: only this class changes
  * it, and it checks the deadline against the monotonic clock on every read, so a
  * lease past its deadline is lost even before a timer ran. One timer is set for the
  * earliest moment that matters (the next extension due or the next deadline); when it

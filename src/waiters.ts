@@ -42,10 +42,11 @@ const SUBSCRIBE_BACKOFF_MS = 5000
  * Wake-ups on release. One subscriber connection per Locker, opened on first
  * need and closed when no key has waiters; per key a local FIFO queue. A release
  * message wakes one waiter, not all: only one of them could win anyway, so a
- * handoff costs one attempt per process instead of a thundering herd. Every wait
- * is also bounded by a timer (the holder's remaining TTL or the retry interval), so
- * a lost message, a dropped connection or an expiry without a release costs at
- * most that bound.
+ * handoff costs one attempt per process instead of a thundering herd. The first
+ * waiter of each key is also bounded by a timer (the holder's remaining TTL or the
+ * retry interval), so a lost message, a dropped connection or an expiry without a
+ * release costs at most that bound; the others wait their turn behind it (and for
+ * their own give-up time), so a held key costs one attempt per bound and process.
  */
 export class Waiters {
   readonly #backend: LockBackend
@@ -296,6 +297,9 @@ export class Waiters {
     q.linger = this.#clock.setTimer(() => {
       q.linger = undefined
       if (q.waiters.length > 0 || q.subscribing) return
+      // A waiter of the key is attempting (it left the queue for that): keep the queue,
+      // its generation and subscription, or a release during the attempt goes unseen.
+      if (this.#attempting.has(q.key)) return this.#scheduleLinger(q)
       this.#queues.delete(q.key)
       this.#byChannel.delete(q.channel)
       if (q.subscription === 'active') this.#subscriber?.unsubscribe(q.channel).catch(() => {})

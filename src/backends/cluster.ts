@@ -58,7 +58,7 @@ function redirectOf(err: unknown): 'MOVED' | 'ASK' | undefined {
  * The lock on a Redis Cluster. Every lock's keys (and their companion keys) live in one
  * slot, so each acquisition, release and inspection is one script call that the client
  * routes by its first key, following MOVED/ASK itself; script running, timeouts and
- * error wrapping are the single-node {@link Backend}'s. What differs: keys are checked
+ * error wrapping are the single-node {@link SingleNodeBackend}'s. What differs: keys are checked
  * for one slot before sending, extension batches are split per slot, and releases are
  * announced with SPUBLISH to subscribers of the key's own shard.
  *

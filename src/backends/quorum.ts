@@ -1,4 +1,4 @@
-import { BackendError, InvalidArgumentError, type NodeOutcome, QuorumError } from '../errors.js'
+import { BackendError, InvalidArgumentError, QuorumError } from '../errors.js'
 import type {
   AttemptRequest,
   AttemptResult,
@@ -21,6 +21,7 @@ import {
   isHeld,
   summary,
 } from './quorum-gather.js'
+import { Healer } from './quorum-heal.js'
 import { QuorumSubscriber } from './quorum-subscriber.js'
 
 /** One independent master: a single-node backend that can also name its server. */
@@ -82,6 +83,7 @@ const RECHECK_MS = 1000
 export class QuorumBackend implements LockBackend {
   readonly #nodes: readonly QuorumNode[]
   readonly quorum: number
+  readonly #healer = new Healer()
   /** Per node: its run_id; null when its ACL refuses the question (never asked again). */
   readonly #runIds: (string | null | undefined)[]
   #identifying: Promise<void> | undefined
@@ -210,41 +212,14 @@ export class QuorumBackend implements LockBackend {
       )
     })
     void decided.then(
-      (statuses) => this.#heal(batch, statuses, calls),
+      (statuses) => this.#healer.heal(this.#nodes, batch, statuses, calls),
       () => {},
     )
     return decided
   }
 
-  /**
-   * Re-creates a lease's keys on the nodes where they are missing (a node restarted
-   * empty, or lost them in a failover), once a majority confirmed the extension: no
-   * one else can hold a majority meanwhile, so the plain `SET NX` of an acquisition
-   * takes nothing from anybody. Without it a lock held across one-node-at-a-time
-   * restarts of every node would lose its majority at the last restart. Late answers
-   * count too; a heal that fails changes nothing (the node had no key of ours).
-   */
-  #heal(
-    batch: readonly ExtendRequest[],
-    statuses: readonly (ExtendStatus | undefined)[],
-    calls: readonly Promise<readonly (ExtendStatus | undefined)[]>[],
-  ): void {
-    for (const [n, call] of calls.entries()) {
-      call.then(
-        (onNode) => {
-          for (const [i, lease] of batch.entries()) {
-            if (statuses[i] !== 1 || onNode[i] !== 0) continue
-            const { keys, token, lifetimeMs } = lease
-            const timeoutMs = nodeTimeoutMs(lifetimeMs, lifetimeMs)
-            this.#nodes[n]?.acquire({ keys, token, lifetimeMs, timeoutMs, fencing: false }).catch(() => {})
-          }
-        },
-        () => {},
-      )
-    }
-  }
-
   release(request: ReleaseRequest, timeoutMs: number): Promise<ReleaseResult> {
+    this.#healer.released(request.token)
     return gather(
       this.#nodes.map((node) => node.release(request, timeoutMs)),
       timeoutMs,
@@ -270,6 +245,7 @@ export class QuorumBackend implements LockBackend {
   }
 
   releaseQuietly(request: ReleaseRequest): void {
+    this.#healer.released(request.token)
     for (const node of this.#nodes) node.releaseQuietly(request)
   }
 

@@ -1,18 +1,3 @@
-/** Resolves after `ms` or when `signal` aborts, whichever comes first; never rejects. */
-export function abortableSleep(ms: number, signal: AbortSignal | undefined, ref = true): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve()
-    const done = () => {
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', done)
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    if (!ref) timer.unref()
-    signal?.addEventListener('abort', done, { once: true })
-  })
-}
-
 /** The callbacks waiting on each signal: one listener on the signal serves them all. */
 const watchers = new WeakMap<AbortSignal, Set<() => void>>()
 

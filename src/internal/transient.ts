@@ -1,4 +1,4 @@
-import { LockError } from '../errors.js'
+import { LockError, QuorumError } from '../errors.js'
 
 /**
  * Redis error codes after which the same request may well succeed soon: the server is
@@ -58,7 +58,13 @@ function replyCode(err: unknown): string | undefined {
  */
 export function isTransient(err: unknown): boolean {
   if (!(err instanceof LockError)) return false
-  if (err.code === 'ERR_LOCK_QUORUM') return true
+  // A quorum that could not decide: worth retrying only if some node timed out or
+  // failed transiently (every node answering NOPERM would fail the same way forever).
+  if (err instanceof QuorumError) {
+    return err.outcomes.some(
+      (o) => o.outcome === 'timeout' || (o.outcome === 'error' && isTransient(o.error)),
+    )
+  }
   if (err.code !== 'ERR_LOCK_BACKEND') return false
   const code = replyCode(err.cause)
   if (code === undefined) return true // no Redis reply at all: the connection or a timeout

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { afterEach, describe, test } from 'node:test'
 import { Acquisition, backoffMs } from '../../src/acquisition.js'
 import { SingleNodeBackend } from '../../src/backends/single-node.js'
-import { BackendError } from '../../src/errors.js'
+import { BackendError, QuorumError } from '../../src/errors.js'
 import { isTransient } from '../../src/internal/transient.js'
 import { resolveLockOptions } from '../../src/options.js'
 import { ACQUIRE, RELEASE } from '../../src/scripts/index.js'
@@ -140,6 +140,27 @@ describe('Acquisition: one attempt per wake-up and key, however many local waite
   })
 })
 
+describe('Acquisition: retryTimeoutMs 0 is one attempt', () => {
+  test('behind a local waiter (which would queue it), retryTimeoutMs 0 still sends one attempt', async () => {
+    const { clock, acquisition, attempts } = setup(heldForever)
+    const first = acquisition
+      .run(['k'], resolveLockOptions([{ retryTimeoutMs: 5000 }]), undefined, false, undefined)
+      .catch((e: unknown) => e)
+    await clock.advanceAsync(10)
+    const before = attempts()
+    const pending = acquisition
+      .run(['k'], resolveLockOptions([{ retryTimeoutMs: 0 }]), undefined, false, undefined)
+      .catch((e: unknown) => e)
+    await clock.advanceAsync(1)
+    const err = await pending
+    assert.equal((err as { code?: string }).code, 'ERR_LOCK_ACQUIRE_TIMEOUT')
+    assert.equal((err as { attempts?: number }).attempts, 1)
+    assert.equal(attempts() - before, 1)
+    await clock.advanceAsync(6000)
+    await first
+  })
+})
+
 describe('Acquisition: transient failures are ridden out, permanent ones are not', () => {
   test('LOADING three times, then free: acquired, 4 attempts', async () => {
     let failures = 3
@@ -241,6 +262,23 @@ describe('Acquisition: transient failures are ridden out, permanent ones are not
       isTransient(wrap('WRONGTYPE: Operation against a key holding the wrong kind of value')),
       false,
     )
+  })
+
+  test('a quorum error is transient only when some node timed out or failed transiently', () => {
+    const nodeErr = (m: string) =>
+      new BackendError('acquire', `acquire failed: ${m}`, { cause: new Error(m) })
+    const permanent = new QuorumError('acquire', 'no majority', [
+      { node: 0, outcome: 'error', error: nodeErr('NOPERM no permissions') },
+      { node: 1, outcome: 'error', error: nodeErr('NOPERM no permissions') },
+      { node: 2, outcome: 'acquired' },
+    ])
+    assert.equal(isTransient(permanent), false)
+    const timedOut = new QuorumError('acquire', 'no majority', [
+      { node: 0, outcome: 'timeout', error: new BackendError('acquire', 'no reply') },
+      { node: 1, outcome: 'error', error: nodeErr('NOPERM no permissions') },
+      { node: 2, outcome: 'acquired' },
+    ])
+    assert.equal(isTransient(timedOut), true)
   })
 
   test('backoff: exponential from 50 ms, capped at the retry interval (at most 1 s), fully jittered', () => {
