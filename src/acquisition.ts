@@ -215,7 +215,9 @@ export class Acquisition {
         // The holder's TTL bounds the wait (an expiry sends no message), jittered so
         // the waiters of several processes do not all attempt in the same millisecond.
         const ttlBound =
-          result.pttl >= 0 ? result.pttl + 1 + jitter(opts.retryIntervalMs / 20) : Number.POSITIVE_INFINITY
+          result.pttl >= 0
+            ? result.pttl + 1 + jitter(Math.min(10, opts.retryIntervalMs / 20))
+            : Number.POSITIVE_INFINITY
         const bound = Math.min(opts.retryIntervalMs * (0.8 + 0.4 * Math.random()), ttlBound)
         const outcome = await this.#waitTurn(watched, bound, seq, signals, giveUpAt)
         if (outcome === 'woken') wokenOn = watched
