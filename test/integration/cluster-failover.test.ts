@@ -119,7 +119,8 @@ describe('Redis Cluster failover', () => {
               const stored = await r.get(key)
               return stored !== null && withoutWaitingMark(stored) === lock.token
             }),
-          { message: 'the key on the replica' },
+          // A replica that just joined may still be finishing its first sync.
+          { message: 'the key on the replica', timeoutMs: 15_000 },
         )
         await sleep(1200)
 
