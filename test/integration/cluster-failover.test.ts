@@ -207,7 +207,15 @@ describe('Redis Cluster failover', () => {
           try {
             // One attempt each (acquire would ride the failover out): what the slot answers now.
             const got = await prober.tryAcquire(probeKey)
-            assert.ok(got !== null, 'a free key reported as held')
+            if (got === null) {
+              // Held by an earlier probe's own attempt that timed out but was applied
+              // (ambiguous: released once its connection delivers the release).
+              probes.push(
+                `null (an earlier probe's ambiguous attempt) after ${Math.round(performance.now() - killedAt)} ms`,
+              )
+              await sleep(50)
+              continue
+            }
             // Only possible once a new master serves the slot.
             probes.push(`acquired after ${Math.round(performance.now() - killedAt)} ms`)
             await got.release().catch(() => {})
