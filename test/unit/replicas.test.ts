@@ -2,11 +2,26 @@ import assert from 'node:assert/strict'
 import { afterEach, describe, test } from 'node:test'
 import type { RedisAdapter } from '../../src/adapters/adapter.js'
 import { ClusterBackend, slotOf } from '../../src/backends/cluster.js'
+import type { AttemptRequest } from '../../src/backends/lock-backend.js'
 import { QuorumBackend } from '../../src/backends/quorum.js'
 import { SingleNodeBackend as Backend } from '../../src/backends/single-node.js'
 import { BackendError, InvalidArgumentError } from '../../src/errors.js'
 import { ACQUIRE, RELEASE, RELEASE_SHARDED } from '../../src/scripts/index.js'
 import { type Deferred, deferred, FakeAdapter } from '../helpers/fake-adapter.js'
+
+/** An attempt request, as the Locker builds it. */
+function attempt(
+  keys: string[],
+  token: string,
+  lifetimeMs: number,
+  timeoutMs: number,
+  ack?: { replicas: number; timeoutMs: number },
+  fencing = false,
+): AttemptRequest {
+  return ack === undefined
+    ? { keys, token, lifetimeMs, timeoutMs, fencing }
+    : { keys, token, lifetimeMs, timeoutMs, ack, fencing }
+}
 
 /** A FakeAdapter that also answers WAIT, logging it among the script calls. */
 class WaitingAdapter extends FakeAdapter {
@@ -51,29 +66,15 @@ afterEach(() => {
 describe('Backend.acquire with replicas', () => {
   test('no ack, or replicas 0: no WAIT', async () => {
     const { adapter, backend } = setup()
-    await backend.acquire({ keys: ['k'], token: 't', lifetimeMs: 1000, timeoutMs: 900, fencing: false })
-    await backend.acquire({
-      keys: ['k'],
-      token: 't',
-      lifetimeMs: 1000,
-      timeoutMs: 900,
-      ack: { replicas: 0, timeoutMs: 100 },
-      fencing: false,
-    })
+    await backend.acquire(attempt(['k'], 't', 1000, 900))
+    await backend.acquire(attempt(['k'], 't', 1000, 900, { replicas: 0, timeoutMs: 100 }))
     assert.deepEqual(adapter.log, ['acquire', 'acquire'])
   })
 
   test('WAIT follows the script; enough replicas: acquired', async () => {
     const { adapter, backend } = setup()
     adapter.waitAnswer = 2
-    const r = await backend.acquire({
-      keys: ['k'],
-      token: 't',
-      lifetimeMs: 1000,
-      timeoutMs: 900,
-      ack: { replicas: 2, timeoutMs: 250 },
-      fencing: false,
-    })
+    const r = await backend.acquire(attempt(['k'], 't', 1000, 900, { replicas: 2, timeoutMs: 250 }))
     assert.deepEqual(r, { acquired: true, fence: 42n })
     assert.deepEqual(adapter.log, ['acquire', 'wait'])
     assert.deepEqual(adapter.waits, [{ replicas: 2, timeoutMs: 250 }])
@@ -82,14 +83,7 @@ describe('Backend.acquire with replicas', () => {
   test('contention: no WAIT', async () => {
     const { adapter, backend } = setup()
     adapter.acquireReply = [0, 500, 1]
-    const r = await backend.acquire({
-      keys: ['k'],
-      token: 't',
-      lifetimeMs: 1000,
-      timeoutMs: 900,
-      ack: { replicas: 1, timeoutMs: 250 },
-      fencing: false,
-    })
+    const r = await backend.acquire(attempt(['k'], 't', 1000, 900, { replicas: 1, timeoutMs: 250 }))
     assert.equal(r.acquired, false)
     assert.deepEqual(adapter.log, ['acquire'])
   })
@@ -98,14 +92,7 @@ describe('Backend.acquire with replicas', () => {
     const { adapter, backend } = setup()
     adapter.waitAnswer = 1
     await assert.rejects(
-      backend.acquire({
-        keys: ['k'],
-        token: 't',
-        lifetimeMs: 1000,
-        timeoutMs: 900,
-        ack: { replicas: 3, timeoutMs: 250 },
-        fencing: false,
-      }),
+      backend.acquire(attempt(['k'], 't', 1000, 900, { replicas: 3, timeoutMs: 250 })),
       (err: unknown) => {
         assert.ok(err instanceof BackendError)
         assert.equal(err.operation, 'acquire')
@@ -124,14 +111,7 @@ describe('Backend.acquire with replicas', () => {
     const keepAlive = setTimeout(() => {}, 5000)
     const started = performance.now()
     await assert.rejects(
-      backend.acquire({
-        keys: ['k'],
-        token: 't',
-        lifetimeMs: 1000,
-        timeoutMs: 80,
-        ack: { replicas: 1, timeoutMs: 500 },
-        fencing: false,
-      }),
+      backend.acquire(attempt(['k'], 't', 1000, 80, { replicas: 1, timeoutMs: 500 })),
       (err: unknown) => err instanceof BackendError && err.operation === 'acquire',
     )
     const took = performance.now() - started
@@ -146,14 +126,7 @@ describe('Backend.acquire with replicas', () => {
     const { adapter, backend } = setup()
     adapter.wait = () => Promise.reject(new Error('ERR WAIT cannot be used with replica instances'))
     await assert.rejects(
-      backend.acquire({
-        keys: ['k'],
-        token: 't',
-        lifetimeMs: 1000,
-        timeoutMs: 900,
-        ack: { replicas: 1, timeoutMs: 100 },
-        fencing: false,
-      }),
+      backend.acquire(attempt(['k'], 't', 1000, 900, { replicas: 1, timeoutMs: 100 })),
       (err: unknown) => err instanceof BackendError && /WAIT cannot/.test(err.message),
     )
     await new Promise((r) => setImmediate(r))
@@ -180,20 +153,10 @@ describe('Backend.acquire with replicas: the connection must not change before W
     const adapter = new IdentifiedAdapter()
     adapter.isReplyError = (err) => err instanceof Error && err.name === 'ReplyError'
     adapters.push(adapter)
-    assert.deepEqual(
-      await new Backend(adapter).acquire({
-        keys: ['k'],
-        token: 't',
-        lifetimeMs: 1000,
-        timeoutMs: 900,
-        ack: ack,
-        fencing: false,
-      }),
-      {
-        acquired: true,
-        fence: 42n,
-      },
-    )
+    assert.deepEqual(await new Backend(adapter).acquire(attempt(['k'], 't', 1000, 900, ack)), {
+      acquired: true,
+      fence: 42n,
+    })
     assert.deepEqual(adapter.log, ['id', 'acquire', 'wait', 'id'])
   })
 
@@ -202,14 +165,7 @@ describe('Backend.acquire with replicas: the connection must not change before W
     adapters.push(adapter)
     adapter.ids = [7, 8]
     await assert.rejects(
-      new Backend(adapter).acquire({
-        keys: ['k'],
-        token: 't',
-        lifetimeMs: 1000,
-        timeoutMs: 900,
-        ack: ack,
-        fencing: false,
-      }),
+      new Backend(adapter).acquire(attempt(['k'], 't', 1000, 900, ack)),
       (err: unknown) => {
         assert.ok(err instanceof BackendError && err.operation === 'acquire')
         assert.match(err.message, /connection changed/)
@@ -221,14 +177,7 @@ describe('Backend.acquire with replicas: the connection must not change before W
     // The id lost with the connection: unknown, so also undone.
     adapter.ids = [7, new Error('Connection is closed.')]
     await assert.rejects(
-      new Backend(adapter).acquire({
-        keys: ['k'],
-        token: 't2',
-        lifetimeMs: 1000,
-        timeoutMs: 900,
-        ack: ack,
-        fencing: false,
-      }),
+      new Backend(adapter).acquire(attempt(['k'], 't2', 1000, 900, ack)),
       /connection changed/,
     )
   })
@@ -238,19 +187,7 @@ describe('Backend.acquire with replicas: the connection must not change before W
     adapter.isReplyError = (err) => err instanceof Error && err.name === 'ReplyError'
     adapters.push(adapter)
     adapter.ids = [replyError(), replyError()]
-    assert.equal(
-      (
-        await new Backend(adapter).acquire({
-          keys: ['k'],
-          token: 't',
-          lifetimeMs: 1000,
-          timeoutMs: 900,
-          ack: ack,
-          fencing: false,
-        })
-      ).acquired,
-      true,
-    )
+    assert.equal((await new Backend(adapter).acquire(attempt(['k'], 't', 1000, 900, ack))).acquired, true)
   })
 })
 
@@ -272,35 +209,18 @@ describe('Backend.acquire with replicas on a pooled client', () => {
     const pool = new PooledAdapter()
     adapters.push(pool, pool.lent)
     const backend = new Backend(pool)
-    assert.deepEqual(
-      await backend.acquire({
-        keys: ['k'],
-        token: 't',
-        lifetimeMs: 1000,
-        timeoutMs: 900,
-        ack: { replicas: 1, timeoutMs: 100 },
-        fencing: false,
-      }),
-      {
-        acquired: true,
-        fence: 42n,
-      },
-    )
+    assert.deepEqual(await backend.acquire(attempt(['k'], 't', 1000, 900, { replicas: 1, timeoutMs: 100 })), {
+      acquired: true,
+      fence: 42n,
+    })
     assert.deepEqual(pool.log, ['lend'])
     assert.deepEqual(pool.lent.log, ['acquire', 'wait'])
-    await backend.acquire({ keys: ['k'], token: 't2', lifetimeMs: 1000, timeoutMs: 900, fencing: false })
+    await backend.acquire(attempt(['k'], 't2', 1000, 900))
     assert.deepEqual(pool.log, ['lend', 'acquire'])
     // Too few replicas on the lent connection: undone there, ERR_LOCK_BACKEND.
     pool.lent.waitAnswer = 0
     await assert.rejects(
-      backend.acquire({
-        keys: ['k'],
-        token: 't3',
-        lifetimeMs: 1000,
-        timeoutMs: 900,
-        ack: { replicas: 1, timeoutMs: 100 },
-        fencing: false,
-      }),
+      backend.acquire(attempt(['k'], 't3', 1000, 900, { replicas: 1, timeoutMs: 100 })),
       /only 0 of 1/,
     )
     assert.deepEqual(pool.lent.log, ['acquire', 'wait', 'acquire', 'wait', 'release'])
@@ -313,14 +233,7 @@ describe('Backend.acquire with replicas on a pooled client', () => {
     const keepAlive = setTimeout(() => {}, 5000) // the call watchdog's timer is unref'd
     const started = performance.now()
     await assert.rejects(
-      new Backend(pool).acquire({
-        keys: ['k'],
-        token: 't',
-        lifetimeMs: 1000,
-        timeoutMs: 80,
-        ack: { replicas: 1, timeoutMs: 50 },
-        fencing: false,
-      }),
+      new Backend(pool).acquire(attempt(['k'], 't', 1000, 80, { replicas: 1, timeoutMs: 50 })),
       (err: unknown) => err instanceof BackendError && err.operation === 'acquire',
     )
     clearTimeout(keepAlive)
@@ -360,42 +273,21 @@ describe('ClusterBackend.acquire with replicas', () => {
 
   test("script and WAIT both go on the slot master's connection, none through the routing", async () => {
     const { routed, backend } = clusterSetup()
-    const r = await backend.acquire({
-      keys: ['{a}x', '{a}y'],
-      token: 't',
-      lifetimeMs: 1000,
-      timeoutMs: 900,
-      ack: ack,
-      fencing: false,
-    })
+    const r = await backend.acquire(attempt(['{a}x', '{a}y'], 't', 1000, 900, ack))
     assert.deepEqual(r, { acquired: true, fence: 42n })
     assert.deepEqual(routed.asked, [slotOf('{a}x')])
     const master = routed.masters.get(slotOf('{a}x'))
     assert.deepEqual(master?.log, ['acquire', 'wait'])
     assert.deepEqual(routed.log, [])
     // The Backend on that connection is kept: its script cache too (EVALSHA from then on).
-    await backend.acquire({
-      keys: ['{a}x'],
-      token: 't2',
-      lifetimeMs: 1000,
-      timeoutMs: 900,
-      ack: ack,
-      fencing: false,
-    })
+    await backend.acquire(attempt(['{a}x'], 't2', 1000, 900, ack))
     assert.deepEqual(master?.log, ['acquire', 'wait', 'acquire', 'wait'])
     assert.deepEqual(
       master?.calls.map((c) => c.command),
       ['eval', 'evalsha'],
     )
     // Without replicas: routed by the client, no WAIT.
-    await backend.acquire({
-      keys: ['{a}x'],
-      token: 't3',
-      lifetimeMs: 1000,
-      timeoutMs: 900,
-      ack: { replicas: 0, timeoutMs: 250 },
-      fencing: false,
-    })
+    await backend.acquire(attempt(['{a}x'], 't3', 1000, 900, { replicas: 0, timeoutMs: 250 }))
     assert.deepEqual(routed.log, ['acquire'])
     assert.equal(routed.asked.length, 2)
   })
@@ -407,14 +299,7 @@ describe('ClusterBackend.acquire with replicas', () => {
     const master = routed.masters.get(slot) as WaitingAdapter
     master.waitAnswer = 1
     await assert.rejects(
-      backend.acquire({
-        keys: ['k'],
-        token: 't',
-        lifetimeMs: 1000,
-        timeoutMs: 900,
-        ack: { replicas: 2, timeoutMs: 100 },
-        fencing: false,
-      }),
+      backend.acquire(attempt(['k'], 't', 1000, 900, { replicas: 2, timeoutMs: 100 })),
       (err) => {
         assert.ok(err instanceof BackendError && err.operation === 'acquire')
         assert.match(err.message, /only 1 of 2 replicas/)
@@ -440,17 +325,10 @@ describe('ClusterBackend.acquire with replicas', () => {
       }
       return answer?.(call)
     }
-    assert.deepEqual(
-      await backend.acquire({
-        keys: ['k'],
-        token: 't',
-        lifetimeMs: 1000,
-        timeoutMs: 900,
-        ack: ack,
-        fencing: false,
-      }),
-      { acquired: true, fence: 42n },
-    )
+    assert.deepEqual(await backend.acquire(attempt(['k'], 't', 1000, 900, ack)), {
+      acquired: true,
+      fence: 42n,
+    })
     assert.deepEqual(routed.log, ['release'], 'the routed release came before the second try')
     // (Besides the redirected attempt's own fire-and-forget clean-up release.)
     assert.deepEqual(
@@ -461,20 +339,10 @@ describe('ClusterBackend.acquire with replicas', () => {
     assert.deepEqual(routed.asked, [slot, slot, slot])
     // Still MOVED on the second try: ERR_LOCK_BACKEND, released through the routing each time.
     redirects = 2
-    await assert.rejects(
-      backend.acquire({
-        keys: ['k'],
-        token: 't2',
-        lifetimeMs: 1000,
-        timeoutMs: 900,
-        ack: ack,
-        fencing: false,
-      }),
-      (err) => {
-        assert.ok(err instanceof BackendError && /MOVED/.test(err.message))
-        return true
-      },
-    )
+    await assert.rejects(backend.acquire(attempt(['k'], 't2', 1000, 900, ack)), (err) => {
+      assert.ok(err instanceof BackendError && /MOVED/.test(err.message))
+      return true
+    })
     await new Promise((r) => setImmediate(r))
     assert.deepEqual(routed.log, ['release', 'release', 'release'])
   })
@@ -487,17 +355,7 @@ describe('ClusterBackend.acquire with replicas', () => {
     master.handler = () => {
       throw new Error(`ASK ${slot} 127.0.0.1:7001`)
     }
-    await assert.rejects(
-      backend.acquire({
-        keys: ['k'],
-        token: 't',
-        lifetimeMs: 1000,
-        timeoutMs: 900,
-        ack: ack,
-        fencing: false,
-      }),
-      /ASK/,
-    )
+    await assert.rejects(backend.acquire(attempt(['k'], 't', 1000, 900, ack)), /ASK/)
     await new Promise((r) => setImmediate(r))
     assert.deepEqual(routed.log, ['release'])
     assert.deepEqual(routed.asked, [slot, slot])
@@ -506,34 +364,14 @@ describe('ClusterBackend.acquire with replicas', () => {
   test('no known master, or none within the timeout: ERR_LOCK_BACKEND, nothing sent', async () => {
     const { routed, backend } = clusterSetup()
     routed.slotMasterAnswer = 'reject'
-    await assert.rejects(
-      backend.acquire({
-        keys: ['k'],
-        token: 't',
-        lifetimeMs: 1000,
-        timeoutMs: 900,
-        ack: ack,
-        fencing: false,
-      }),
-      (err) => {
-        assert.ok(err instanceof BackendError && err.operation === 'acquire')
-        assert.match(err.message, /master of slot \d+: slot map not loaded/)
-        return true
-      },
-    )
+    await assert.rejects(backend.acquire(attempt(['k'], 't', 1000, 900, ack)), (err) => {
+      assert.ok(err instanceof BackendError && err.operation === 'acquire')
+      assert.match(err.message, /master of slot \d+: slot map not loaded/)
+      return true
+    })
     routed.slotMasterAnswer = 'hang'
     const started = performance.now()
-    await assert.rejects(
-      backend.acquire({
-        keys: ['k'],
-        token: 't',
-        lifetimeMs: 1000,
-        timeoutMs: 60,
-        ack: ack,
-        fencing: false,
-      }),
-      /no connection within 60 ms/,
-    )
+    await assert.rejects(backend.acquire(attempt(['k'], 't', 1000, 60, ack)), /no connection within 60 ms/)
     assert.ok(performance.now() - started < 500)
     assert.deepEqual(routed.log, [])
     assert.equal(routed.masters.size, 0)
@@ -548,14 +386,7 @@ describe('backends that cannot wait for replicas', () => {
   test('a cluster adapter without slot masters rejects replicas > 0 without sending anything', async () => {
     const adapter = new FakeAdapter()
     await assert.rejects(
-      new ClusterBackend(adapter).acquire({
-        keys: ['k'],
-        token: 't',
-        lifetimeMs: 1000,
-        timeoutMs: 900,
-        ack: ack,
-        fencing: false,
-      }),
+      new ClusterBackend(adapter).acquire(attempt(['k'], 't', 1000, 900, ack)),
       isUnsupported(/Cluster/),
     )
     assert.equal(adapter.calls.length, 0)
@@ -564,31 +395,14 @@ describe('backends that cannot wait for replicas', () => {
   test('a quorum rejects replicas > 0 without sending anything', async () => {
     const adapter = new FakeAdapter()
     const quorum = new QuorumBackend([new Backend(adapter)])
-    await assert.rejects(
-      quorum.acquire({
-        keys: ['k'],
-        token: 't',
-        lifetimeMs: 1000,
-        timeoutMs: 900,
-        ack: ack,
-        fencing: false,
-      }),
-      isUnsupported(/quorum/),
-    )
+    await assert.rejects(quorum.acquire(attempt(['k'], 't', 1000, 900, ack)), isUnsupported(/quorum/))
     assert.equal(adapter.calls.length, 0)
   })
 
   test('an adapter without WAIT rejects replicas > 0 without sending anything', async () => {
     const adapter = new FakeAdapter()
     await assert.rejects(
-      new Backend(adapter).acquire({
-        keys: ['k'],
-        token: 't',
-        lifetimeMs: 1000,
-        timeoutMs: 900,
-        ack: ack,
-        fencing: false,
-      }),
+      new Backend(adapter).acquire(attempt(['k'], 't', 1000, 900, ack)),
       isUnsupported(/client/),
     )
     assert.equal(adapter.calls.length, 0)
