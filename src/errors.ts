@@ -220,6 +220,24 @@ const LOST_TEXT: Record<LockLostReason, string> = {
   closed: 'its Locker was closed',
 }
 
+/** Each error class by its code. */
+export interface LockErrorsByCode {
+  /** Bad keys, options or client. */
+  ERR_LOCK_INVALID_ARGUMENT: InvalidArgumentError
+  /** Held by others until `retryTimeoutMs`. */
+  ERR_LOCK_ACQUIRE_TIMEOUT: AcquireTimeoutError
+  /** A held lock was lost. */
+  ERR_LOCK_LOST: LockLostError
+  /** Redis failed. */
+  ERR_LOCK_BACKEND: BackendError
+  /** The Locker is closed. */
+  ERR_LOCK_CLOSED: LockerClosedError
+  /** A quorum could not decide. */
+  ERR_LOCK_QUORUM: QuorumError
+  /** Keys of several cluster slots. */
+  ERR_LOCK_CROSS_SLOT: CrossSlotError
+}
+
 /**
  * Every error the library rejects with, as a union discriminated by `code`: after
  * `switch (err.code)` each branch sees its own class and fields.
@@ -237,14 +255,7 @@ const LOST_TEXT: Record<LockLostReason, string> = {
  * }
  * ```
  */
-export type AnyLockError =
-  | InvalidArgumentError
-  | AcquireTimeoutError
-  | LockLostError
-  | BackendError
-  | LockerClosedError
-  | QuorumError
-  | CrossSlotError
+export type AnyLockError = LockErrorsByCode[LockErrorCode]
 
 /**
  * True when `err` is an error of this library (with `code`: of that code), narrowed
@@ -258,7 +269,7 @@ export type AnyLockError =
 export function isLockError<C extends LockErrorCode = LockErrorCode>(
   err: unknown,
   code?: C,
-): err is Extract<AnyLockError, { code: C }> {
+): err is LockErrorsByCode[C] {
   return err instanceof LockError && (code === undefined || err.code === code)
 }
 

@@ -5,6 +5,7 @@
  */
 
 export type {
+  ClientMethod,
   GlideClientLike,
   IoRedisClient,
   IoRedisClusterClient,
@@ -32,6 +33,7 @@ export {
   isLockError,
   LockError,
   type LockErrorCode,
+  type LockErrorsByCode,
   LockerClosedError,
   LockLostError,
   type LockLostReason,

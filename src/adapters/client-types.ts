@@ -5,48 +5,68 @@
  * @module
  */
 
-/** Any function: only its presence is checked here. */
+/** Any function: only its presence is checked (each library has its own signatures). */
 // biome-ignore lint/suspicious/noExplicitAny: a member of any signature
-type Method = (...args: any[]) => unknown
+export type ClientMethod = (...args: any[]) => unknown
 
 /** An ioredis `Redis` client, also one managed by Sentinel (`new Redis({ sentinels, name })`). */
 export interface IoRedisClient {
+  /** The connection state (`ready`, `reconnecting`, …). */
   readonly status: string
-  evalsha: Method
-  duplicate: Method
-  call: Method
+  /** Runs a cached script. */
+  evalsha: ClientMethod
+  /** A new client with the same options (for the Locker's subscriber). */
+  duplicate: ClientMethod
+  /** Sends any command. */
+  call: ClientMethod
 }
 
 /** An ioredis `Cluster`. */
 export interface IoRedisClusterClient {
+  /** ioredis' marker of a cluster client. */
   readonly isCluster: true
+  /** The connection state. */
   readonly status: string
-  evalsha: Method
-  duplicate: Method
-  nodes: Method
+  /** Runs a cached script, routed by its first key. */
+  evalsha: ClientMethod
+  /** A new cluster client (for the Locker's sharded subscriber). */
+  duplicate: ClientMethod
+  /** The connections to the nodes. */
+  nodes: ClientMethod
 }
 
 /** A node-redis client from `createClient()` or `createSentinel()`. */
 export interface NodeRedisClient {
+  /** Whether the client is connected or connecting. */
   readonly isOpen: boolean
-  evalSha: Method
-  sendCommand: Method
-  duplicate: Method
+  /** Runs a cached script. */
+  evalSha: ClientMethod
+  /** Sends any command. */
+  sendCommand: ClientMethod
+  /** A new client with the same options (for the Locker's subscriber). */
+  duplicate: ClientMethod
 }
 
 /** A node-redis cluster client from `createCluster()`. */
 export interface NodeRedisClusterClient {
+  /** Whether the client is connected or connecting. */
   readonly isOpen: boolean
-  evalSha: Method
-  sSubscribe: Method
-  getSlotMaster: Method
+  /** Runs a cached script, routed by its first key. */
+  evalSha: ClientMethod
+  /** Sharded SUBSCRIBE (the Locker's wake-ups). */
+  sSubscribe: ClientMethod
+  /** The master of a hash slot. */
+  getSlotMaster: ClientMethod
 }
 
 /** A `GlideClient` or `GlideClusterClient` from `@valkey/valkey-glide` (2.3 or later, RESP3). */
 export interface GlideClientLike {
-  invokeScript: Method
-  customCommand: Method
-  close: Method
+  /** Runs a GLIDE `Script`. */
+  invokeScript: ClientMethod
+  /** Sends any command. */
+  customCommand: ClientMethod
+  /** Closes the client. */
+  close: ClientMethod
 }
 
 /** A client of one Redis master (plain or Sentinel-managed): what a quorum is made of. */
