@@ -135,7 +135,6 @@ export class Acquisition {
     // throws), the wake-up is passed to the next local waiter on it, which may never
     // have attempted, so no holder of the key carries its waiting mark.
     let wokenOn: string | undefined
-    const timedOut = () => new AcquireTimeoutError(keys, this.#clock.now() - start, attempts)
     try {
       for (;;) {
         if (firstWait > 0) {
@@ -150,7 +149,7 @@ export class Acquisition {
             outcome === 'deadline' &&
             (attempts > 0 || (opts.retryTimeoutMs ?? 0) >= opts.retryIntervalMs)
           ) {
-            throw timedOut()
+            throw new AcquireTimeoutError(keys, this.#clock.now() - start, attempts)
           }
         }
         // The caller may have given up while we waited or subscribed: never attempt then.
@@ -158,14 +157,15 @@ export class Acquisition {
         const generation = waiters.generation(watched)
         const wasSubscribed = waiters.isSubscribed(watched)
         let result: Lock | Blocked
-        const done = waiters.attempting(watched)
+        const attemptedKey = watched
+        waiters.beginAttempt(attemptedKey)
         try {
           attempts++
           if (tally !== undefined) tally.attempts = attempts
           result = await this.#attempt(keys, opts, signal, contended)
-          done()
+          waiters.endAttempt(attemptedKey)
         } catch (err) {
-          done()
+          waiters.endAttempt(attemptedKey)
           this.#throwIfStopped(signal)
           // Redis failing is not contention: only a transient failure (a restart, a
           // failover, a lost connection, no reply in time) is tried again, with backoff.
@@ -196,7 +196,7 @@ export class Acquisition {
           return null
         }
         const now = this.#clock.now()
-        if (now >= giveUpAt) throw timedOut()
+        if (now >= giveUpAt) throw new AcquireTimeoutError(keys, this.#clock.now() - start, attempts)
         if (blocked !== watched) {
           watched = blocked
           continue
@@ -222,7 +222,7 @@ export class Acquisition {
         const outcome = await this.#waitTurn(watched, bound, seq, signals, giveUpAt)
         if (outcome === 'woken') wokenOn = watched
         this.#throwIfStopped(signal)
-        if (outcome === 'deadline') throw timedOut()
+        if (outcome === 'deadline') throw new AcquireTimeoutError(keys, this.#clock.now() - start, attempts)
       }
     } finally {
       // Leaving without the lock (timeout, abort, close, error, tryAcquire): do not

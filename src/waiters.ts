@@ -87,14 +87,15 @@ export class Waiters {
     return this.hasWaiters(key) || (this.#attempting.get(key) ?? 0) > 0
   }
 
-  /** Counts an attempt at `key` in flight until the returned function is called. */
-  attempting(key: string): () => void {
+  /** Counts an attempt at `key` in flight, until {@link Waiters.endAttempt}. */
+  beginAttempt(key: string): void {
     this.#attempting.set(key, (this.#attempting.get(key) ?? 0) + 1)
-    return () => {
-      const n = (this.#attempting.get(key) ?? 1) - 1
-      if (n > 0) this.#attempting.set(key, n)
-      else this.#attempting.delete(key)
-    }
+  }
+
+  endAttempt(key: string): void {
+    const n = (this.#attempting.get(key) ?? 1) - 1
+    if (n > 0) this.#attempting.set(key, n)
+    else this.#attempting.delete(key)
   }
 
   get waiting(): number {

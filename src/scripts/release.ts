@@ -1,5 +1,5 @@
 import { releaseChannel } from '../internal/keys.js'
-import { type TypedScript, typedScript, unexpectedReply } from './script.js'
+import { type ScriptArgs, type TypedScript, typedScript, unexpectedReply } from './script.js'
 
 /** Deletes the keys that still hold `token`. */
 export interface ReleaseRequest {
@@ -40,12 +40,12 @@ return {n, heard}
 `
 }
 
-function encodeRelease({ keys, token, publisherId }: ReleaseRequest): { keys: string[]; args: string[] } {
+function encodeRelease({ keys, token, publisherId }: ReleaseRequest): ScriptArgs {
   const args =
     keys.length === 1
       ? [token, publisherId, releaseChannel(keys[0] as string)]
       : [token, publisherId, ...keys.map(releaseChannel)]
-  return { keys: [...keys], args }
+  return { keys, args }
 }
 
 function decodeRelease(reply: unknown): ReleaseResult {

@@ -10,8 +10,8 @@ export interface Script {
 
 /** The KEYS and ARGV of one script call. */
 export interface ScriptArgs {
-  readonly keys: string[]
-  readonly args: string[]
+  readonly keys: readonly string[]
+  readonly args: readonly string[]
 }
 
 /**
