@@ -12,10 +12,11 @@ import type { Clock } from './internal/clock.js'
 import { HandoffYield } from './internal/handoff-yield.js'
 import { newToken } from './internal/token.js'
 import { isTransient } from './internal/transient.js'
+import { kindConflict, writerMarkMs } from './kinds.js'
 import { type Lease, Leases, validityMs } from './leases.js'
 import type { Lock } from './lock.js'
 import { type ResolvedLockOptions, replicaAck } from './options.js'
-import type { AttemptResult, KeyState } from './scripts/index.js'
+import type { AttemptResult, HoldKind, HoldMode, KeyState } from './scripts/index.js'
 import { Waiters, type WaitOutcome } from './waiters.js'
 
 /** A failed attempt: which key was held, and for how much longer (ms; -1: no TTL). */
@@ -80,6 +81,8 @@ export class Acquisition {
   readonly #cleanups = new Set<Promise<unknown>>()
   /** Locks acquired. */
   acquired = 0
+  /** Locks acquired, by kind. */
+  readonly acquiredByKind: Record<HoldKind, number> = { exclusive: 0, shared: 0, semaphore: 0 }
   /** Releases Redis answered. */
   released = 0
 
@@ -92,7 +95,7 @@ export class Acquisition {
     this.leases = new Leases(this.#backend, this.#clock, {
       release: (lease) =>
         releaseTraced() ? traceRelease(lease.keys, () => this.#release(lease)) : this.#release(lease),
-      cleanUp: (lease) => this.#undo(lease.keys, lease.token, Math.max(1000, lease.lifetimeMs)),
+      cleanUp: (lease) => this.#undo(lease.keys, lease.token, Math.max(1000, lease.lifetimeMs), lease.mode),
     })
   }
 
@@ -118,6 +121,7 @@ export class Acquisition {
     const giveUpAt = opts.retryTimeoutMs === null ? Number.POSITIVE_INFINITY : start + opts.retryTimeoutMs
     // Closing ends every wait through Waiters.close(): no listener per waiter.
     const signals = signal === undefined ? NO_SIGNALS : [signal]
+    const shared = opts.mode.kind === 'shared'
     let attempts = 0
     let failures = 0
     /** The last attempt found the keys held (see AttemptRequest.contended). */
@@ -138,7 +142,7 @@ export class Acquisition {
     try {
       for (;;) {
         if (firstWait > 0) {
-          const outcome = await this.#waitTurn(watched, firstWait, seq, signals, giveUpAt)
+          const outcome = await this.#waitTurn(watched, firstWait, seq, signals, giveUpAt, shared)
           firstWait = 0
           if (outcome === 'woken') wokenOn = watched
           this.#throwIfStopped(signal)
@@ -184,7 +188,13 @@ export class Acquisition {
         }
         if (!('pttl' in result)) {
           wokenOn = undefined // ours now: its release hands over locally
+          // Several can hold the key: the next local waiter may fit too.
+          if (opts.mode.kind !== 'exclusive') for (const key of keys) waiters.wakeOne(key)
           return result
+        }
+        if (result.conflict !== undefined) {
+          waiters.wakeOne(watched)
+          throw kindConflict(keys[result.blockedIndex] ?? watched, result.conflict, opts.mode)
         }
         failures = 0
         contended = true
@@ -219,7 +229,7 @@ export class Acquisition {
             ? result.pttl + 1 + jitter(Math.min(10, opts.retryIntervalMs / 20))
             : Number.POSITIVE_INFINITY
         const bound = Math.min(opts.retryIntervalMs * (0.8 + 0.4 * Math.random()), ttlBound)
-        const outcome = await this.#waitTurn(watched, bound, seq, signals, giveUpAt)
+        const outcome = await this.#waitTurn(watched, bound, seq, signals, giveUpAt, shared)
         if (outcome === 'woken') wokenOn = watched
         this.#throwIfStopped(signal)
         if (outcome === 'deadline') throw new AcquireTimeoutError(keys, this.#clock.now() - start, attempts)
@@ -231,9 +241,9 @@ export class Acquisition {
     }
   }
 
-  /** Checks keys against the deployment's own rules (a cluster: one slot) before anything is sent. */
-  checkKeys(keys: readonly string[]): void {
-    this.#backend.checkKeys(keys)
+  /** Checks keys against the deployment's own rules (a cluster: one slot; a quorum: no semaphores) before anything is sent. */
+  checkKeys(keys: readonly string[], mode: HoldMode): void {
+    this.#backend.checkKeys(keys, mode)
   }
 
   /** Reads a key's state (for `inspect`). */
@@ -274,40 +284,44 @@ export class Acquisition {
     const sentAt = this.#clock.now()
     // The lease counts from when the request was sent (replica WAIT included); a later reply is useless.
     const ack = replicaAck(opts)
+    const { mode } = opts
     const pending = this.#backend.acquire({
       keys,
       token,
       lifetimeMs,
       fencing,
+      mode,
+      writerMarkMs: mode.kind === 'exclusive' ? writerMarkMs(opts) : undefined,
       contended,
       timeoutMs: Math.min(validityMs(lifetimeMs), opts.attemptTimeoutMs + (ack ? ack.timeoutMs : 0)),
       ack,
     })
     const reply = signal
       ? await raceAbort(pending, signal, (late) =>
-          this.#track(late.then((r) => (r.acquired ? this.#undo(keys, token, 5000) : undefined))),
+          this.#track(late.then((r) => (r.acquired ? this.#undo(keys, token, 5000, mode) : undefined))),
         )
       : await pending
     if (!reply.acquired) return reply
     if (this.isClosed || signal?.aborted) {
       // Nobody will hold it: the caller gave up (or the Locker closed) while the reply was on its way.
-      this.#undo(keys, token, 5000)
+      this.#undo(keys, token, 5000, mode)
       throw this.isClosed ? new LockerClosedError() : signal?.reason
     }
     if (this.leases.expiredAt(sentAt, lifetimeMs) && !this.#skipValidityCheck) {
-      this.#undo(keys, token, 5000)
+      this.#undo(keys, token, 5000, mode)
       throw new BackendError(
         'acquire',
         `Redis answered after the lease had already run out (lifetimeMs ${lifetimeMs}); the acquisition was undone`,
       )
     }
     this.acquired++
+    this.acquiredByKind[mode.kind]++
     return this.leases.add(keys, token, reply.fence, opts, sentAt)
   }
 
   async #release(lease: Lease): Promise<boolean> {
     const sentAt = this.#clock.now()
-    const request = { keys: lease.keys, token: lease.token, publisherId: this.#id }
+    const request = { keys: lease.keys, token: lease.token, publisherId: this.#id, mode: lease.mode }
     const { removed, receivers } = await this.#backend.release(request, Math.max(1000, lease.lifetimeMs))
     this.released++
     publishRelease(lease.keys, removed > 0)
@@ -329,9 +343,9 @@ export class Acquisition {
    * undone), in the background. Our subscriber ignores our own release messages, so
    * local waiters on the keys are woken here, as a release does.
    */
-  #undo(keys: readonly string[], token: string, timeoutMs: number): void {
+  #undo(keys: readonly string[], token: string, timeoutMs: number, mode: HoldMode): void {
     this.#track(
-      this.#backend.release({ keys, token, publisherId: this.#id }, timeoutMs).then(({ removed }) => {
+      this.#backend.release({ keys, token, publisherId: this.#id, mode }, timeoutMs).then(({ removed }) => {
         if (removed > 0) for (const key of keys) this.waiters.notify(key)
       }),
     )
@@ -350,8 +364,9 @@ export class Acquisition {
     seq: number,
     signals: readonly (AbortSignal | undefined)[],
     giveUpAt: number,
+    shared: boolean,
   ): Promise<WaitOutcome> {
-    return this.waiters.wait(key, Math.max(0, boundMs), seq, signals, giveUpAt - this.#clock.now())
+    return this.waiters.wait(key, Math.max(0, boundMs), seq, signals, giveUpAt - this.#clock.now(), shared)
   }
 
   /** Sleeps `ms` (a backoff), ended early by the caller's signal or close. Never rejects. */

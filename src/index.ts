@@ -43,4 +43,4 @@ export {
 export type { Lock } from './lock.js'
 export { Locker } from './locker.js'
 export type { AcquireOptions, FromUrlOptions, LockerOptions, LockOptions } from './options.js'
-export type { KeyInspection, LockerStats, RedisClient } from './types.js'
+export type { KeyInspection, LockerStats, LockKind, RedisClient } from './types.js'

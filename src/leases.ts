@@ -5,6 +5,7 @@ import { checkOnRead } from './internal/abort.js'
 import type { Clock, TimerHandle } from './internal/clock.js'
 import { type Lock, LockHandle } from './lock.js'
 import type { ResolvedLockOptions } from './options.js'
+import type { HoldKind, HoldMode } from './scripts/index.js'
 
 /** Most leases per extension script call: bounds how long one call blocks Redis. */
 export const MAX_BATCH = 500
@@ -29,6 +30,8 @@ export interface Lease extends ExtendRequest {
   /** Undefined when acquired without fencing. */
   readonly fence: bigint | undefined
   readonly lifetimeMs: number
+  /** How the keys are held. */
+  readonly mode: HoldMode
 }
 
 /** What the lease table calls back into (the acquisition side). */
@@ -47,6 +50,7 @@ class Entry implements Lease {
   readonly token: string
   readonly fence: bigint | undefined
   readonly lifetimeMs: number
+  readonly mode: HoldMode
   readonly extendIntervalMs: number
   /** Leases due within this much of a batch are extended with it, so batches coalesce. */
   readonly batchWindowMs: number
@@ -82,6 +86,7 @@ class Entry implements Lease {
     this.token = token
     this.fence = fence
     this.lifetimeMs = options.lifetimeMs
+    this.mode = options.mode
     this.extendIntervalMs = options.extendIntervalMs
     this.batchWindowMs = options.extendIntervalMs / 5
     this.deadline = sentAt + validityMs(options.lifetimeMs)
@@ -177,6 +182,13 @@ export class Leases {
       entry.lastError,
     )
     return false
+  }
+
+  /** Leases held now, by kind. */
+  byKind(): Record<HoldKind, number> {
+    const out: Record<HoldKind, number> = { exclusive: 0, shared: 0, semaphore: 0 }
+    for (const entry of this.#held) out[entry.mode.kind]++
+    return out
   }
 
   /** Milliseconds until the local deadline (0 when not held). */

@@ -6,6 +6,7 @@ import { InvalidArgumentError, LockerClosedError } from './errors.js'
 import { evictionCheck } from './eviction.js'
 import { systemClock } from './internal/clock.js'
 import type { LockerInternals } from './internal/testing.js'
+import { checkModeKeys, inspection } from './kinds.js'
 import { type Lock, LockHandle } from './lock.js'
 import {
   ACQUIRE_OPTION_NAMES,
@@ -162,22 +163,18 @@ export class Locker implements AsyncDisposable {
     this.#throwIfClosed()
     const full = this.#key(key)
     const state = await this.#acquisition.inspect(full, INSPECT_TIMEOUT_MS)
-    return {
-      key: full,
-      isHeld: state.token !== null,
-      token: state.token,
-      remainingMs: state.token !== null && state.pttl >= 0 ? state.pttl : null,
-      fence: state.fence,
-    }
+    return inspection(full, state)
   }
 
   /** Counters since creation. */
   stats(): LockerStats {
-    const { leases, waiters, acquired, released } = this.#acquisition
+    const { leases, waiters, acquired, released, acquiredByKind } = this.#acquisition
     return {
       held: leases.size,
+      heldByKind: leases.byKind(),
       waiting: waiters.waiting,
       acquired,
+      acquiredByKind: { ...acquiredByKind },
       released,
       lost: leases.lost,
       lostByReason: { ...leases.lostByReason },
@@ -210,7 +207,8 @@ export class Locker implements AsyncDisposable {
     const opts =
       options === undefined ? this.#resolvedDefaults : resolveLockOptions([this.#defaults, options])
     const keys = resolveKeys(keysIn, this.#prefix)
-    this.#acquisition.checkKeys(keys)
+    checkModeKeys(opts.mode, keys)
+    this.#acquisition.checkKeys(keys, opts.mode)
     const signal = options?.signal
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw new InvalidArgumentError('signal', `signal must be an AbortSignal; received ${describe(signal)}`)

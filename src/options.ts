@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from './errors.js'
 import { MAX_TIMER_MS } from './internal/clock.js'
 import { isReserved, RESERVED } from './internal/keys.js'
+import { EXCLUSIVE, type HoldMode, SHARED } from './scripts/index.js'
 
 /** Timing of one lock. Every duration is in milliseconds. */
 export interface LockOptions {
@@ -76,6 +77,22 @@ export interface LockOptions {
 export interface AcquireOptions extends LockOptions {
   /** Cancels a pending `acquire`, which then rejects with `signal.reason`. */
   signal?: AbortSignal
+  /**
+   * A shared hold (readers/writer lock): any number of shared holders of a key at
+   * once, never together with an exclusive holder (an `acquire` without `shared`).
+   * Writers are preferred: once an exclusive acquisition waits, new shared ones wait
+   * behind it. Not with `limit`.
+   * @default false (exclusive)
+   */
+  shared?: boolean
+  /**
+   * A semaphore permit: at most `limit` holders of the key at once, each with its own
+   * lease. An integer >= 1; one key only; every holder of a key must use the same
+   * limit (another limit, or the key used as a plain or shared lock, is rejected with
+   * `ERR_LOCK_INVALID_ARGUMENT`). Not supported above 1 on a quorum of independent
+   * masters.
+   */
+  limit?: number
 }
 
 /** Options of a `Locker`: default lock timing for every call plus Locker-wide settings. */
@@ -104,6 +121,8 @@ export interface ResolvedLockOptions {
   readonly replicaTimeoutMs: number
   readonly attemptTimeoutMs: number
   readonly fencing: boolean
+  /** How the keys are held (call option `shared` / `limit`). */
+  readonly mode: HoldMode
 }
 
 export const DEFAULTS: ResolvedLockOptions = Object.freeze({
@@ -115,6 +134,7 @@ export const DEFAULTS: ResolvedLockOptions = Object.freeze({
   replicaTimeoutMs: 500,
   attemptTimeoutMs: 500,
   fencing: false,
+  mode: EXCLUSIVE,
 })
 
 /** The default `replicaTimeoutMs` and `attemptTimeoutMs`: a quarter of the lease, at most a second. */
@@ -152,7 +172,7 @@ export function checkOptionNames(options: unknown, allowed: readonly string[], w
   }
 }
 
-export const ACQUIRE_OPTION_NAMES: readonly string[] = [...LOCK_OPTION_NAMES, 'signal']
+export const ACQUIRE_OPTION_NAMES: readonly string[] = [...LOCK_OPTION_NAMES, 'signal', 'shared', 'limit']
 export const LOCKER_OPTION_NAMES: readonly string[] = [...LOCK_OPTION_NAMES, 'prefix']
 export const FROM_URL_OPTION_NAMES: readonly string[] = [...LOCKER_OPTION_NAMES, 'connectTimeoutMs']
 
@@ -181,7 +201,9 @@ export function resolveLockOptions(layers: readonly (LockOptions | undefined)[])
   let replicaTimeoutMs: unknown
   let attemptTimeoutMs: unknown
   let fencing: unknown = DEFAULTS.fencing
-  for (const layer of layers) {
+  let shared: unknown
+  let limit: unknown
+  for (const layer of layers as readonly (AcquireOptions | undefined)[]) {
     if (!layer) continue
     if (layer.lifetimeMs !== undefined) lifetimeMs = layer.lifetimeMs
     if (layer.extendIntervalMs !== undefined) extendIntervalMs = layer.extendIntervalMs
@@ -191,6 +213,8 @@ export function resolveLockOptions(layers: readonly (LockOptions | undefined)[])
     if (layer.replicaTimeoutMs !== undefined) replicaTimeoutMs = layer.replicaTimeoutMs
     if (layer.attemptTimeoutMs !== undefined) attemptTimeoutMs = layer.attemptTimeoutMs
     if (layer.fencing !== undefined) fencing = layer.fencing
+    if (layer.shared !== undefined) shared = layer.shared
+    if (layer.limit !== undefined) limit = layer.limit
   }
   if (typeof fencing !== 'boolean') {
     throw new InvalidArgumentError('fencing', `fencing must be true or false; received ${describe(fencing)}`)
@@ -237,7 +261,32 @@ export function resolveLockOptions(layers: readonly (LockOptions | undefined)[])
         ? defaultReplicaTimeoutMs(lifetime)
         : checkDuration('attemptTimeoutMs', attemptTimeoutMs),
     fencing,
+    mode: resolveMode(shared, limit),
   }
+}
+
+/** The largest semaphore limit: far more holders than one key should ever have. */
+export const MAX_LIMIT = 1_000_000
+
+/** Checks `shared` and `limit` (call options) and returns the kind they ask for. */
+function resolveMode(shared: unknown, limit: unknown): HoldMode {
+  if (shared !== undefined && typeof shared !== 'boolean') {
+    throw new InvalidArgumentError('shared', `shared must be true or false; received ${describe(shared)}`)
+  }
+  if (limit === undefined) return shared === true ? SHARED : EXCLUSIVE
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
+    throw new InvalidArgumentError(
+      'limit',
+      `limit must be an integer between 1 and ${MAX_LIMIT} (the most holders of the key at once); received ${describe(limit)}`,
+    )
+  }
+  if (shared === true) {
+    throw new InvalidArgumentError(
+      'shared',
+      'shared and limit cannot be combined: a key is a shared lock or a semaphore, not both',
+    )
+  }
+  return { kind: 'semaphore', limit }
 }
 
 /** What an acquisition must get from replicas (see `LockBackend.acquire`); none for `replicas: 0`. */

@@ -17,6 +17,8 @@ interface Waiter {
   readonly boundMs: number
   /** The bound's timer: armed only while this waiter heads its queue. */
   bound: TimerHandle | undefined
+  /** A shared hold: a release may admit it together with the shared waiters next to it. */
+  readonly shared: boolean
   settle(outcome: WaitOutcome): void
 }
 
@@ -161,7 +163,8 @@ export class Waiters {
    * key's queue) `boundMs`, after which it attempts again; `giveUpMs` bounds the wait
    * whatever its place. One timer per key drives the attempts of a process however
    * many local waiters it has: the others wait their turn, so a held key costs one
-   * attempt per bound and process, not one per waiter. Resolves, never rejects.
+   * attempt per bound and process, not one per waiter. `shared` waiters are woken
+   * together (see {@link Waiters.notify}). Resolves, never rejects.
    */
   wait(
     key: string,
@@ -169,6 +172,7 @@ export class Waiters {
     seq: number,
     signals: readonly (AbortSignal | undefined)[],
     giveUpMs = Number.POSITIVE_INFINITY,
+    shared = false,
   ): Promise<WaitOutcome> {
     const q = this.#queue(key)
     if (q.linger !== undefined) {
@@ -182,6 +186,7 @@ export class Waiters {
         seq,
         boundMs,
         bound: undefined,
+        shared,
         settle: (outcome) => {
           const i = q.waiters.indexOf(waiter)
           if (i === -1) return
@@ -226,12 +231,28 @@ export class Waiters {
     head.bound = this.#clock.setTimer(() => head.settle('timeout'), Math.max(0, head.boundMs))
   }
 
-  /** A release of `key` was seen: bump its generation and wake the first waiter. */
+  /**
+   * A release of `key` was seen: bump its generation and wake the first waiter, or,
+   * when that is a shared hold, every shared waiter up to the first exclusive one
+   * (a release may admit them all, in one round trip).
+   */
   notify(key: string): void {
     const q = this.#queues.get(key)
     if (!q) return
     q.generation++
-    this.wakeOne(key)
+    if (q.waiters[0]?.shared !== true) {
+      this.wakeOne(key)
+      return
+    }
+    const run: Waiter[] = []
+    for (const w of q.waiters) {
+      if (!w.shared) break
+      run.push(w)
+    }
+    for (const w of run) {
+      this.wakeups++
+      w.settle('woken')
+    }
   }
 
   /** Wakes the first waiter of `key` without a new release (passing on an unused wake-up). */

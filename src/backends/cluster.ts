@@ -3,7 +3,7 @@ import type { RedisAdapter } from '../adapters/adapter.js'
 import { BackendError, CrossSlotError, InvalidArgumentError } from '../errors.js'
 import { hashTag } from '../internal/keys.js'
 import { sanitizeError } from '../internal/sanitize.js'
-import { RELEASE_SHARDED, type ScriptOverrides } from '../scripts/index.js'
+import type { ScriptOverrides } from '../scripts/index.js'
 import type {
   AttemptRequest,
   AttemptResult,
@@ -79,7 +79,7 @@ export class ClusterBackend implements LockBackend {
   /** @param overrides replacement scripts for tests' deliberately broken variants only. */
   constructor(adapter: RedisAdapter, overrides: ScriptOverrides = {}) {
     this.#adapter = adapter
-    this.#inner = new SingleNodeBackend(adapter, backendScripts(overrides, RELEASE_SHARDED))
+    this.#inner = new SingleNodeBackend(adapter, backendScripts(overrides, true))
   }
 
   checkKeys(keys: readonly string[]): void {
@@ -116,8 +116,8 @@ export class ClusterBackend implements LockBackend {
         // the redirect, which makes the client refresh its slot map; once it is back,
         // a MOVED slot is tried once more on its new master. ASK (a slot mid-migration)
         // is not: the key may be on either node until the migration ends.
-        const { keys, token } = request
-        await this.#inner.release({ keys, token, publisherId: '' }, left()).catch(() => {})
+        const { keys, token, mode } = request
+        await this.#inner.release({ keys, token, publisherId: '', mode }, left()).catch(() => {})
         if (redirect !== 'MOVED' || redirected || performance.now() - startedAt >= request.timeoutMs)
           throw err
       }

@@ -46,9 +46,10 @@ export interface AttemptRequest extends S.AcquireRequest {
 export interface LockBackend {
   /**
    * Checks keys that are valid in general against this deployment's own rules
-   * (a cluster: one hash slot) before anything is sent; throws a LockError.
+   * (a cluster: one hash slot) and a kind of lock it cannot hold safely (a quorum:
+   * semaphores with a limit above 1) before anything is sent; throws a LockError.
    */
-  checkKeys(keys: readonly string[]): void
+  checkKeys(keys: readonly string[], mode?: S.HoldMode): void
   /**
    * One attempt at taking all keys for the request's token. A failure that may have
    * left keys locked is cleaned up by releasing the token afterwards. With

@@ -1,4 +1,5 @@
 import { BackendError, InvalidArgumentError, QuorumError } from '../errors.js'
+import type { HoldMode } from '../scripts/index.js'
 import type {
   AttemptRequest,
   AttemptResult,
@@ -104,12 +105,21 @@ export class QuorumBackend implements LockBackend {
     return this.#nodes.length
   }
 
-  checkKeys(keys: readonly string[]): void {
+  checkKeys(keys: readonly string[], mode?: HoldMode): void {
     for (const node of this.#nodes) node.checkKeys(keys)
+    if (mode?.kind === 'semaphore' && mode.limit > 1) {
+      // Counted per node, permits do not add up across a quorum: with 3 nodes and a
+      // limit of 2, holders on nodes {1,2}, {1,3} and {2,3} each got a majority while
+      // every node is at its limit, so three would hold a permit at once.
+      throw new InvalidArgumentError(
+        'limit',
+        `limit ${mode.limit} is not supported on a quorum of independent masters: each node counts its own holders, so majorities of different nodes could admit more than ${mode.limit} holders at once (limit: 1 and shared locks are safe on a quorum)`,
+      )
+    }
   }
 
   async acquire(request: AttemptRequest): Promise<AttemptResult> {
-    const { keys, token, lifetimeMs, timeoutMs, ack } = request
+    const { lifetimeMs, timeoutMs, ack } = request
     // Redlock's masters are independent by design; replica confirmation per node is not
     // implemented (each node's WAIT would have to fit its per-node timeout).
     if (ack && ack.replicas > 0) throw unsupportedReplicas('a quorum of independent masters', ack.replicas)
@@ -137,6 +147,8 @@ export class QuorumBackend implements LockBackend {
           }
           return { acquired: true, fence } as const
         }
+        // Another kind of lock on the key (any node): waiting would not help.
+        for (const s of settled) if (s.ok && !s.value.acquired && s.value.conflict) return s.value
         const held = settled.filter(isHeld)
         if (held.length >= mustFree) return contention(held, held.length - (n - this.quorum))
         if (pending > 0) return undefined
@@ -146,11 +158,11 @@ export class QuorumBackend implements LockBackend {
           settled.map(acquireOutcome),
         )
       }).then((result) => {
-        if (!result.acquired) this.#undo(attempts, keys, token)
+        if (!result.acquired) this.#undo(attempts, request)
         return result
       })
     } catch (err) {
-      this.#undo(attempts, keys, token)
+      this.#undo(attempts, request)
       throw err
     }
   }
@@ -161,11 +173,12 @@ export class QuorumBackend implements LockBackend {
    * cleans up after itself (the {@link LockBackend.acquire} contract), and a node
    * that found the keys held has nothing of ours: neither costs a release.
    */
-  #undo(attempts: readonly Promise<AttemptResult>[], keys: readonly string[], token: string): void {
+  #undo(attempts: readonly Promise<AttemptResult>[], request: AttemptRequest): void {
+    const { keys, token, mode } = request
     attempts.forEach((attempt, i) => {
       attempt.then(
         (r) => {
-          if (r.acquired) this.#nodes[i]?.releaseQuietly({ keys, token, publisherId: '' })
+          if (r.acquired) this.#nodes[i]?.releaseQuietly({ keys, token, publisherId: '', mode })
         },
         () => {},
       )
@@ -275,11 +288,18 @@ export class QuorumBackend implements LockBackend {
         for (const state of answered)
           if (state.fence !== null && (fence === null || state.fence > fence)) fence = state.fence
         const token = owner?.[0]?.token ?? null
-        if (owner === undefined || token === null) return { token: null, pttl: -2, fence }
+        if (owner === undefined || token === null) return sharedState(answered, this.quorum, fence)
         // The lease lasts while a majority holds it: the quorum-th longest remaining TTL.
         const ttls = owner.map((s) => (s.pttl < 0 ? Number.POSITIVE_INFINITY : s.pttl)).sort((a, b) => b - a)
         const pttl = ttls[this.quorum - 1] ?? -1
-        return { token, pttl: Number.isFinite(pttl) ? pttl : -1, fence }
+        return {
+          token,
+          pttl: Number.isFinite(pttl) ? pttl : -1,
+          fence,
+          kind: 'exclusive',
+          limit: null,
+          holders: [],
+        }
       },
     )
   }
@@ -366,4 +386,26 @@ export function quorumBackendFor(
     )
   }
   return new QuorumBackend(clients.map(nodeFor))
+}
+
+/**
+ * The state of a key no token holds on a majority: a shared lock or semaphore when a
+ * majority reports that kind (with as many holders as a majority has at least: the
+ * quorum-th longest list), else free.
+ */
+function sharedState(answered: readonly KeyState[], quorum: number, fence: bigint | null): KeyState {
+  const free: KeyState = { token: null, pttl: -2, fence, kind: null, limit: null, holders: [] }
+  const sameKind = new Map<string, KeyState[]>()
+  for (const state of answered) {
+    if (state.kind !== 'shared' && state.kind !== 'semaphore') continue
+    const id = `${state.kind}:${state.limit}`
+    sameKind.set(id, [...(sameKind.get(id) ?? []), state])
+  }
+  for (const states of sameKind.values()) {
+    if (states.length < quorum) continue
+    const byCount = [...states].sort((a, b) => b.holders.length - a.holders.length)
+    const chosen = byCount[quorum - 1] as KeyState
+    return { ...chosen, fence }
+  }
+  return free
 }

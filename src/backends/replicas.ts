@@ -53,7 +53,7 @@ async function acquirePinned(
   try {
     return await runner.bounded(pinned(onLent), request.timeoutMs + WATCHDOG_SLACK_MS, 'acquire')
   } catch (err) {
-    backend.releaseQuietly({ keys: request.keys, token: request.token, publisherId: '' })
+    backend.releaseQuietly({ keys: request.keys, token: request.token, publisherId: '', mode: request.mode })
     throw toBackendError('acquire', err)
   }
 }
@@ -74,7 +74,7 @@ async function confirm(
   idBefore: Promise<unknown>,
 ): Promise<void> {
   const { adapter, runner } = backend
-  const release = { keys: request.keys, token: request.token, publisherId: '' }
+  const release = { keys: request.keys, token: request.token, publisherId: '', mode: request.mode }
   // The server's WAIT timeout never outlasts the attempt, so a short count comes back as such.
   const waitMs = Math.max(1, Math.min(ack.timeoutMs, Math.floor(leftMs)))
   let confirmed = 0

@@ -2,6 +2,7 @@ import type { RedisAdapter, Subscriber } from '../adapters/adapter.js'
 import { BackendError } from '../errors.js'
 import {
   ACQUIRE,
+  ACQUIRE_HOLDER,
   ACQUIRED,
   type AttemptResult,
   EXTEND,
@@ -12,6 +13,9 @@ import {
   isUniform,
   type KeyState,
   RELEASE,
+  RELEASE_HOLDER,
+  RELEASE_HOLDER_SHARDED,
+  RELEASE_SHARDED,
   type ReleaseRequest,
   type ReleaseResult,
   type ScriptOverrides,
@@ -31,19 +35,29 @@ export interface BackendScripts {
   /** Null when the extend script was replaced: every batch then takes that one. */
   readonly extendUniform: TypedScript<readonly ExtendRequest[], ExtendStatus[]> | null
   readonly release: TypedScript<ReleaseRequest, ReleaseResult>
+  /** A shared lock's or semaphore's holder: its acquisition and release. */
+  readonly acquireHolder: TypedScript<AttemptRequest, AttemptResult>
+  readonly releaseHolder: TypedScript<ReleaseRequest, ReleaseResult>
 }
 
-/** The scripts with `overrides` applied; `release` is the topology's own release script. */
-export function backendScripts(
-  overrides: ScriptOverrides = {},
-  release: TypedScript<ReleaseRequest, ReleaseResult> = RELEASE,
-): BackendScripts {
+/**
+ * The scripts with `overrides` applied; `sharded` (Redis Cluster) announces releases
+ * with SPUBLISH.
+ */
+export function backendScripts(overrides: ScriptOverrides = {}, sharded = false): BackendScripts {
   return {
     acquire: withSource(ACQUIRE, overrides.acquire),
     extend: withSource(EXTEND, overrides.extend),
     extendUniform: overrides.extend === undefined ? EXTEND_UNIFORM : null,
-    release: withSource(release, overrides.release),
+    release: withSource(sharded ? RELEASE_SHARDED : RELEASE, overrides.release),
+    acquireHolder: withSource(ACQUIRE_HOLDER, overrides.acquireHolder),
+    releaseHolder: withSource(sharded ? RELEASE_HOLDER_SHARDED : RELEASE_HOLDER, overrides.releaseHolder),
   }
+}
+
+/** True for a request of a holder among several (a shared lock or a semaphore). */
+function isHolder(request: { readonly mode?: { readonly kind: string } | undefined }): boolean {
+  return request.mode !== undefined && request.mode.kind !== 'exclusive'
 }
 
 /**
@@ -93,6 +107,8 @@ export class SingleNodeBackend implements LockBackend {
     const startedAt = performance.now()
     const setNx = this.adapter.setNx
     try {
+      if (isHolder(request))
+        return await this.runner.call(this.scripts.acquireHolder, request, timeoutMs, 'acquire')
       const only = keys.length === 1 ? keys[0] : undefined
       if (!fencing && only !== undefined && setNx && request.contended !== true) {
         const set = setNx.call(this.adapter, only, token, lifetimeMs)
@@ -103,7 +119,7 @@ export class SingleNodeBackend implements LockBackend {
     } catch (err) {
       // The request may have been applied (or may still be, from an offline queue):
       // release the token once it settles, in order on the same connection.
-      this.releaseQuietly({ keys, token, publisherId: '' })
+      this.releaseQuietly({ keys, token, publisherId: '', mode: request.mode })
       throw toBackendError('acquire', err, [token])
     }
   }
@@ -130,7 +146,8 @@ export class SingleNodeBackend implements LockBackend {
    * were deleted and how many subscribers heard about it.
    */
   release(request: ReleaseRequest, timeoutMs: number): Promise<ReleaseResult> {
-    return this.runner.call(this.scripts.release, request, timeoutMs, 'release')
+    const script = isHolder(request) ? this.scripts.releaseHolder : this.scripts.release
+    return this.runner.call(script, request, timeoutMs, 'release')
   }
 
   /** Fire-and-forget release for cleanup paths; failures are irrelevant because the lease expires anyway. */

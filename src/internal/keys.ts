@@ -28,7 +28,7 @@
  * - otherwise:                                      `H` NS kind `:{K}`
  *   (H is K up to its first `{`, all of K when it has none)
  *
- * with NS = {@link RESERVED} (`"\0arl:"`) and kind `fence` or `released`. For the prefix
+ * with NS = {@link RESERVED} (`"\0arl:"`) and kind `fence`, `holders`, `writer` or `released`. For the prefix
  * `app:` and the key `x`: `app:x\0arl:fence:{app:x}` and `app:x\0arl:released:{app:x}`;
  * for `app:{x}`: `app:{x}\0arl:fence`.
  */
@@ -65,6 +65,16 @@ function companion(key: string, kind: string): string {
 /** The key that stores the fencing high-water mark of `key` (a full lock key). */
 export function fenceKey(key: string): string {
   return companion(key, 'fence')
+}
+
+/** The sorted set of a shared lock's or semaphore's holders (token → expiry, server ms). */
+export function holdersKey(key: string): string {
+  return companion(key, 'holders')
+}
+
+/** The mark of an exclusive acquisition waiting for a shared lock's holders to leave. */
+export function writerKey(key: string): string {
+  return companion(key, 'writer')
 }
 
 /** The pub/sub channel on which releases of `key` (a full lock key) are announced. */

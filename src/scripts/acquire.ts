@@ -1,4 +1,4 @@
-import { fenceKey } from '../internal/keys.js'
+import { fenceKey, holdersKey, writerKey } from '../internal/keys.js'
 import { LUA_TOKEN_PATTERN, STORED_TOKEN, TOKEN_LENGTH } from '../internal/token.js'
 import { typedScript, unexpectedReply } from './script.js'
 
@@ -22,6 +22,52 @@ local function ours(v)
 end
 `
 
+/** The value a shared lock's key holds (its holders are in the key's holders set). */
+export const SHARED_MARKER = 'arl1.shared'
+/** What a semaphore's key holds before its limit, e.g. `arl1.sem.5`. */
+export const SEMAPHORE_MARKER = 'arl1.sem.'
+
+/** How a lock is held: one exclusive holder, any number of shared holders, or at most `limit` permits. */
+export type HoldKind = 'exclusive' | 'shared' | 'semaphore'
+
+/** The kind of an acquisition and, for a semaphore, its limit (0 for the other kinds). */
+export interface HoldMode {
+  readonly kind: HoldKind
+  readonly limit: number
+}
+
+export const EXCLUSIVE: HoldMode = Object.freeze({ kind: 'exclusive', limit: 0 })
+export const SHARED: HoldMode = Object.freeze({ kind: 'shared', limit: 0 })
+
+/** The value stored in the key of a shared lock or semaphore of `mode`. */
+export function markerOf(mode: HoldMode): string {
+  return mode.kind === 'shared' ? SHARED_MARKER : `${SEMAPHORE_MARKER}${mode.limit}`
+}
+
+/**
+ * Lua (after {@link LUA_OURS}): `kindOf(v)` tells what a lock key's string value is:
+ * 'x' an exclusive holder's token, 's' a shared lock, 'n' and the limit a semaphore,
+ * nil a value that is not ours. `marked(v)` is true when it carries the waiting mark.
+ * `nowMs()` is the server's clock in ms.
+ */
+export const LUA_KIND = `
+local function marked(v)
+  return string.byte(v, #v) == 33
+end
+local function kindOf(v)
+  local base = marked(v) and string.sub(v, 1, #v - 1) or v
+  if base == '${SHARED_MARKER}' then return 's', 0 end
+  local lim = string.match(base, '^arl1%.sem%.(%d+)$')
+  if lim then return 'n', tonumber(lim) end
+  if ours(v) then return 'x', 0 end
+  return nil, 0
+end
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`
+
 /** Lua: the error reply for the key (a Lua expression) holding a string value that is not ours. */
 export function luaNotALock(key: string): string {
   return `redis.error_reply('NOTALOCK lock key ' .. ${key} .. ' holds a value this library did not write (another application, or another stored format such as 0.1.0): not a lock')`
@@ -36,6 +82,14 @@ export interface AcquireRequest {
   readonly lifetimeMs: number
   /** Issue a fencing token (the script then also reads and writes the fence marks). */
   readonly fencing: boolean
+  /** How the keys are held; exclusive when absent. */
+  readonly mode?: HoldMode | undefined
+  /**
+   * How long the mark of an exclusive acquisition that waits for a shared lock's
+   * holders lasts (new shared holders wait behind it); the waiter re-arms it with each
+   * attempt, so it outlives the waiter by at most this much. Default 2000.
+   */
+  readonly writerMarkMs?: number | undefined
 }
 
 /** Outcome of one acquisition attempt. */
@@ -47,40 +101,58 @@ export type AttemptResult =
     }
   | {
       readonly acquired: false
-      /** The blocking key's remaining lease in ms (-1: it has no TTL). */
+      /** How long until the blocking key may admit us, in ms (-1: no TTL). */
       readonly pttl: number
       /** Which key (index into the request's keys) blocked the attempt. */
       readonly blockedIndex: number
+      /**
+       * Set when the key is held as another kind (or a semaphore with another limit):
+       * waiting would not help, the acquisition is rejected.
+       */
+      readonly conflict?: HoldMode | undefined
     }
 
+/** Default of {@link AcquireRequest.writerMarkMs}. */
+export const WRITER_MARK_MS = 2000
+
 /**
- * Takes every lock key at once or none of them and, when asked to, issues a fencing
- * token. Without fencing a single-key acquisition does not need this script (a plain
- * `SET NX PX` does it); it is used for several keys and after a plain SET failed.
+ * Takes every key of an exclusive lock at once or none of them and, when asked to,
+ * issues a fencing token. Without fencing a single-key acquisition does not need this
+ * script (a plain `SET NX PX` does it); it is used for several keys and after a plain
+ * SET failed.
  *
- * KEYS[1..n]   lock keys; with fencing also KEYS[n+1..2n], their fence-mark keys
- *              (same slot as each lock key)
+ * KEYS[1..n]   lock keys; KEYS[n+1..2n] their holders sets; KEYS[2n+1..3n] their writer
+ *              marks; with fencing also KEYS[3n+1..4n], their fence-mark keys (each
+ *              companion in its lock key's slot)
  * ARGV[1]      owner token
  * ARGV[2]      lease length, ms
- * ARGV[3]      fence-mark TTL, ms; '0': no fencing (KEYS holds only the lock keys)
+ * ARGV[3]      fence-mark TTL, ms; '0': no fencing (no fence-mark keys)
+ * ARGV[4]      writer mark TTL, ms (see below)
  * Returns      {1, fence} when all keys were free and are now ours; fence is a decimal
  *              string: max(previous mark + 1, server TIME in µs), stored back as the
  *              mark. {1} without fencing.
- *              {0, pttl, i} when key i is held (it holds another owner's token, of our
- *              format); pttl is its remaining ms (-1: no TTL).
+ *              {0, pttl, i} when key i is held: by another owner's token (pttl: its
+ *              remaining ms, -1 no TTL) or by shared holders (pttl: until the last of
+ *              them expires).
+ *              {-1, i, kind, limit} when key i is a semaphore with holders: another kind
+ *              of lock; nothing was changed.
  * Errors       WRONGTYPE when a lock key holds a non-string value; NOTALOCK when it
  *              holds a string that is not of our format (see {@link LUA_OURS}). Both
  *              say "not a lock"; keys taken before it are deleted again. Never contention.
  * Replays      a key already holding ARGV[1] counts as taken: tokens are unique per
  *              attempt, so only a resent copy of this same request (or of the plain
  *              SET that preceded it) can have set it.
- * Waiting mark a held key that blocks the attempt gets '!' appended to its holder's
- *              token (once, and only with a TTL; a value not of our format is never
- *              written to), so the holder's release knows someone waits and
- *              publishes. Every script that
+ * Waiting mark a held key that blocks the attempt gets '!' appended to its value
+ *              (once, and only with a TTL; a value not of our format is never written
+ *              to), so its release knows someone waits and publishes. Every script that
  *              compares tokens accepts both forms. An unmarked release sends no message:
  *              nobody outside the holder's own Locker can be waiting (every waiter's
- *              failed attempt went through this script and marked the holder).
+ *              failed attempt went through a script that marked the holder).
+ * Shared keys  a key held by shared holders (see ACQUIRE_HOLDER) is taken once its
+ *              holders set has no unexpired member; until then the attempt sets the
+ *              writer mark (ARGV[4] ms), which keeps new shared holders out (writer
+ *              preference). Any exclusive acquisition deletes the writer mark, and
+ *              passes on its waiting mark (shared waiters) to the new token.
  * Cluster      all keys must share one slot; the caller checks before sending.
  *
  * Keys taken before a later one turns out to be held are deleted again inside the
@@ -88,50 +160,95 @@ export type AttemptResult =
  */
 export const ACQUIRE = typedScript<AcquireRequest, AttemptResult>(
   'acquire',
-  `${LUA_OURS}
+  `${LUA_OURS}${LUA_KIND}
 local fenced = ARGV[3] ~= '0'
-local n = fenced and #KEYS / 2 or #KEYS
+local n = #KEYS / (fenced and 4 or 3)
 for i = 1, n do
-  if not redis.call('SET', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then
-    local v = redis.pcall('GET', KEYS[i])
+  local K, H, W = KEYS[i], KEYS[n + i], KEYS[2 * n + i]
+  local waited = false
+  if not redis.call('SET', K, ARGV[1], 'NX', 'PX', ARGV[2]) then
+    local v = redis.pcall('GET', K)
     if v ~= ARGV[1] and v ~= ARGV[1] .. '!' then
-      for j = 1, i - 1 do redis.call('DEL', KEYS[j]) end
       if type(v) == 'table' and v.err then
-        return redis.error_reply('WRONGTYPE lock key ' .. KEYS[i] .. ' holds a non-string value, not a lock')
+        for j = 1, i - 1 do redis.call('DEL', KEYS[j]) end
+        return redis.error_reply('WRONGTYPE lock key ' .. K .. ' holds a non-string value, not a lock')
       end
-      if not ours(v) then return ${luaNotALock('KEYS[i]')} end
-      local pttl = redis.call('PTTL', KEYS[i])
-      -- Mark the holder's token: someone waits, so its release must announce itself.
-      if pttl > 0 and #v == ${TOKEN_LENGTH} then redis.call('APPEND', KEYS[i], '!') end
-      return {0, pttl, i}
+      local kind, lim = kindOf(v)
+      if not kind then
+        for j = 1, i - 1 do redis.call('DEL', KEYS[j]) end
+        return ${luaNotALock('K')}
+      end
+      local holders = 0
+      if kind ~= 'x' then
+        redis.call('ZREMRANGEBYSCORE', H, '-inf', nowMs())
+        holders = redis.call('ZCARD', H)
+      end
+      if kind == 'n' and holders > 0 then
+        for j = 1, i - 1 do redis.call('DEL', KEYS[j]) end
+        return {-1, i, 'semaphore', lim}
+      end
+      if kind == 'x' or holders > 0 then
+        for j = 1, i - 1 do redis.call('DEL', KEYS[j]) end
+        local pttl = redis.call('PTTL', K)
+        -- Mark the holder: someone waits, so its release must announce itself.
+        if pttl > 0 and not marked(v) then redis.call('APPEND', K, '!') end
+        -- Shared holders: keep newcomers out until this writer had its turn.
+        if kind == 's' then redis.call('SET', W, ARGV[1], 'PX', ARGV[4]) end
+        return {0, pttl, i}
+      end
+      -- A shared lock or semaphore whose holders all expired: free.
+      waited = marked(v)
+      redis.call('DEL', H)
+      redis.call('SET', K, ARGV[1], 'PX', ARGV[2])
+    else
+      -- Already ours: this very request was delivered twice (a client resent it
+      -- after a reconnect). Count it as taken rather than leave an orphan behind.
+      redis.call('PEXPIRE', K, ARGV[2])
     end
-    -- Already ours: this very request was delivered twice (a client resent it
-    -- after a reconnect). Count it as taken rather than leave an orphan behind.
-    redis.call('PEXPIRE', KEYS[i], ARGV[2])
   end
+  local w = redis.call('GET', W)
+  if w then
+    redis.call('DEL', W)
+    if marked(w) then waited = true end
+  end
+  -- Shared waiters were told about the key: this holder's release must tell them too.
+  if waited and redis.call('GET', K) == ARGV[1] then redis.call('APPEND', K, '!') end
 end
 if not fenced then return {1} end
 local now = redis.call('TIME')
 local fence = tonumber(now[1]) * 1000000 + tonumber(now[2])
-for i = n + 1, 2 * n do
+for i = 3 * n + 1, 4 * n do
   local mark = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
   if mark >= fence then fence = mark + 1 end
 end
 local s = string.format('%.0f', fence)
-for i = n + 1, 2 * n do redis.call('SET', KEYS[i], s, 'PX', ARGV[3]) end
+for i = 3 * n + 1, 4 * n do redis.call('SET', KEYS[i], s, 'PX', ARGV[3]) end
 return {1, s}
 `,
-  ({ keys, token, lifetimeMs, fencing }) => ({
-    keys: fencing ? [...keys, ...keys.map(fenceKey)] : [...keys],
-    args: [token, String(lifetimeMs), fencing ? String(FENCE_MARK_TTL_MS) : '0'],
+  ({ keys, token, lifetimeMs, fencing, writerMarkMs }) => ({
+    keys: companionKeys(keys, fencing),
+    args: [
+      token,
+      String(lifetimeMs),
+      fencing ? String(FENCE_MARK_TTL_MS) : '0',
+      String(writerMarkMs ?? WRITER_MARK_MS),
+    ],
   }),
   decodeAttempt,
 )
 
+/** The KEYS of an acquisition: lock keys, holders sets, writer marks, and fence marks with fencing. */
+export function companionKeys(keys: readonly string[], fencing: boolean): string[] {
+  const out = [...keys, ...keys.map(holdersKey), ...keys.map(writerKey)]
+  if (fencing) for (const k of keys) out.push(fenceKey(k))
+  return out
+}
+
 /** A success without fencing: also what a plain `SET NX PX` that set the key stands for. */
 export const ACQUIRED: AttemptResult = Object.freeze({ acquired: true, fence: undefined })
 
-function decodeAttempt(reply: unknown): AttemptResult {
+/** Decodes an acquisition reply (ACQUIRE and ACQUIRE_HOLDER share its shapes). */
+export function decodeAttempt(reply: unknown): AttemptResult {
   if (Array.isArray(reply)) {
     const [status, value, index] = reply as unknown[]
     if (Number(status) === 1 && reply.length === 1) return ACQUIRED
@@ -140,6 +257,12 @@ function decodeAttempt(reply: unknown): AttemptResult {
     }
     if (Number(status) === 0) {
       return { acquired: false, pttl: Number(value), blockedIndex: Number(index) - 1 }
+    }
+    if (Number(status) === -1) {
+      const [, at, kind, limit] = reply as unknown[]
+      const conflict: HoldMode =
+        kind === 'shared' ? SHARED : kind === 'semaphore' ? { kind, limit: Number(limit) } : EXCLUSIVE
+      return { acquired: false, pttl: -1, blockedIndex: Number(at) - 1, conflict }
     }
   }
   throw unexpectedReply('acquire', reply)

@@ -1,3 +1,5 @@
+import { holdersKey } from '../internal/keys.js'
+import { type HoldMode, LUA_KIND, LUA_OURS } from './acquire.js'
 import { msText, typedScript, unexpectedReply } from './script.js'
 
 /** One lease in an extension batch. */
@@ -5,6 +7,13 @@ export interface ExtendRequest {
   readonly keys: readonly string[]
   readonly token: string
   readonly lifetimeMs: number
+  /** How the keys are held; exclusive when absent. */
+  readonly mode?: HoldMode | undefined
+}
+
+/** True for a lease that is one holder among several (a shared lock or a semaphore). */
+function isHolder(lease: ExtendRequest): boolean {
+  return lease.mode !== undefined && lease.mode.kind !== 'exclusive'
 }
 
 /** Per lease: 1 extended, 0 a key was gone, -1 a key has another owner. */
@@ -19,14 +28,18 @@ function decodeStatuses(reply: unknown): ExtendStatus[] {
 /**
  * Extends a batch of leases in one call. Only a key that still holds the lease's
  * token (with or without the waiting mark) is re-armed; a missing key is never
- * re-created.
+ * re-created. A holder of a shared lock or semaphore is re-armed in the key's holders
+ * set while its entry there is unexpired, and the key's TTL raised to cover it.
  *
- * KEYS         the lock keys of every lease, lease after lease
+ * KEYS         the keys of every lease, lease after lease: an exclusive lease's lock
+ *              keys; a holder's lock key and holders set, key after key
  * ARGV[1]      number of leases m
- * ARGV[2..]    per lease: token, lease length in ms, number of keys
- * Returns      m integers: 1 extended, 0 a key was gone, -1 a key has another owner
- *              (another value, or a value of another type: that key alone is
- *              affected, the other leases of the batch are extended as usual)
+ * ARGV[2..]    per lease: token, lease length in ms, number of keys, 'x' (exclusive)
+ *              or 'h' (holder)
+ * Returns      m integers: 1 extended, 0 a key was gone (for a holder: its entry
+ *              gone or expired), -1 a key has another owner (another value, or a value
+ *              of another type: that key alone is affected, the other leases of the
+ *              batch are extended as usual)
  * Errors       any error of reading a key other than WRONGTYPE (the whole batch)
  * Cluster      one call per slot group; every key of the call in one slot.
  *
@@ -35,30 +48,47 @@ function decodeStatuses(reply: unknown): ExtendStatus[] {
  */
 export const EXTEND = typedScript<readonly ExtendRequest[], ExtendStatus[]>(
   'extend',
-  `
+  `${LUA_OURS}${LUA_KIND}
 local out = {}
 local k = 1
 local a = 2
+local now = nil
 for l = 1, tonumber(ARGV[1]) do
-  local token, ms, nk = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local token, ms, nk, holder = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3] == 'h'
   local status = 1
-  for i = k, k + nk - 1 do
+  local step = holder and 2 or 1
+  for i = k, k + step * nk - 1, step do
     local v = redis.pcall('GET', KEYS[i])
     if type(v) == 'table' then
       if not string.find(v.err, '^WRONGTYPE') then return v end
       status = -1 break
     end
-    if v ~= token and v ~= token .. '!' then
+    if holder then
+      if not v then status = 0 break end
+      local kind = kindOf(v)
+      if kind ~= 's' and kind ~= 'n' then status = -1 break end
+      now = now or nowMs()
+      local untilMs = tonumber(redis.call('ZSCORE', KEYS[i + 1], token) or '0')
+      if untilMs <= now then status = 0 break end
+    elseif v ~= token and v ~= token .. '!' then
       if v then status = -1 break end
       status = 0
     end
   end
   if status == 1 then
-    for i = k, k + nk - 1 do redis.call('PEXPIRE', KEYS[i], ms) end
+    for i = k, k + step * nk - 1, step do
+      if holder then
+        redis.call('ZADD', KEYS[i + 1], 'XX', now + tonumber(ms), token)
+        if redis.call('PTTL', KEYS[i]) < tonumber(ms) then redis.call('PEXPIRE', KEYS[i], ms) end
+        if redis.call('PTTL', KEYS[i + 1]) < tonumber(ms) then redis.call('PEXPIRE', KEYS[i + 1], ms) end
+      else
+        redis.call('PEXPIRE', KEYS[i], ms)
+      end
+    end
   end
   out[l] = status
-  k = k + nk
-  a = a + 3
+  k = k + step * nk
+  a = a + 4
 end
 return out
 `,
@@ -66,8 +96,10 @@ return out
     const keys: string[] = []
     const args: string[] = [String(batch.length)]
     for (const lease of batch) {
-      keys.push(...lease.keys)
-      args.push(lease.token, msText(lease.lifetimeMs), String(lease.keys.length))
+      const holder = isHolder(lease)
+      if (holder) for (const key of lease.keys) keys.push(key, holdersKey(key))
+      else keys.push(...lease.keys)
+      args.push(lease.token, msText(lease.lifetimeMs), String(lease.keys.length), holder ? 'h' : 'x')
     }
     return { keys, args }
   },
@@ -121,8 +153,8 @@ return out
   decodeStatuses,
 )
 
-/** True when {@link EXTEND_UNIFORM} can carry `batch`: one key per lease, one lease length. */
+/** True when {@link EXTEND_UNIFORM} can carry `batch`: exclusive leases of one key, one lease length. */
 export function isUniform(batch: readonly ExtendRequest[]): boolean {
   const ms = batch[0]?.lifetimeMs
-  return batch.every((l) => l.keys.length === 1 && l.lifetimeMs === ms)
+  return batch.every((l) => l.keys.length === 1 && l.lifetimeMs === ms && !isHolder(l))
 }

@@ -9,10 +9,17 @@ export {
   ACQUIRED,
   type AcquireRequest,
   type AttemptResult,
+  EXCLUSIVE,
   FENCE_MARK_TTL_MS,
+  type HoldKind,
+  type HoldMode,
+  markerOf,
+  SHARED,
+  WRITER_MARK_MS,
   withoutWaitingMark,
 } from './acquire.js'
 export { EXTEND, EXTEND_UNIFORM, type ExtendRequest, type ExtendStatus, isUniform } from './extend.js'
+export { ACQUIRE_HOLDER, RELEASE_HOLDER, RELEASE_HOLDER_SHARDED } from './holders.js'
 export { MEMORY_POLICY, type MemoryPolicy } from './info.js'
 export { INSPECT, type KeyState, SERVER_ID } from './inspect.js'
 export { RELEASE, RELEASE_SHARDED, type ReleaseRequest, type ReleaseResult } from './release.js'
@@ -23,4 +30,8 @@ export interface ScriptOverrides {
   readonly acquire?: string
   readonly extend?: string
   readonly release?: string
+  /** The shared-lock/semaphore acquisition (ACQUIRE_HOLDER). */
+  readonly acquireHolder?: string
+  /** The shared-lock/semaphore release (RELEASE_HOLDER). */
+  readonly releaseHolder?: string
 }

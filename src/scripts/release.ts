@@ -1,4 +1,5 @@
 import { releaseChannel } from '../internal/keys.js'
+import type { HoldMode } from './acquire.js'
 import { type ScriptArgs, type TypedScript, typedScript, unexpectedReply } from './script.js'
 
 /** Deletes the keys that still hold `token`. */
@@ -7,6 +8,8 @@ export interface ReleaseRequest {
   readonly token: string
   /** Published on each release channel: the releasing Locker's id (its own subscriber skips it). */
   readonly publisherId: string
+  /** How the keys are held; exclusive when absent (a holder of a shared lock or semaphore uses RELEASE_HOLDER). */
+  readonly mode?: HoldMode | undefined
 }
 
 /** Outcome of a release. */

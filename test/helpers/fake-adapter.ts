@@ -65,11 +65,14 @@ export function extendEntries(call: ScriptCall): ExtendEntry[] {
   const out: ExtendEntry[] = []
   let k = 0
   for (let i = 0; i < n; i++) {
-    const token = call.args[1 + 3 * i] as string
-    const lifetimeMs = Number(call.args[2 + 3 * i])
-    const nk = Number(call.args[3 + 3 * i])
-    out.push({ token, lifetimeMs, keys: call.keys.slice(k, k + nk) })
-    k += nk
+    const token = call.args[1 + 4 * i] as string
+    const lifetimeMs = Number(call.args[2 + 4 * i])
+    const nk = Number(call.args[3 + 4 * i])
+    // A holder's keys come with their holders sets: lock key, set, lock key, set...
+    const step = call.args[4 + 4 * i] === 'h' ? 2 : 1
+    const keys = call.keys.slice(k, k + step * nk).filter((_, j) => j % step === 0)
+    out.push({ token, lifetimeMs, keys })
+    k += step * nk
   }
   return out
 }

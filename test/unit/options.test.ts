@@ -48,6 +48,7 @@ describe('resolveLockOptions', () => {
       replicaTimeoutMs: 500,
       attemptTimeoutMs: 500,
       fencing: false,
+      mode: { kind: 'exclusive', limit: 0 },
     })
     assert.deepEqual(resolveLockOptions([undefined, {}]), { ...DEFAULTS })
   })
@@ -63,6 +64,7 @@ describe('resolveLockOptions', () => {
       replicaTimeoutMs: 1000,
       attemptTimeoutMs: 1000,
       fencing: false,
+      mode: { kind: 'exclusive', limit: 0 },
     })
     assert.deepEqual(resolveLockOptions([locker, { lifetimeMs: 6000, retryTimeoutMs: 50 }]), {
       lifetimeMs: 6000,
@@ -73,6 +75,7 @@ describe('resolveLockOptions', () => {
       replicaTimeoutMs: 1000,
       attemptTimeoutMs: 1000,
       fencing: false,
+      mode: { kind: 'exclusive', limit: 0 },
     })
   })
 
@@ -87,7 +90,23 @@ describe('resolveLockOptions', () => {
       replicaTimeoutMs: 750,
       attemptTimeoutMs: 750,
       fencing: false,
+      mode: { kind: 'exclusive', limit: 0 },
     })
+  })
+
+  test('shared and limit: the kind of the acquisition; bad values are rejected before anything is sent', () => {
+    assert.deepEqual(resolveOne({ shared: true }).mode, { kind: 'shared', limit: 0 })
+    assert.deepEqual(resolveOne({ shared: false }).mode, { kind: 'exclusive', limit: 0 })
+    assert.deepEqual(resolveOne({ limit: 5 }).mode, { kind: 'semaphore', limit: 5 })
+    assert.deepEqual(resolveOne({ limit: 1, shared: false }).mode, { kind: 'semaphore', limit: 1 })
+    for (const bad of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '3', null, true, 2_000_000]) {
+      rejects(() => resolveOne({ limit: bad }), 'limit', 'integer')
+    }
+    for (const bad of ['yes', 1, null]) rejects(() => resolveOne({ shared: bad }), 'shared', 'true or false')
+    rejects(() => resolveOne({ shared: true, limit: 3 }), 'shared', 'cannot be combined')
+    // Per acquisition only: a Locker-wide kind would make every key of it a semaphore.
+    rejects(() => new Locker(fakeClient, { limit: 2 } as never), 'limit', 'unknown')
+    rejects(() => new Locker(fakeClient, { shared: true } as never), 'shared', 'unknown')
   })
 
   test('attemptTimeoutMs: a quarter of the lease, at most 1 s, unless set; a bad value is rejected', () => {

@@ -25,7 +25,14 @@ class FakeNode implements QuorumNode {
   acquireAnswer: Answer<AttemptResult> = { acquired: true, fence: 1n }
   extendAnswer: Answer<ExtendStatus[]> = [1]
   releaseAnswer: Answer<ReleaseResult> = { removed: 1, receivers: 0 }
-  inspectAnswer: Answer<KeyState> = { token: null, pttl: -2, fence: null }
+  inspectAnswer: Answer<KeyState> = {
+    token: null,
+    pttl: -2,
+    fence: null,
+    kind: null,
+    limit: null,
+    holders: [],
+  }
   runId: string
   /** Set to make serverId reject. */
   serverIdError: Error | undefined
@@ -239,12 +246,47 @@ describe('QuorumBackend.release and inspect', () => {
 
   test('inspect: the majority owner, how long a majority still holds it, the largest fence', async () => {
     const { nodes, quorum } = setup(3)
-    nodes[0]!.inspectAnswer = { token: 'a', pttl: 900, fence: 3n }
-    nodes[1]!.inspectAnswer = { token: 'a', pttl: 500, fence: 7n }
-    nodes[2]!.inspectAnswer = { token: 'b', pttl: 800, fence: 4n }
-    assert.deepEqual(await quorum.inspect('k', 50), { token: 'a', pttl: 500, fence: 7n })
-    nodes[1]!.inspectAnswer = { token: null, pttl: -2, fence: 7n }
-    assert.deepEqual(await quorum.inspect('k', 50), { token: null, pttl: -2, fence: 7n })
+    nodes[0]!.inspectAnswer = {
+      token: 'a',
+      pttl: 900,
+      fence: 3n,
+      kind: 'exclusive',
+      limit: null,
+      holders: [],
+    }
+    nodes[1]!.inspectAnswer = {
+      token: 'a',
+      pttl: 500,
+      fence: 7n,
+      kind: 'exclusive',
+      limit: null,
+      holders: [],
+    }
+    nodes[2]!.inspectAnswer = {
+      token: 'b',
+      pttl: 800,
+      fence: 4n,
+      kind: 'exclusive',
+      limit: null,
+      holders: [],
+    }
+    assert.deepEqual(await quorum.inspect('k', 50), {
+      token: 'a',
+      pttl: 500,
+      fence: 7n,
+      kind: 'exclusive',
+      limit: null,
+      holders: [],
+    })
+    nodes[1]!.inspectAnswer = { token: null, pttl: -2, fence: 7n, kind: null, limit: null, holders: [] }
+    assert.deepEqual(await quorum.inspect('k', 50), {
+      token: null,
+      pttl: -2,
+      fence: 7n,
+      kind: null,
+      limit: null,
+      holders: [],
+    })
   })
 })
 

@@ -3,14 +3,21 @@ import { describe, test } from 'node:test'
 import { BackendError } from '../../src/errors.js'
 import {
   ACQUIRE,
+  ACQUIRE_HOLDER,
+  EXCLUSIVE,
   EXTEND,
   EXTEND_UNIFORM,
   FENCE_MARK_TTL_MS,
   INSPECT,
   isUniform,
+  markerOf,
   RELEASE,
+  RELEASE_HOLDER,
+  RELEASE_HOLDER_SHARDED,
   RELEASE_SHARDED,
   SERVER_ID,
+  SHARED,
+  WRITER_MARK_MS,
   withoutWaitingMark,
   withSource,
 } from '../../src/scripts/index.js'
@@ -20,15 +27,77 @@ const token = `arl1.${'A'.repeat(22)}`
 const NS = '\u0000arl:'
 
 describe('scripts: encode and decode (pure, no Redis)', () => {
-  test('ACQUIRE: lock keys, then fence marks only with fencing; ARGV token, lease, mark TTL or 0', () => {
+  test('ACQUIRE: lock keys, holders sets, writer marks, then fence marks only with fencing; ARGV token, lease, mark TTL or 0, writer mark TTL', () => {
     assert.deepEqual(ACQUIRE.encode({ keys: ['a', 'b'], token, lifetimeMs: 2000, fencing: false }), {
-      keys: ['a', 'b'],
-      args: [token, '2000', '0'],
+      keys: ['a', 'b', `a${NS}holders:{a}`, `b${NS}holders:{b}`, `a${NS}writer:{a}`, `b${NS}writer:{b}`],
+      args: [token, '2000', '0', String(WRITER_MARK_MS)],
     })
-    assert.deepEqual(ACQUIRE.encode({ keys: ['a', '{t}b'], token, lifetimeMs: 500, fencing: true }), {
-      keys: ['a', '{t}b', `a${NS}fence:{a}`, `{t}b${NS}fence`],
-      args: [token, '500', String(FENCE_MARK_TTL_MS)],
+    assert.deepEqual(
+      ACQUIRE.encode({ keys: ['a', '{t}b'], token, lifetimeMs: 500, fencing: true, writerMarkMs: 1700 }),
+      {
+        keys: [
+          'a',
+          '{t}b',
+          `a${NS}holders:{a}`,
+          `{t}b${NS}holders`,
+          `a${NS}writer:{a}`,
+          `{t}b${NS}writer`,
+          `a${NS}fence:{a}`,
+          `{t}b${NS}fence`,
+        ],
+        args: [token, '500', String(FENCE_MARK_TTL_MS), '1700'],
+      },
+    )
+  })
+
+  test('ACQUIRE_HOLDER: the same KEYS; ARGV adds the kind (s or the limit) and its marker', () => {
+    const shared = ACQUIRE_HOLDER.encode({
+      keys: ['a'],
+      token,
+      lifetimeMs: 900,
+      fencing: false,
+      mode: SHARED,
     })
+    assert.deepEqual(shared, {
+      keys: ['a', `a${NS}holders:{a}`, `a${NS}writer:{a}`],
+      args: [token, '900', '0', 's', 'arl1.shared'],
+    })
+    const sem = ACQUIRE_HOLDER.encode({
+      keys: ['j'],
+      token,
+      lifetimeMs: 900,
+      fencing: true,
+      mode: { kind: 'semaphore', limit: 5 },
+    })
+    assert.deepEqual(sem.args, [token, '900', String(FENCE_MARK_TTL_MS), '5', 'arl1.sem.5'])
+    assert.equal(sem.keys.length, 4)
+    assert.equal(markerOf({ kind: 'semaphore', limit: 12 }), 'arl1.sem.12')
+  })
+
+  test('ACQUIRE replies {-1, i, kind, limit}: another kind holds key i (a conflict, not contention)', () => {
+    assert.deepEqual(ACQUIRE.decode([-1, 1, 'semaphore', 3]), {
+      acquired: false,
+      pttl: -1,
+      blockedIndex: 0,
+      conflict: { kind: 'semaphore', limit: 3 },
+    })
+    assert.deepEqual(ACQUIRE_HOLDER.decode([-1, 2, 'exclusive', 0]), {
+      acquired: false,
+      pttl: -1,
+      blockedIndex: 1,
+      conflict: EXCLUSIVE,
+    })
+    assert.deepEqual(ACQUIRE_HOLDER.decode([-1, 1, 'shared', 0]).acquired, false)
+  })
+
+  test('RELEASE_HOLDER: lock keys then holders sets; ARGV token, publisher, channels', () => {
+    assert.deepEqual(RELEASE_HOLDER.encode({ keys: ['k'], token, publisherId: 'me', mode: SHARED }), {
+      keys: ['k', `k${NS}holders:{k}`],
+      args: [token, 'me', `k${NS}released:{k}`],
+    })
+    assert.match(RELEASE_HOLDER.source, /'PUBLISH'/)
+    assert.match(RELEASE_HOLDER_SHARDED.source, /'SPUBLISH'/)
+    assert.deepEqual(RELEASE_HOLDER.decode([1, 0]), { removed: 1, receivers: 0 })
   })
 
   test('ACQUIRE replies: {1}, {1, fence}, {0, pttl, i}; anything else is a BackendError', () => {
@@ -51,9 +120,17 @@ describe('scripts: encode and decode (pure, no Redis)', () => {
     ]
     assert.deepEqual(EXTEND.encode(batch), {
       keys: ['a', 'b', 'c'],
-      args: ['2', 't1', '1000', '1', 't2', '3000', '2'],
+      args: ['2', 't1', '1000', '1', 'x', 't2', '3000', '2', 'x'],
     })
     assert.equal(isUniform(batch), false)
+    // A holder of a shared lock or semaphore: each lock key followed by its holders set.
+    const holders = [{ keys: ['s', 'u'], token: 't3', lifetimeMs: 1000, mode: SHARED }]
+    assert.deepEqual(EXTEND.encode(holders), {
+      keys: ['s', `s${NS}holders:{s}`, 'u', `u${NS}holders:{u}`],
+      args: ['1', 't3', '1000', '2', 'h'],
+    })
+    assert.equal(isUniform([{ keys: ['s'], token: 't3', lifetimeMs: 1000, mode: SHARED }]), false)
+    assert.equal(isUniform([{ keys: ['s'], token: 't3', lifetimeMs: 1000, mode: EXCLUSIVE }]), true)
     const uniform = [
       { keys: ['a'], token: 't1', lifetimeMs: 1000 },
       { keys: ['b'], token: 't2', lifetimeMs: 1000 },
@@ -90,14 +167,31 @@ describe('scripts: encode and decode (pure, no Redis)', () => {
     assert.match(RELEASE_SHARDED.source, /'SPUBLISH'/)
   })
 
-  test('INSPECT: the key and its fence mark; the waiting mark is stripped, a missing key is null', () => {
-    assert.deepEqual(INSPECT.encode({ key: 'k' }), { keys: ['k', `k${NS}fence:{k}`], args: [] })
-    assert.deepEqual(INSPECT.encode({ key: 'app:x' }), {
-      keys: ['app:x', `app:x${NS}fence:{app:x}`],
+  test('INSPECT: the key, its fence mark and holders set; the waiting mark is stripped, a missing key is null', () => {
+    assert.deepEqual(INSPECT.encode({ key: 'k' }), {
+      keys: ['k', `k${NS}fence:{k}`, `k${NS}holders:{k}`],
       args: [],
     })
-    assert.deepEqual(INSPECT.decode([`${token}!`, 900, '42']), { token, pttl: 900, fence: 42n })
-    assert.deepEqual(INSPECT.decode([null, -2, null]), { token: null, pttl: -2, fence: null })
+    assert.deepEqual(INSPECT.encode({ key: 'app:x' }).keys.slice(0, 2), ['app:x', `app:x${NS}fence:{app:x}`])
+    const none = { kind: null, limit: null, holders: [] }
+    assert.deepEqual(INSPECT.decode([`${token}!`, 900, '42', []]), {
+      token,
+      pttl: 900,
+      fence: 42n,
+      kind: 'exclusive',
+      limit: null,
+      holders: [],
+    })
+    assert.deepEqual(INSPECT.decode([null, -2, null, []]), { token: null, pttl: -2, fence: null, ...none })
+    assert.deepEqual(INSPECT.decode(['arl1.shared!', 800, null, [300, 800]]), {
+      token: null,
+      pttl: 800,
+      fence: null,
+      kind: 'shared',
+      limit: null,
+      holders: [300, 800],
+    })
+    assert.deepEqual(INSPECT.decode(['arl1.sem.4', 800, null, [800]]).limit, 4)
     assert.throws(() => INSPECT.decode('x'), BackendError)
   })
 

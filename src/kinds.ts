@@ -1,0 +1,63 @@
+import { InvalidArgumentError } from './errors.js'
+import type { ResolvedLockOptions } from './options.js'
+import type { HoldMode, KeyState } from './scripts/index.js'
+import type { KeyInspection } from './types.js'
+
+/**
+ * The kinds of lock beside the mutex (shared locks, semaphores) as the Locker sees
+ * them: their rules on keys, their errors, their inspection. Their Redis side is in
+ * scripts/holders.ts.
+ */
+
+/**
+ * How long the mark of an exclusive acquisition waiting for shared holders lasts: a
+ * few of its retry bounds and an attempt, so it stays while the waiter keeps trying
+ * and ends soon after it gives up.
+ */
+export function writerMarkMs(opts: ResolvedLockOptions): number {
+  return 3 * opts.retryIntervalMs + opts.attemptTimeoutMs
+}
+
+/** What a kind of lock is called in messages. */
+function kindText(mode: HoldMode): string {
+  if (mode.kind === 'semaphore') return `a semaphore with limit ${mode.limit}`
+  return mode.kind === 'shared' ? 'a shared lock' : 'an exclusive lock'
+}
+
+/** The error of an acquisition of a key that is held as another kind of lock. */
+export function kindConflict(key: string, current: HoldMode, wanted: HoldMode): InvalidArgumentError {
+  return new InvalidArgumentError(
+    wanted.kind === 'semaphore' || current.kind === 'semaphore' ? 'limit' : 'shared',
+    `key ${JSON.stringify(key)} is held as ${kindText(current)}; it cannot be acquired as ${kindText(wanted)} until its holders are gone (one key, one kind)`,
+  )
+}
+
+/** A semaphore takes one key (checked before anything is sent). */
+export function checkModeKeys(mode: HoldMode, keys: readonly string[]): void {
+  if (mode.kind === 'semaphore' && keys.length > 1) {
+    throw new InvalidArgumentError(
+      'limit',
+      `a semaphore (limit) takes one key; received ${keys.length} keys (several keys at once: an exclusive or shared lock)`,
+    )
+  }
+}
+
+/** What `inspect` reports, from what the backend read. */
+export function inspection(key: string, state: KeyState): KeyInspection {
+  const remaining = state.pttl >= 0 ? state.pttl : null
+  const holders =
+    state.kind === 'exclusive'
+      ? [{ remainingMs: remaining }]
+      : state.holders.map((ms) => ({ remainingMs: ms }))
+  const held = holders.length > 0
+  return {
+    key,
+    isHeld: held,
+    kind: held ? state.kind : null,
+    limit: held ? state.limit : null,
+    holders,
+    token: state.token,
+    remainingMs: held ? remaining : null,
+    fence: state.fence,
+  }
+}
