@@ -37,11 +37,12 @@ export class Healer {
         (onNode) => {
           for (const [i, lease] of batch.entries()) {
             if (statuses[i] !== 1 || onNode[i] !== 0) continue
-            const { keys, token, lifetimeMs } = lease
+            const { keys, token, lifetimeMs, mode } = lease
             // A release sent after this SET on the node's connection comes after it there.
             if (this.#wasReleased(token)) continue
             const timeoutMs = nodeTimeoutMs(lifetimeMs, lifetimeMs)
-            nodes[n]?.acquire({ keys, token, lifetimeMs, timeoutMs, fencing: false }).catch(() => {})
+            // A shared holder is re-added as one (the holder script admits it only where no writer holds).
+            nodes[n]?.acquire({ keys, token, lifetimeMs, timeoutMs, fencing: false, mode }).catch(() => {})
           }
         },
         () => {},

@@ -4,7 +4,7 @@ import type { RedisAdapter } from '../../src/adapters/adapter.js'
 import { adapterFor } from '../../src/adapters/detect.js'
 import { SingleNodeBackend } from '../../src/backends/single-node.js'
 import { Locker } from '../../src/index.js'
-import { fenceKey, releaseChannel } from '../../src/internal/keys.js'
+import { fenceKey, holdersKey, releaseChannel } from '../../src/internal/keys.js'
 import { ACQUIRE, EXTEND, EXTEND_UNIFORM, INSPECT, MEMORY_POLICY, RELEASE } from '../../src/scripts/index.js'
 import { describeMatrix } from '../helpers/matrix.js'
 import { waitFor } from '../helpers/wait.js'
@@ -31,6 +31,17 @@ function replayingSetNx(inner: RedisAdapter): RedisAdapter {
 
 /** A token of our stored format made of one repeated character (`arl1.` and 22 characters). */
 const tok = (c: string) => `arl1.${c.repeat(22)}`
+
+/** ACQUIRE's KEYS and ARGV for a raw EVAL, as the backend encodes them. */
+function acquireArgs(keys: string[], token: string, lifetimeMs: number, fencing: boolean): string[] {
+  const { keys: k, args } = ACQUIRE.encode({ keys, token, lifetimeMs, fencing })
+  return [String(k.length), ...k, ...args]
+}
+
+/** EVAL of ACQUIRE with {@link acquireArgs}. */
+function evalAcquire(admin: { eval: unknown }, ...args: string[]): Promise<unknown> {
+  return (admin.eval as (...a: string[]) => Promise<unknown>).call(admin, ACQUIRE.source, ...args)
+}
 
 describeMatrix('acquire paths', (ctx) => {
   test('without fencing one key is a plain SET NX PX; the script runs only when it finds the key taken', async () => {
@@ -81,34 +92,27 @@ describeMatrix('acquire paths', (ctx) => {
   test('the acquire script with and without fence marks', async () => {
     await ctx.admin.set('ap3:k', tok('m'), 'PX', 5000)
     // A key holding our token counts as taken (replay) and gets the new lease.
-    assert.deepEqual(await ctx.admin.eval(ACQUIRE.source, 1, 'ap3:k', tok('m'), '9000', '0'), [1])
+    assert.deepEqual(await evalAcquire(ctx.admin, ...acquireArgs(['ap3:k'], tok('m'), 9000, false)), [1])
     assert.ok((await ctx.admin.pttl('ap3:k')) > 8000)
-    const held = (await ctx.admin.eval(ACQUIRE.source, 1, 'ap3:k', tok('t'), '9000', '0')) as unknown[]
+    const held = (await evalAcquire(ctx.admin, ...acquireArgs(['ap3:k'], tok('t'), 9000, false))) as unknown[]
     assert.equal(held[0], 0)
     assert.equal(held[2], 1)
     // Fenced: lock keys then their mark keys; the mark is written and the fence returned.
-    const fenced = (await ctx.admin.eval(
-      ACQUIRE.source,
-      2,
-      'ap3:f',
-      fenceKey('ap3:f'),
-      tok('t'),
-      '9000',
-      '60000',
-    )) as [number, string]
+    const fenced = (await evalAcquire(ctx.admin, ...acquireArgs(['ap3:f'], tok('t'), 9000, true))) as [
+      number,
+      string,
+    ]
     assert.equal(fenced[0], 1)
     assert.equal(await ctx.admin.get(fenceKey('ap3:f')), fenced[1])
     // Several keys without fencing: all or none, no mark keys.
-    assert.deepEqual(await ctx.admin.eval(ACQUIRE.source, 2, 'ap3:a', 'ap3:b', tok('t'), '9000', '0'), [1])
+    assert.deepEqual(
+      await evalAcquire(ctx.admin, ...acquireArgs(['ap3:a', 'ap3:b'], tok('t'), 9000, false)),
+      [1],
+    )
     assert.equal(await ctx.admin.exists(fenceKey('ap3:a'), fenceKey('ap3:b')), 0)
-    const partial = (await ctx.admin.eval(
-      ACQUIRE.source,
-      2,
-      'ap3:c',
-      'ap3:a',
-      tok('u'),
-      '9000',
-      '0',
+    const partial = (await evalAcquire(
+      ctx.admin,
+      ...acquireArgs(['ap3:c', 'ap3:a'], tok('u'), 9000, false),
     )) as unknown[]
     assert.equal(partial[0], 0)
     assert.equal(await ctx.admin.exists('ap3:c'), 0, 'rolled back')
@@ -169,14 +173,23 @@ describeMatrix('acquire paths', (ctx) => {
   test('waiting mark in the scripts: replay and both extension scripts accept it; foreign values are never marked', async () => {
     const a = tok('A')
     await ctx.admin.set('ap6:k', a, 'PX', 5000)
-    const blocked = (await ctx.admin.eval(ACQUIRE.source, 1, 'ap6:k', tok('B'), '9000', '0')) as unknown[]
+    const blocked = (await evalAcquire(
+      ctx.admin,
+      ...acquireArgs(['ap6:k'], tok('B'), 9000, false),
+    )) as unknown[]
     assert.equal(blocked[0], 0)
     assert.equal(await ctx.admin.get('ap6:k'), `${a}!`)
     // A replayed request of the marked holder itself still counts as taken.
-    assert.deepEqual(await ctx.admin.eval(ACQUIRE.source, 1, 'ap6:k', a, '9000', '0'), [1])
+    assert.deepEqual(await evalAcquire(ctx.admin, ...acquireArgs(['ap6:k'], a, 9000, false)), [1])
     assert.deepEqual(await ctx.admin.eval(EXTEND_UNIFORM.source, 1, 'ap6:k', '9000', a), [1])
-    assert.deepEqual(await ctx.admin.eval(EXTEND.source, 1, 'ap6:k', '1', a, '9000', '1'), [1])
-    const [stored] = (await ctx.admin.eval(INSPECT.source, 2, 'ap6:k', fenceKey('ap6:k'))) as [string]
+    assert.deepEqual(await ctx.admin.eval(EXTEND.source, 1, 'ap6:k', '1', a, '9000', '1', 'x'), [1])
+    const [stored] = (await ctx.admin.eval(
+      INSPECT.source,
+      3,
+      'ap6:k',
+      fenceKey('ap6:k'),
+      holdersKey('ap6:k'),
+    )) as [string]
     assert.equal(stored, `${a}!`)
     assert.deepEqual(
       await ctx.admin.eval(RELEASE.source, 1, 'ap6:k', a, 'me', releaseChannel('ap6:k')),
@@ -184,7 +197,10 @@ describeMatrix('acquire paths', (ctx) => {
     )
     // Ours without a TTL: blocked (pttl -1), but not marked.
     await ctx.admin.set('ap6:forever', tok('C'))
-    const r = (await ctx.admin.eval(ACQUIRE.source, 1, 'ap6:forever', tok('B'), '9000', '0')) as unknown[]
+    const r = (await evalAcquire(
+      ctx.admin,
+      ...acquireArgs(['ap6:forever'], tok('B'), 9000, false),
+    )) as unknown[]
     assert.deepEqual(r, [0, -1, 1])
     assert.equal(await ctx.admin.get('ap6:forever'), tok('C'))
     // Not ours (another application's value, 0.1.0's 22-character token): an error, and left as they are.
@@ -197,10 +213,13 @@ describeMatrix('acquire paths', (ctx) => {
     for (const [key, value] of foreign) {
       await ctx.admin.set(key, value, 'PX', 5000)
       await assert.rejects(
-        ctx.admin.eval(ACQUIRE.source, 1, key, tok('B'), '9000', '0'),
+        evalAcquire(ctx.admin, ...acquireArgs([key], tok('B'), 9000, false)),
         /^ReplyError: NOTALOCK .*not a lock/,
       )
-      await assert.rejects(ctx.admin.eval(INSPECT.source, 2, key, fenceKey(key)), /NOTALOCK .*not a lock/)
+      await assert.rejects(
+        ctx.admin.eval(INSPECT.source, 3, key, fenceKey(key), holdersKey(key)),
+        /NOTALOCK .*not a lock/,
+      )
       assert.equal(await ctx.admin.get(key), value)
     }
   })

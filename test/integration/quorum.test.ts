@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import { Redis } from 'ioredis'
 import { nodeTimeoutMs } from '../../src/backends/quorum.js'
 import { type Lock, Locker, LockLostError, QuorumError } from '../../src/index.js'
+import { holdersKey } from '../../src/internal/keys.js'
 import { withoutWaitingMark } from '../../src/scripts/index.js'
 import { rejectsWith } from '../helpers/assertions.js'
 import { type AnyClient, type ClientKind, type ConnectedClient, connectClient } from '../helpers/matrix.js'
@@ -295,4 +296,27 @@ describe('quorum: a long-held lock survives one-node-at-a-time restarts (heal on
       await cleanUp()
     })
   }
+
+  test('3 nodes, a shared holder: re-added to the holders set of each restarted node, never made an exclusive holder', async () => {
+    const l = locker(await clients(3), { prefix: 'healS:' })
+    const other = locker(await clients(3), { prefix: 'healS:' })
+    const lock = await l.acquire('k', { lifetimeMs: 600, shared: true })
+    const beside = await other.acquire('k', { lifetimeMs: 600, shared: true })
+    for (const server of servers.slice(0, 3)) {
+      await server.restart()
+      await sleep(700)
+      assert.ok(lock.isHeld() && beside.isHeld(), String(lock.signal.reason ?? beside.signal.reason))
+    }
+    await sleep(400)
+    assert.deepEqual(await values('healS:k', 3), Array(3).fill('arl1.shared'))
+    for (const admin of admins.slice(0, 3)) {
+      assert.deepEqual(
+        (await admin.zrange(holdersKey('healS:k'), 0, -1)).sort(),
+        [lock.token, beside.token].sort(),
+      )
+    }
+    assert.equal(await lock.release(), true)
+    assert.equal(await beside.release(), true)
+    await cleanUp()
+  })
 })

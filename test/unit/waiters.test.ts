@@ -36,9 +36,10 @@ function track(
   ms: number,
   seq: number,
   signals: readonly (AbortSignal | undefined)[] = [],
+  shared = false,
 ): Tracked {
   const t: Tracked = { seq, outcome: undefined }
-  void waiters.wait(key, ms, seq, signals).then((o) => {
+  void waiters.wait(key, ms, seq, signals, Number.POSITIVE_INFINITY, shared).then((o) => {
     t.outcome = o
   })
   return t
@@ -86,6 +87,28 @@ describe('Waiters', () => {
     assert.deepEqual(outcomes([first, second, third]), ['woken', 'woken', undefined])
     await clock.advanceAsync(1000)
     assert.equal(third.outcome, 'timeout')
+  })
+
+  test('a release wakes the run of shared waiters at the head together, up to the first exclusive one', async () => {
+    const { waiters } = setup()
+    const seq = () => waiters.nextSeq()
+    const r1 = track(waiters, 'k', 1000, seq(), [], true)
+    const r2 = track(waiters, 'k', 1000, seq(), [], true)
+    const w = track(waiters, 'k', 1000, seq())
+    const r3 = track(waiters, 'k', 1000, seq(), [], true)
+    waiters.notify('k')
+    await flushMicrotasks()
+    assert.deepEqual(outcomes([r1, r2, w, r3]), ['woken', 'woken', undefined, undefined])
+    assert.equal(waiters.wakeups, 2)
+    // The exclusive waiter heads the queue now: the next release wakes it alone.
+    waiters.notify('k')
+    await flushMicrotasks()
+    assert.deepEqual(outcomes([w, r3]), ['woken', undefined])
+    // wakeOne (passing on a wake-up) stays one waiter, shared or not.
+    const r4 = track(waiters, 'k', 1000, seq(), [], true)
+    waiters.wakeOne('k')
+    await flushMicrotasks()
+    assert.deepEqual(outcomes([r3, r4]), ['woken', undefined])
   })
 
   test('notify on a key nobody waits for does nothing', () => {
