@@ -164,6 +164,40 @@ describeMatrix('faults on the Redis server', (ctx) => {
     await l.close()
   })
 
+  test('shared holders and semaphore permits: Redis frozen past the lease aborts each by its deadline; restarted empty, each learns at its next extension', async () => {
+    const l = new Locker(await ctx.client(), { lifetimeMs: LEASE })
+    const holds = [
+      await l.acquire('kinds-s', { shared: true }),
+      await l.acquire('kinds-s', { shared: true }),
+      await l.acquire('kinds-n', { limit: 3 }),
+      await l.acquire('kinds-n', { limit: 3 }),
+    ]
+    const abortedAt = holds.map(() => 0)
+    holds.forEach((h, i) => {
+      h.signal.addEventListener('abort', () => {
+        abortedAt[i] = performance.now()
+      })
+    })
+    const deadlines = holds.map((h) => performance.now() + h.remainingMs())
+    ctx.server.pause()
+    await sleep(LEASE * 2)
+    ctx.server.resume()
+    holds.forEach((h, i) => {
+      assert.equal(reasonOf(h), 'unreachable')
+      assert.ok((abortedAt[i] ?? 0) <= (deadlines[i] ?? 0) + 30, `holder ${i} aborted late`)
+    })
+    // The lost holders' entries are cleaned up once Redis answers.
+    await waitFor(async () => (await ctx.admin.exists('kinds-s', 'kinds-n')) === 0, { timeoutMs: 2000 })
+    const again = [await l.acquire('kinds-s', { shared: true }), await l.acquire('kinds-n', { limit: 3 })]
+    await ctx.server.restart()
+    const restartedAt = performance.now()
+    await waitFor(() => again.every((h) => h.signal.aborted), { timeoutMs: 3000 })
+    assert.ok(performance.now() - restartedAt < LEASE + 300, 'not told by the next extension')
+    for (const h of again)
+      assert.ok(['deleted', 'expired', 'unreachable'].includes(reasonOf(h) ?? ''), reasonOf(h))
+    await l.close()
+  })
+
   test('writes paused (CLIENT PAUSE WRITE): holder told by its deadline, acquire fails as a backend error', async () => {
     const l = new Locker(await ctx.client(), { lifetimeMs: 400 })
     const lock = await l.acquire('paused')
