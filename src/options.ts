@@ -78,19 +78,35 @@ export interface AcquireOptions extends LockOptions {
   /** Cancels a pending `acquire`, which then rejects with `signal.reason`. */
   signal?: AbortSignal
   /**
-   * A shared hold (readers/writer lock): any number of shared holders of a key at
-   * once, never together with an exclusive holder (an `acquire` without `shared`).
-   * Writers are preferred: once an exclusive acquisition waits, new shared ones wait
-   * behind it. Not with `limit`.
+   * Hold the keys shared: the reader of a readers/writer lock. Any number of shared
+   * holders of a key at once, never together with an exclusive holder (an `acquire`
+   * without `shared` or `limit`: the writer). Each shared holder has its own lease,
+   * extended and lost like any lock's. Several keys are taken all or none.
+   *
+   * Writers are preferred: an exclusive acquisition that finds shared holders sets a
+   * writer mark (lasting `3 × retryIntervalMs + attemptTimeoutMs`, re-armed by each of
+   * its attempts); while it exists new shared acquisitions wait, and once the writer
+   * has held and released the key the waiting shared holders go next. A key held as a
+   * semaphore rejects a shared acquisition with `ERR_LOCK_INVALID_ARGUMENT`. Not with
+   * `limit`; per call only (a Locker rejects it as a default).
    * @default false (exclusive)
    */
   shared?: boolean
   /**
-   * A semaphore permit: at most `limit` holders of the key at once, each with its own
-   * lease. An integer >= 1; one key only; every holder of a key must use the same
-   * limit (another limit, or the key used as a plain or shared lock, is rejected with
-   * `ERR_LOCK_INVALID_ARGUMENT`). Not supported above 1 on a quorum of independent
-   * masters.
+   * Take a semaphore permit: at most `limit` holders of the key at once, across every
+   * process, each with its own lease (a crashed holder's permit frees itself within
+   * `lifetimeMs`, whatever the other holders do). A released permit wakes one waiter.
+   *
+   * An integer from 1 to 1,000,000 (`limit: 1`: one holder at a time, as a semaphore
+   * key); one key only; not with `shared`; per call only (a Locker rejects it as a
+   * default). Bad values are rejected with `ERR_LOCK_INVALID_ARGUMENT` before anything
+   * is sent. One key, one kind: while the key has holders, every acquisition of it must
+   * use the same limit; another limit, or a plain or shared acquisition (and a
+   * semaphore acquisition of a key held as a plain or shared lock), rejects with
+   * `ERR_LOCK_INVALID_ARGUMENT` naming the key's current kind and limit, and changes
+   * nothing. Rejected above 1 on a quorum of independent masters, where majorities of
+   * different nodes could admit more than `limit` holders.
+   * @default none (not a semaphore)
    */
   limit?: number
 }
