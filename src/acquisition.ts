@@ -94,7 +94,7 @@ export class Acquisition {
     this.waiters = new Waiters(this.#backend, this.#clock, this.#id)
     this.leases = new Leases(this.#backend, this.#clock, {
       release: (lease) =>
-        releaseTraced() ? traceRelease(lease.keys, () => this.#release(lease)) : this.#release(lease),
+        releaseTraced() ? traceRelease(lease, () => this.#release(lease)) : this.#release(lease),
       cleanUp: (lease) => this.#undo(lease.keys, lease.token, Math.max(1000, lease.lifetimeMs), lease.mode),
     })
   }
@@ -324,7 +324,7 @@ export class Acquisition {
     const request = { keys: lease.keys, token: lease.token, publisherId: this.#id, mode: lease.mode }
     const { removed, receivers } = await this.#backend.release(request, Math.max(1000, lease.lifetimeMs))
     this.released++
-    publishRelease(lease.keys, removed > 0)
+    publishRelease(lease, removed > 0)
     if (removed === 0) return false
     let own = 0
     for (const key of lease.keys) if (this.waiters.isSubscribed(key)) own++

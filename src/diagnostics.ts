@@ -7,10 +7,16 @@
  * No payload carries a lock's owner token: it is the capability to release or
  * extend the lock, and subscribers are often log exporters.
  *
+ * Every payload says how the keys are held: `kind` (`exclusive`, `shared` or
+ * `semaphore`) and `limit` (a semaphore's limit; null for the other kinds); an
+ * extension payload has them per lease (`kinds`, `limits`).
+ *
  * @module
  */
 import { channel, tracingChannel } from 'node:diagnostics_channel'
 import { LockError, type LockErrorCode, type LockLostReason } from './errors.js'
+import type { HoldMode } from './scripts/index.js'
+import type { LockKind } from './types.js'
 
 /**
  * The names of the channels a {@link Locker} publishes on. Subscribe with
@@ -42,6 +48,10 @@ export const diagnosticsChannels = {
 export interface AcquireStartMessage {
   /** The keys asked for, with the Locker's prefix. */
   readonly keys: readonly string[]
+  /** How the keys are held: `exclusive` (a plain lock), `shared` (a shared hold) or `semaphore` (a permit). */
+  readonly kind: LockKind
+  /** The semaphore's limit; null for an exclusive or shared lock. */
+  readonly limit: number | null
   /** True for `tryAcquire` (one attempt, no waiting). */
   readonly tryOnce: boolean
 }
@@ -50,6 +60,10 @@ export interface AcquireStartMessage {
 export interface AcquireSuccessMessage {
   /** The locked keys, with the Locker's prefix. */
   readonly keys: readonly string[]
+  /** How the keys are held: `exclusive` (a plain lock), `shared` (a shared hold) or `semaphore` (a permit). */
+  readonly kind: LockKind
+  /** The semaphore's limit; null for an exclusive or shared lock. */
+  readonly limit: number | null
   /** The lock's fencing token; undefined when acquired without `fencing`. */
   readonly fence: bigint | undefined
   /** Milliseconds from the start of the acquisition to the lock. */
@@ -62,6 +76,10 @@ export interface AcquireSuccessMessage {
 export interface AcquireFailureMessage {
   /** The keys asked for, with the Locker's prefix. */
   readonly keys: readonly string[]
+  /** How the keys are held: `exclusive` (a plain lock), `shared` (a shared hold) or `semaphore` (a permit). */
+  readonly kind: LockKind
+  /** The semaphore's limit; null for an exclusive or shared lock. */
+  readonly limit: number | null
   /** `busy` when `tryAcquire` found a key held (it resolves null); `error` when the acquisition threw. */
   readonly outcome: 'busy' | 'error'
   /** The {@link LockError} code thrown; undefined for `busy` and for other errors (an abort reason). */
@@ -80,6 +98,10 @@ export interface ExtendMessage {
   readonly size: number
   /** Each lease's keys, in the order of `ok`. */
   readonly keys: readonly (readonly string[])[]
+  /** Each lease's kind, in the order of `ok`. */
+  readonly kinds: readonly LockKind[]
+  /** Each lease's semaphore limit (null for an exclusive or shared lock), in the order of `ok`. */
+  readonly limits: readonly (number | null)[]
   /**
    * Per lease: true if extended and still held. False when it was found lost, or
    * Redis failed or did not answer (then it is retried until its deadline).
@@ -93,6 +115,10 @@ export interface ExtendMessage {
 export interface LostMessage {
   /** The lost lock's keys, with the Locker's prefix. */
   readonly keys: readonly string[]
+  /** How the keys are held: `exclusive` (a plain lock), `shared` (a shared hold) or `semaphore` (a permit). */
+  readonly kind: LockKind
+  /** The semaphore's limit; null for an exclusive or shared lock. */
+  readonly limit: number | null
   /** Why it was lost (as in the signal's `LockLostError`). */
   readonly reason: LockLostReason
 }
@@ -101,6 +127,10 @@ export interface LostMessage {
 export interface ReleaseMessage {
   /** The released lock's keys, with the Locker's prefix. */
   readonly keys: readonly string[]
+  /** How the keys are held: `exclusive` (a plain lock), `shared` (a shared hold) or `semaphore` (a permit). */
+  readonly kind: LockKind
+  /** The semaphore's limit; null for an exclusive or shared lock. */
+  readonly limit: number | null
   /** True if this release removed the lock; false if it was already gone from Redis. */
   readonly removed: boolean
 }
@@ -112,12 +142,20 @@ export interface ReleaseMessage {
 export interface AcquireTraceContext {
   /** The keys asked for, with the Locker's prefix. */
   readonly keys: readonly string[]
+  /** How the keys are held: `exclusive` (a plain lock), `shared` (a shared hold) or `semaphore` (a permit). */
+  readonly kind: LockKind
+  /** The semaphore's limit; null for an exclusive or shared lock. */
+  readonly limit: number | null
   /** True for `tryAcquire`. */
   readonly tryOnce: boolean
   /** The lock got (token-free: keys and fence), or null when `tryAcquire` found it held. */
   result?: {
     /** The locked keys. */
     readonly keys: readonly string[]
+    /** How they are held (as on the context). */
+    readonly kind: LockKind
+    /** The semaphore's limit; null for an exclusive or shared lock. */
+    readonly limit: number | null
     /** The lock's fencing token; undefined when acquired without `fencing`. */
     readonly fence: bigint | undefined
   } | null
@@ -129,6 +167,10 @@ export interface AcquireTraceContext {
 export interface ReleaseTraceContext {
   /** The lock's keys, with the Locker's prefix. */
   readonly keys: readonly string[]
+  /** How the keys are held: `exclusive` (a plain lock), `shared` (a shared hold) or `semaphore` (a permit). */
+  readonly kind: LockKind
+  /** The semaphore's limit; null for an exclusive or shared lock. */
+  readonly limit: number | null
   /** What `release()` resolved to. */
   result?: boolean
   /** What `release()` threw. */
@@ -143,6 +185,17 @@ const lost = channel(diagnosticsChannels.lost)
 const release = channel(diagnosticsChannels.release)
 const acquireTrace = tracingChannel<unknown, AcquireTraceContext>(diagnosticsChannels.acquireTrace)
 const releaseTrace = tracingChannel<unknown, ReleaseTraceContext>(diagnosticsChannels.releaseTrace)
+
+/** What the publishers need of a lease: its keys and how they are held (never its token). */
+export interface HeldKeys {
+  readonly keys: readonly string[]
+  readonly mode: HoldMode
+}
+
+/** The payload's `limit` for `mode`: the semaphore's limit, null for the other kinds. */
+function limitOf(mode: HoldMode): number | null {
+  return mode.kind === 'semaphore' ? mode.limit : null
+}
 
 /** Counts attempts for the acquire events; only allocated while someone listens. */
 export interface AcquireTally {
@@ -165,6 +218,7 @@ export function acquireObserved(): boolean {
  */
 export function observeAcquire<L>(
   keys: readonly string[],
+  mode: HoldMode,
   tryOnce: boolean,
   now: () => number,
   fenceOf: (lock: L) => bigint | undefined,
@@ -174,13 +228,19 @@ export function observeAcquire<L>(
   if (!acquireObserved()) return run(undefined)
   const tally: AcquireTally = { attempts: 0 }
   const startedAt = now()
-  if (acquireStart.hasSubscribers) acquireStart.publish({ keys, tryOnce } satisfies AcquireStartMessage)
+  const { kind } = mode
+  const limit = limitOf(mode)
+  if (acquireStart.hasSubscribers) {
+    acquireStart.publish({ keys, kind, limit, tryOnce } satisfies AcquireStartMessage)
+  }
   const settle = (lock: L | null, error: unknown, failed: boolean) => {
     const waitedMs = now() - startedAt
     if (lock !== null && !failed) {
       if (acquireSuccess.hasSubscribers) {
         const message: AcquireSuccessMessage = {
           keys,
+          kind,
+          limit,
           fence: fenceOf(lock),
           waitedMs,
           attempts: tally.attempts,
@@ -190,6 +250,8 @@ export function observeAcquire<L>(
     } else if (acquireFailure.hasSubscribers) {
       const message: AcquireFailureMessage = {
         keys,
+        kind,
+        limit,
         outcome: failed ? 'error' : 'busy',
         code: error instanceof LockError ? error.code : undefined,
         error,
@@ -215,11 +277,11 @@ export function observeAcquire<L>(
   // context, and the Lock itself would hand every subscriber the owner token. It runs
   // `run` itself so that stores bound to the start channel (a span) are active in it.
   let got: L | null = null
-  const context: AcquireTraceContext = { keys, tryOnce }
+  const context: AcquireTraceContext = { keys, kind, limit, tryOnce }
   return acquireTrace
     .tracePromise(async () => {
       got = await observe()
-      return got === null ? null : { keys, fence: fenceOf(got) }
+      return got === null ? null : { keys, kind, limit, fence: fenceOf(got) }
     }, context)
     .then(() => got)
 }
@@ -230,20 +292,24 @@ export function releaseTraced(): boolean {
 }
 
 /** Runs one `release()` inside the release TracingChannel when it has subscribers. */
-export function traceRelease(keys: readonly string[], run: () => Promise<boolean>): Promise<boolean> {
+export function traceRelease(lease: HeldKeys, run: () => Promise<boolean>): Promise<boolean> {
   if (!releaseTrace.hasSubscribers) return run()
-  const context: ReleaseTraceContext = { keys }
+  const context: ReleaseTraceContext = { keys: lease.keys, kind: lease.mode.kind, limit: limitOf(lease.mode) }
   return releaseTrace.tracePromise(run, context)
 }
 
 /** Publishes a release Redis answered. */
-export function publishRelease(keys: readonly string[], removed: boolean): void {
-  if (release.hasSubscribers) release.publish({ keys, removed } satisfies ReleaseMessage)
+export function publishRelease(lease: HeldKeys, removed: boolean): void {
+  if (!release.hasSubscribers) return
+  const { keys, mode } = lease
+  release.publish({ keys, kind: mode.kind, limit: limitOf(mode), removed } satisfies ReleaseMessage)
 }
 
 /** Publishes a loss. */
-export function publishLost(keys: readonly string[], reason: LockLostReason): void {
-  if (lost.hasSubscribers) lost.publish({ keys, reason } satisfies LostMessage)
+export function publishLost(lease: HeldKeys, reason: LockLostReason): void {
+  if (!lost.hasSubscribers) return
+  const { keys, mode } = lease
+  lost.publish({ keys, kind: mode.kind, limit: limitOf(mode), reason } satisfies LostMessage)
 }
 
 /** True when an extension batch should be described (see {@link publishExtend}). */
@@ -251,11 +317,18 @@ export function extendObserved(): boolean {
   return extend.hasSubscribers
 }
 
-/** Publishes one settled extension call; the caller checks {@link extendObserved} first. */
-export function publishExtend(
-  keys: readonly (readonly string[])[],
-  ok: readonly boolean[],
-  error: unknown,
-): void {
-  extend.publish({ size: keys.length, keys, ok, error } satisfies ExtendMessage)
+/**
+ * Publishes one settled extension call of `leases` (only their keys and kinds go in
+ * the payload); the caller checks {@link extendObserved} first.
+ */
+export function publishExtend(leases: readonly HeldKeys[], ok: readonly boolean[], error: unknown): void {
+  const message: ExtendMessage = {
+    size: leases.length,
+    keys: leases.map((l) => l.keys),
+    kinds: leases.map((l) => l.mode.kind),
+    limits: leases.map((l) => limitOf(l.mode)),
+    ok,
+    error,
+  }
+  extend.publish(message)
 }

@@ -261,7 +261,7 @@ export class Leases {
     // Whatever is left of the lease in Redis is ours to free: a blackholed extension
     // may still land, a multi-key lease may have kept some keys.
     this.#hooks.cleanUp(entry)
-    publishLost(entry.keys, reason)
+    publishLost(entry, reason)
     // Last, because user listeners run synchronously inside abort().
     entry.controller?.abort(error)
   }
@@ -356,7 +356,7 @@ export class Leases {
     }
     if (extendObserved()) {
       publishExtend(
-        chunk.map((e) => e.keys),
+        chunk,
         chunk.map((e, i) => statuses?.[i] === 1 && e.state === 'held'),
         err,
       )

@@ -217,7 +217,7 @@ export class Locker implements AsyncDisposable {
     signal?.throwIfAborted()
     this.#checkEviction()
     if (!acquireObserved()) return this.#acquisition.run(keys, opts, signal, single, undefined)
-    return observeAcquire(keys, single, this.#now, LockHandle.fenceOf, (tally) =>
+    return observeAcquire(keys, opts.mode, single, this.#now, LockHandle.fenceOf, (tally) =>
       this.#acquisition.run(keys, opts, signal, single, tally),
     )
   }

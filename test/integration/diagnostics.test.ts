@@ -22,6 +22,7 @@ import {
   type ReleaseMessage,
   type ReleaseTraceContext,
 } from '../../src/index.js'
+import { holdersKey } from '../../src/internal/keys.js'
 import { type ClientKind, describeMatrix, type MatrixContext } from '../helpers/matrix.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -106,14 +107,14 @@ describeMatrix('diagnostics_channel events', (ctx) => {
     const lock = await a.acquire('k', { lifetimeMs: 1000, fencing: true })
 
     const [start] = of<AcquireStartMessage>(events, diagnosticsChannels.acquireStart)
-    assert.deepEqual(start, { keys: ['dc:k'], tryOnce: false })
+    assert.deepEqual(start, { keys: ['dc:k'], kind: 'exclusive', limit: null, tryOnce: false })
     const [success] = of<AcquireSuccessMessage>(events, diagnosticsChannels.acquireSuccess)
     assert.deepEqual(success?.keys, ['dc:k'])
     assert.equal(success?.fence, lock.fence)
     assert.equal(success?.attempts, 1)
     assert.ok(success !== undefined && success.waitedMs >= 0)
     const traced = of<AcquireTraceContext>(events, `tracing:${diagnosticsChannels.acquireTrace}:asyncEnd`)
-    assert.deepEqual(traced[0]?.result, { keys: ['dc:k'], fence: lock.fence })
+    assert.deepEqual(traced[0]?.result, { keys: ['dc:k'], kind: 'exclusive', limit: null, fence: lock.fence })
 
     await assert.rejects(b.acquire('k', { retryTimeoutMs: 150, retryIntervalMs: 40 }))
     const [failure] = of<AcquireFailureMessage>(events, diagnosticsChannels.acquireFailure)
@@ -131,13 +132,20 @@ describeMatrix('diagnostics_channel events', (ctx) => {
     // Extended at half the lifetime.
     await waitFor(() => of(events, diagnosticsChannels.extend).length > 0, { message: 'an extension' })
     const extends_ = of<ExtendMessage>(events, diagnosticsChannels.extend)
-    assert.deepEqual(extends_[0], { size: 1, keys: [['dc:k']], ok: [true], error: undefined })
+    assert.deepEqual(extends_[0], {
+      size: 1,
+      keys: [['dc:k']],
+      kinds: ['exclusive'],
+      limits: [null],
+      ok: [true],
+      error: undefined,
+    })
 
     const other = await a.acquire('other', { lifetimeMs: 1000 })
     await ctx.admin.del('dc:other')
     await waitFor(() => other.signal.aborted, { message: 'the loss of dc:other' })
     assert.deepEqual(of<LostMessage>(events, diagnosticsChannels.lost), [
-      { keys: ['dc:other'], reason: 'deleted' },
+      { keys: ['dc:other'], kind: 'exclusive', limit: null, reason: 'deleted' },
     ])
     assert.ok(of<ExtendMessage>(events, diagnosticsChannels.extend).some((e) => e.ok.includes(false)))
 
@@ -145,8 +153,8 @@ describeMatrix('diagnostics_channel events', (ctx) => {
     assert.equal(await other.release(), false)
     // release() of a lost lock still asks Redis, which finds nothing to remove.
     assert.deepEqual(of<ReleaseMessage>(events, diagnosticsChannels.release), [
-      { keys: ['dc:k'], removed: true },
-      { keys: ['dc:other'], removed: false },
+      { keys: ['dc:k'], kind: 'exclusive', limit: null, removed: true },
+      { keys: ['dc:other'], kind: 'exclusive', limit: null, removed: false },
     ])
     const releaseEnds = of<ReleaseTraceContext>(
       events,
@@ -176,8 +184,84 @@ describeMatrix('diagnostics_channel events', (ctx) => {
     await l.acquire('x')
     await l.close()
     assert.deepEqual(of<LostMessage>(events, diagnosticsChannels.lost), [
-      { keys: ['dc2:x'], reason: 'closed' },
+      { keys: ['dc2:x'], kind: 'exclusive', limit: null, reason: 'closed' },
     ])
+  })
+
+  test('shared and semaphore acquisitions: every payload carries the kind and the limit, no token', async () => {
+    const events = recorder.events
+    events.length = 0
+    const a = new Locker(await ctx.client(), { prefix: 'dck:' })
+    const b = new Locker(await ctx.client(), { prefix: 'dck:' })
+    const kindOf = (m: unknown) => {
+      const { keys, kind, limit } = m as { keys: readonly string[]; kind: unknown; limit: unknown }
+      return { keys, kind, limit }
+    }
+    const SHARED = { keys: ['dck:doc'], kind: 'shared', limit: null }
+    const SEM = { keys: ['dck:jobs'], kind: 'semaphore', limit: 2 }
+
+    const reader = await a.acquire('doc', { shared: true, lifetimeMs: 1000 })
+    const p1 = await a.acquire('jobs', { limit: 2, lifetimeMs: 1000 })
+    const p2 = await b.acquire('jobs', { limit: 2, lifetimeMs: 1000, fencing: true })
+    assert.equal(await b.tryAcquire('jobs', { limit: 2 }), null)
+    await assert.rejects(b.acquire('jobs', { limit: 2, retryTimeoutMs: 150, retryIntervalMs: 40 }))
+
+    assert.deepEqual(of(events, diagnosticsChannels.acquireStart).map(kindOf), [SHARED, SEM, SEM, SEM, SEM])
+    assert.deepEqual(of(events, diagnosticsChannels.acquireSuccess).map(kindOf), [SHARED, SEM, SEM])
+    const failures = of<AcquireFailureMessage>(events, diagnosticsChannels.acquireFailure)
+    assert.deepEqual(failures.map(kindOf), [SEM, SEM])
+    assert.deepEqual(
+      failures.map((f) => f.outcome),
+      ['busy', 'error'],
+    )
+    const traceStarts = of(events, `tracing:${diagnosticsChannels.acquireTrace}:start`)
+    assert.deepEqual(traceStarts.map(kindOf), [SHARED, SEM, SEM, SEM, SEM])
+    const traceEnds = of<AcquireTraceContext>(events, `tracing:${diagnosticsChannels.acquireTrace}:asyncEnd`)
+    assert.deepEqual(
+      traceEnds.map((c) => c.result && kindOf(c.result)),
+      // tryAcquire found the permits taken (null); the timed-out acquisition has no result.
+      [SHARED, SEM, SEM, null, undefined],
+    )
+
+    // Extended at half the lifetime, each lease with its kind.
+    await waitFor(
+      () => {
+        const all = of<ExtendMessage>(events, diagnosticsChannels.extend)
+        const kinds = all.flatMap((e) => e.kinds)
+        return kinds.includes('shared') && kinds.includes('semaphore')
+      },
+      { message: 'extensions of the shared hold and the permits' },
+    )
+    for (const e of of<ExtendMessage>(events, diagnosticsChannels.extend)) {
+      assert.equal(e.kinds.length, e.size)
+      assert.equal(e.limits.length, e.size)
+      for (const [i, keys] of e.keys.entries()) {
+        const expected = keys[0] === 'dck:doc' ? SHARED : SEM
+        assert.deepEqual({ keys, kind: e.kinds[i], limit: e.limits[i] }, expected)
+      }
+    }
+
+    // A permit whose holders set is deleted is lost.
+    await ctx.admin.del('dck:jobs', holdersKey('dck:jobs'))
+    await waitFor(() => p1.signal.aborted && p2.signal.aborted, { message: 'the loss of both permits' })
+    const lost = of<LostMessage>(events, diagnosticsChannels.lost)
+    assert.deepEqual(lost.map(kindOf), [SEM, SEM])
+
+    assert.equal(await reader.release(), true)
+    assert.equal(await p1.release(), false)
+    const released = of<ReleaseMessage>(events, diagnosticsChannels.release)
+    assert.deepEqual(
+      released.map((m) => ({ ...kindOf(m), removed: m.removed })),
+      [
+        { ...SHARED, removed: true },
+        { ...SEM, removed: false },
+      ],
+    )
+    const releaseTraces = of(events, `tracing:${diagnosticsChannels.releaseTrace}:start`)
+    assert.deepEqual(releaseTraces.map(kindOf), [SHARED, SEM])
+    assertNoToken(events, [reader.token, p1.token, p2.token])
+    await a.close()
+    await b.close()
   })
 })
 

@@ -115,7 +115,16 @@ export async function usage(): Promise<void> {
   expectType<'async-redis-lock:acquire:success'>(diagnosticsChannels.acquireSuccess)
   // @ts-expect-error the channel names are constants
   diagnosticsChannels.lost = 'x'
-  const success: AcquireSuccessMessage = { keys: ['k'], fence: 1n, waitedMs: 0, attempts: 1 }
+  const success: AcquireSuccessMessage = {
+    keys: ['k'],
+    kind: 'semaphore',
+    limit: 3,
+    fence: 1n,
+    waitedMs: 0,
+    attempts: 1,
+  }
+  expectType<'exclusive' | 'shared' | 'semaphore'>(success.kind)
+  expectType<number | null>(success.limit)
   // @ts-expect-error payloads never carry the owner token
   expectType<string>(success.token)
   await locker.close()
