@@ -126,6 +126,8 @@ export class Acquisition {
     let failures = 0
     /** The last attempt found the keys held (see AttemptRequest.contended). */
     let contended = false
+    /** The keys may be shared locks or semaphores (see AcquireRequest.companions). */
+    let companions = false
     // Place in the key queues: by arrival, kept across retries.
     const seq = waiters.nextSeq()
     let watched = keys[0] as string
@@ -166,7 +168,7 @@ export class Acquisition {
         try {
           attempts++
           if (tally !== undefined) tally.attempts = attempts
-          result = await this.#attempt(keys, opts, signal, contended)
+          result = await this.#attempt(keys, opts, signal, contended, companions)
           waiters.endAttempt(attemptedKey)
         } catch (err) {
           waiters.endAttempt(attemptedKey)
@@ -198,6 +200,8 @@ export class Acquisition {
         }
         failures = 0
         contended = true
+        // Blocked by shared holders: the next attempt sends the companion keys at once.
+        if (result.companions === true) companions = true
         const blocked = keys[result.blockedIndex] ?? watched
         // Blocked on the key it was woken for: the attempt marked that key's new holder.
         if (blocked === wokenOn) wokenOn = undefined
@@ -278,6 +282,7 @@ export class Acquisition {
     opts: ResolvedLockOptions,
     signal: AbortSignal | undefined,
     contended: boolean,
+    companions: boolean,
   ): Promise<Lock | Blocked> {
     const token = newToken()
     const { lifetimeMs, fencing } = opts
@@ -292,6 +297,7 @@ export class Acquisition {
       fencing,
       mode,
       writerMarkMs: mode.kind === 'exclusive' ? writerMarkMs(opts) : undefined,
+      companions,
       contended,
       timeoutMs: Math.min(validityMs(lifetimeMs), opts.attemptTimeoutMs + (ack ? ack.timeoutMs : 0)),
       ack,

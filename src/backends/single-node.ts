@@ -114,8 +114,13 @@ export class SingleNodeBackend implements LockBackend {
         const set = setNx.call(this.adapter, only, token, lifetimeMs)
         if (await this.runner.bounded(set, timeoutMs, 'acquire')) return ACQUIRED
       }
-      const left = Math.max(1, timeoutMs - (performance.now() - startedAt))
-      return await this.runner.call(this.scripts.acquire, request, left, 'acquire')
+      const left = () => Math.max(1, timeoutMs - (performance.now() - startedAt))
+      const result = await this.runner.call(this.scripts.acquire, request, left(), 'acquire')
+      if (result.acquired || result.companions !== true || request.companions === true || result.pttl > 0) {
+        return result
+      }
+      // A shared lock or semaphore: the script needs its holders set and writer mark.
+      return await this.runner.call(this.scripts.acquire, { ...request, companions: true }, left(), 'acquire')
     } catch (err) {
       // The request may have been applied (or may still be, from an offline queue):
       // release the token once it settles, in order on the same connection.

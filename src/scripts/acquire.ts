@@ -90,6 +90,14 @@ export interface AcquireRequest {
    * attempt, so it outlives the waiter by at most this much. Default 2000.
    */
   readonly writerMarkMs?: number | undefined
+  /**
+   * Send the holders sets and writer marks too (ACQUIRE only): needed when the key may
+   * be a shared lock or semaphore. Without them the script stays on the lock keys
+   * alone (which matters on a cluster whose slot is migrating: a script over several
+   * keys is refused with TRYAGAIN while they are split) and answers "needs
+   * companions" if it meets such a key; the backend then runs it again with them.
+   */
+  readonly companions?: boolean | undefined
 }
 
 /** Outcome of one acquisition attempt. */
@@ -110,6 +118,11 @@ export type AttemptResult =
        * waiting would not help, the acquisition is rejected.
        */
       readonly conflict?: HoldMode | undefined
+      /**
+       * The key is a shared lock or semaphore: attempt again with
+       * {@link AcquireRequest.companions} (at once when `pttl` is 0).
+       */
+      readonly companions?: true | undefined
     }
 
 /** Default of {@link AcquireRequest.writerMarkMs}. */
@@ -121,21 +134,25 @@ export const WRITER_MARK_MS = 2000
  * script (a plain `SET NX PX` does it); it is used for several keys and after a plain
  * SET failed.
  *
- * KEYS[1..n]   lock keys; KEYS[n+1..2n] their holders sets; KEYS[2n+1..3n] their writer
- *              marks; with fencing also KEYS[3n+1..4n], their fence-mark keys (each
- *              companion in its lock key's slot)
+ * KEYS[1..n]   lock keys; with companions KEYS[n+1..2n] their holders sets and
+ *              KEYS[2n+1..3n] their writer marks; with fencing then their fence-mark
+ *              keys (each companion in its lock key's slot)
  * ARGV[1]      owner token
  * ARGV[2]      lease length, ms
  * ARGV[3]      fence-mark TTL, ms; '0': no fencing (no fence-mark keys)
- * ARGV[4]      writer mark TTL, ms (see below)
+ * ARGV[4]      writer mark TTL, ms (see below); '0': no companions
  * Returns      {1, fence} when all keys were free and are now ours; fence is a decimal
  *              string: max(previous mark + 1, server TIME in µs), stored back as the
  *              mark. {1} without fencing.
  *              {0, pttl, i} when key i is held: by another owner's token (pttl: its
  *              remaining ms, -1 no TTL) or by shared holders (pttl: until the last of
  *              them expires).
+ *              {0, pttl, i, 's'} the same for shared holders (attempt again with
+ *              companions).
  *              {-1, i, kind, limit} when key i is a semaphore with holders: another kind
  *              of lock; nothing was changed.
+ *              {2, i} without companions, when key i is a shared lock or semaphore:
+ *              nothing was changed; run again with them.
  * Errors       WRONGTYPE when a lock key holds a non-string value; NOTALOCK when it
  *              holds a string that is not of our format (see {@link LUA_OURS}). Both
  *              say "not a lock"; keys taken before it are deleted again. Never contention.
@@ -162,9 +179,12 @@ export const ACQUIRE = typedScript<AcquireRequest, AttemptResult>(
   'acquire',
   `${LUA_OURS}${LUA_KIND}
 local fenced = ARGV[3] ~= '0'
-local n = #KEYS / (fenced and 4 or 3)
+local full = ARGV[4] ~= '0'
+local n = #KEYS / ((fenced and 2 or 1) + (full and 2 or 0))
+local f = full and 3 * n or n
 for i = 1, n do
-  local K, H, W = KEYS[i], KEYS[n + i], KEYS[2 * n + i]
+  local K = KEYS[i]
+  local H, W = full and KEYS[n + i], full and KEYS[2 * n + i]
   local waited = false
   if not redis.call('SET', K, ARGV[1], 'NX', 'PX', ARGV[2]) then
     local v = redis.pcall('GET', K)
@@ -179,6 +199,10 @@ for i = 1, n do
         return ${luaNotALock('K')}
       end
       local holders = 0
+      if kind ~= 'x' and not full then
+        for j = 1, i - 1 do redis.call('DEL', KEYS[j]) end
+        return {2, i}
+      end
       if kind ~= 'x' then
         redis.call('ZREMRANGEBYSCORE', H, '-inf', nowMs())
         holders = redis.call('ZCARD', H)
@@ -193,7 +217,10 @@ for i = 1, n do
         -- Mark the holder: someone waits, so its release must announce itself.
         if pttl > 0 and not marked(v) then redis.call('APPEND', K, '!') end
         -- Shared holders: keep newcomers out until this writer had its turn.
-        if kind == 's' then redis.call('SET', W, ARGV[1], 'PX', ARGV[4]) end
+        if kind == 's' then
+          redis.call('SET', W, ARGV[1], 'PX', ARGV[4])
+          return {0, pttl, i, 's'}
+        end
         return {0, pttl, i}
       end
       -- A shared lock or semaphore whose holders all expired: free.
@@ -206,7 +233,7 @@ for i = 1, n do
       redis.call('PEXPIRE', K, ARGV[2])
     end
   end
-  local w = redis.call('GET', W)
+  local w = full and redis.call('GET', W)
   if w then
     redis.call('DEL', W)
     if marked(w) then waited = true end
@@ -217,21 +244,22 @@ end
 if not fenced then return {1} end
 local now = redis.call('TIME')
 local fence = tonumber(now[1]) * 1000000 + tonumber(now[2])
-for i = 3 * n + 1, 4 * n do
+for i = f + 1, f + n do
   local mark = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
   if mark >= fence then fence = mark + 1 end
 end
 local s = string.format('%.0f', fence)
-for i = 3 * n + 1, 4 * n do redis.call('SET', KEYS[i], s, 'PX', ARGV[3]) end
+for i = f + 1, f + n do redis.call('SET', KEYS[i], s, 'PX', ARGV[3]) end
 return {1, s}
 `,
-  ({ keys, token, lifetimeMs, fencing, writerMarkMs }) => ({
-    keys: companionKeys(keys, fencing),
+  ({ keys, token, lifetimeMs, fencing, writerMarkMs, companions }) => ({
+    keys:
+      companions === true ? companionKeys(keys, fencing) : fencing ? [...keys, ...keys.map(fenceKey)] : keys,
     args: [
       token,
       String(lifetimeMs),
       fencing ? String(FENCE_MARK_TTL_MS) : '0',
-      String(writerMarkMs ?? WRITER_MARK_MS),
+      companions === true ? String(writerMarkMs ?? WRITER_MARK_MS) : '0',
     ],
   }),
   decodeAttempt,
@@ -256,7 +284,11 @@ export function decodeAttempt(reply: unknown): AttemptResult {
       return { acquired: true, fence: BigInt(value) }
     }
     if (Number(status) === 0) {
-      return { acquired: false, pttl: Number(value), blockedIndex: Number(index) - 1 }
+      const blocked = { acquired: false, pttl: Number(value), blockedIndex: Number(index) - 1 } as const
+      return reply[3] === 's' ? { ...blocked, companions: true } : blocked
+    }
+    if (Number(status) === 2 && reply.length === 2) {
+      return { acquired: false, pttl: 0, blockedIndex: Number(value) - 1, companions: true }
     }
     if (Number(status) === -1) {
       const [, at, kind, limit] = reply as unknown[]

@@ -311,7 +311,7 @@ describe('quorum: a long-held lock survives one-node-at-a-time restarts (heal on
     assert.deepEqual(await values('healS:k', 3), Array(3).fill('arl1.shared'))
     for (const admin of admins.slice(0, 3)) {
       assert.deepEqual(
-        (await admin.zrange(holdersKey('healS:k'), 0, -1)).sort(),
+        (await admin.zrange(holdersKey('healS:k'), '0', '-1')).sort(),
         [lock.token, beside.token].sort(),
       )
     }

@@ -27,13 +27,31 @@ const token = `arl1.${'A'.repeat(22)}`
 const NS = '\u0000arl:'
 
 describe('scripts: encode and decode (pure, no Redis)', () => {
-  test('ACQUIRE: lock keys, holders sets, writer marks, then fence marks only with fencing; ARGV token, lease, mark TTL or 0, writer mark TTL', () => {
+  test('ACQUIRE: lock keys, then fence marks only with fencing; with companions the holders sets and writer marks between; ARGV token, lease, mark TTL or 0, writer mark TTL or 0', () => {
     assert.deepEqual(ACQUIRE.encode({ keys: ['a', 'b'], token, lifetimeMs: 2000, fencing: false }), {
-      keys: ['a', 'b', `a${NS}holders:{a}`, `b${NS}holders:{b}`, `a${NS}writer:{a}`, `b${NS}writer:{b}`],
-      args: [token, '2000', '0', String(WRITER_MARK_MS)],
+      keys: ['a', 'b'],
+      args: [token, '2000', '0', '0'],
+    })
+    assert.deepEqual(ACQUIRE.encode({ keys: ['a', '{t}b'], token, lifetimeMs: 500, fencing: true }), {
+      keys: ['a', '{t}b', `a${NS}fence:{a}`, `{t}b${NS}fence`],
+      args: [token, '500', String(FENCE_MARK_TTL_MS), '0'],
     })
     assert.deepEqual(
-      ACQUIRE.encode({ keys: ['a', '{t}b'], token, lifetimeMs: 500, fencing: true, writerMarkMs: 1700 }),
+      ACQUIRE.encode({ keys: ['a', 'b'], token, lifetimeMs: 2000, fencing: false, companions: true }),
+      {
+        keys: ['a', 'b', `a${NS}holders:{a}`, `b${NS}holders:{b}`, `a${NS}writer:{a}`, `b${NS}writer:{b}`],
+        args: [token, '2000', '0', String(WRITER_MARK_MS)],
+      },
+    )
+    assert.deepEqual(
+      ACQUIRE.encode({
+        keys: ['a', '{t}b'],
+        token,
+        lifetimeMs: 500,
+        fencing: true,
+        writerMarkMs: 1700,
+        companions: true,
+      }),
       {
         keys: [
           'a',
@@ -48,6 +66,14 @@ describe('scripts: encode and decode (pure, no Redis)', () => {
         args: [token, '500', String(FENCE_MARK_TTL_MS), '1700'],
       },
     )
+    // {2, i}: key i is a shared lock or semaphore, run again with companions; {0, pttl, i, 's'}: shared holders.
+    assert.deepEqual(ACQUIRE.decode([2, 1]), { acquired: false, pttl: 0, blockedIndex: 0, companions: true })
+    assert.deepEqual(ACQUIRE.decode([0, 900, 1, 's']), {
+      acquired: false,
+      pttl: 900,
+      blockedIndex: 0,
+      companions: true,
+    })
   })
 
   test('ACQUIRE_HOLDER: the same KEYS; ARGV adds the kind (s or the limit) and its marker', () => {
