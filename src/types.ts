@@ -1,11 +1,10 @@
 import type { LockLostReason } from './errors.js'
-import type { HoldKind } from './scripts/index.js'
 
 /**
  * How a key is held: `exclusive` (one holder: a plain `acquire`), `shared` (any
  * number of `shared: true` holders) or `semaphore` (at most `limit` holders).
  */
-export type LockKind = HoldKind
+export type LockKind = 'exclusive' | 'shared' | 'semaphore'
 
 export type { RedisClient } from './adapters/client-types.js'
 
@@ -23,7 +22,10 @@ export interface KeyInspection {
    * Every holder with its remaining lease in ms (null: no TTL): one for an exclusive
    * lock, each unexpired holder of a shared lock or semaphore (shortest lease first).
    */
-  readonly holders: readonly { readonly remainingMs: number | null }[]
+  readonly holders: readonly {
+    /** This holder's remaining lease in ms; null when the key has no TTL. */
+    readonly remainingMs: number | null
+  }[]
   /** The exclusive holder's token; null when free or held by shared holders or permits (their tokens are not shown). */
   readonly token: string | null
   /** Remaining lease in ms (of the longest holder for a shared lock or semaphore); null when free or when the key has no TTL. */

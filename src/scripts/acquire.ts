@@ -1,5 +1,6 @@
 import { fenceKey, holdersKey, writerKey } from '../internal/keys.js'
 import { LUA_TOKEN_PATTERN, STORED_TOKEN, TOKEN_LENGTH } from '../internal/token.js'
+import type { LockKind } from '../types.js'
 import { typedScript, unexpectedReply } from './script.js'
 
 /** How long fence marks outlive their lock key: long enough to ride out a server clock step back. */
@@ -28,7 +29,7 @@ export const SHARED_MARKER = 'arl1.shared'
 export const SEMAPHORE_MARKER = 'arl1.sem.'
 
 /** How a lock is held: one exclusive holder, any number of shared holders, or at most `limit` permits. */
-export type HoldKind = 'exclusive' | 'shared' | 'semaphore'
+export type HoldKind = LockKind
 
 /** The kind of an acquisition and, for a semaphore, its limit (0 for the other kinds). */
 export interface HoldMode {
