@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from './errors.js'
-import type { ResolvedLockOptions } from './options.js'
-import type { HoldMode, KeyState } from './scripts/index.js'
+import { describe, type ResolvedLockOptions } from './options.js'
+import { EXCLUSIVE, type HoldMode, type KeyState, SHARED } from './scripts/index.js'
 import type { KeyInspection } from './types.js'
 
 /**
@@ -60,4 +60,28 @@ export function inspection(key: string, state: KeyState): KeyInspection {
     remainingMs: held ? remaining : null,
     fence: state.fence,
   }
+}
+
+/** The largest semaphore limit: far more holders than one key should ever have. */
+export const MAX_LIMIT = 1_000_000
+
+/** Checks `shared` and `limit` (call options) and returns the kind they ask for. */
+export function resolveMode(shared: unknown, limit: unknown): HoldMode {
+  if (shared !== undefined && typeof shared !== 'boolean') {
+    throw new InvalidArgumentError('shared', `shared must be true or false; received ${describe(shared)}`)
+  }
+  if (limit === undefined) return shared === true ? SHARED : EXCLUSIVE
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
+    throw new InvalidArgumentError(
+      'limit',
+      `limit must be an integer between 1 and ${MAX_LIMIT} (the most holders of the key at once); received ${describe(limit)}`,
+    )
+  }
+  if (shared === true) {
+    throw new InvalidArgumentError(
+      'shared',
+      'shared and limit cannot be combined: a key is a shared lock or a semaphore, not both',
+    )
+  }
+  return { kind: 'semaphore', limit }
 }

@@ -1,7 +1,10 @@
 import { InvalidArgumentError } from './errors.js'
 import { MAX_TIMER_MS } from './internal/clock.js'
-import { isReserved, RESERVED } from './internal/keys.js'
-import { EXCLUSIVE, type HoldMode, SHARED } from './scripts/index.js'
+
+export { MAX_LIMIT } from './kinds.js'
+
+import { resolveMode } from './kinds.js'
+import { EXCLUSIVE, type HoldMode } from './scripts/index.js'
 
 /** Timing of one lock. Every duration is in milliseconds. */
 export interface LockOptions {
@@ -281,30 +284,6 @@ export function resolveLockOptions(layers: readonly (LockOptions | undefined)[])
   }
 }
 
-/** The largest semaphore limit: far more holders than one key should ever have. */
-export const MAX_LIMIT = 1_000_000
-
-/** Checks `shared` and `limit` (call options) and returns the kind they ask for. */
-function resolveMode(shared: unknown, limit: unknown): HoldMode {
-  if (shared !== undefined && typeof shared !== 'boolean') {
-    throw new InvalidArgumentError('shared', `shared must be true or false; received ${describe(shared)}`)
-  }
-  if (limit === undefined) return shared === true ? SHARED : EXCLUSIVE
-  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
-    throw new InvalidArgumentError(
-      'limit',
-      `limit must be an integer between 1 and ${MAX_LIMIT} (the most holders of the key at once); received ${describe(limit)}`,
-    )
-  }
-  if (shared === true) {
-    throw new InvalidArgumentError(
-      'shared',
-      'shared and limit cannot be combined: a key is a shared lock or a semaphore, not both',
-    )
-  }
-  return { kind: 'semaphore', limit }
-}
-
 /** What an acquisition must get from replicas (see `LockBackend.acquire`); none for `replicas: 0`. */
 export function replicaAck(opts: ResolvedLockOptions): { replicas: number; timeoutMs: number } | undefined {
   return opts.replicas > 0 ? { replicas: opts.replicas, timeoutMs: opts.replicaTimeoutMs } : undefined
@@ -335,69 +314,7 @@ function resolveReplicas(
   return { replicas, replicaTimeoutMs: timeout }
 }
 
-/**
- * Checks and normalises the keys of one acquisition (prefix applied). A key whose full
- * name contains the companions' reserved namespace (see `internal/keys.ts`) is rejected:
- * it could be another key's fence mark.
- */
-export function resolveKeys(keys: unknown, prefix: string): string[] {
-  if (typeof keys === 'string' && keys.length > 0) {
-    // The common case: one key, no array to walk.
-    const full = prefix + keys
-    if (isReserved(full)) throw reservedKey(0, full)
-    return [full]
-  }
-  const list = typeof keys === 'string' ? [keys] : keys
-  if (!Array.isArray(list)) {
-    throw new InvalidArgumentError(
-      'keys',
-      `keys must be a non-empty string or a non-empty array of them; received ${describe(keys)}`,
-    )
-  }
-  if (list.length === 0) {
-    throw new InvalidArgumentError('keys', 'keys must not be an empty array; received []')
-  }
-  const seen = new Set<string>()
-  const out: string[] = []
-  for (const [i, key] of list.entries()) {
-    if (typeof key !== 'string' || key.length === 0) {
-      throw new InvalidArgumentError(
-        'keys',
-        `keys[${i}] must be a non-empty string; received ${describe(key)}`,
-      )
-    }
-    if (seen.has(key)) {
-      throw new InvalidArgumentError('keys', `keys must be distinct; ${JSON.stringify(key)} appears twice`)
-    }
-    seen.add(key)
-    const full = prefix + key
-    if (isReserved(full)) throw reservedKey(i, full)
-    out.push(full)
-  }
-  return out
-}
-
-function reservedKey(i: number, full: string): InvalidArgumentError {
-  return new InvalidArgumentError(
-    'keys',
-    `keys[${i}] must not contain ${JSON.stringify(RESERVED)}, the namespace reserved for the lock's own fence marks and release channels; received ${describe(full)}`,
-  )
-}
-
-/** Checks the Locker-wide prefix; one that contains the companions' reserved namespace is rejected. */
-export function resolvePrefix(prefix: unknown): string {
-  if (prefix === undefined) return ''
-  if (typeof prefix !== 'string') {
-    throw new InvalidArgumentError('prefix', `prefix must be a string; received ${describe(prefix)}`)
-  }
-  if (isReserved(prefix)) {
-    throw new InvalidArgumentError(
-      'prefix',
-      `prefix must not contain ${JSON.stringify(RESERVED)}, the namespace reserved for the lock's own fence marks and release channels; received ${describe(prefix)}`,
-    )
-  }
-  return prefix
-}
+export { resolveKeys, resolvePrefix } from './key-input.js'
 
 /** A short, safe rendering of a received value for error messages. */
 export function describe(value: unknown): string {
