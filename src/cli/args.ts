@@ -5,6 +5,7 @@
  * @module
  */
 import { type ParseArgsConfig, parseArgs } from 'node:util'
+import { MAX_LIMIT } from '../options.js'
 
 /**
  * The CLI's exit statuses. Values follow BSD sysexits(3) where one fits, so
@@ -66,6 +67,21 @@ export function parseDuration(flag: string, text: string, min = 0): number {
     throw new UsageError(`--${flag}: must be at most ${MAX_DURATION_MS}ms (about 24.8 days); got '${text}'`)
   }
   return ms
+}
+
+/**
+ * Parses `--limit`: a whole number of holders in `[1, MAX_LIMIT]`, in decimal digits.
+ * @throws UsageError for anything else (0, negative, fractional, not a number), naming the flag.
+ */
+export function parseLimit(text: string): number {
+  const trimmed = text.trim()
+  if (!/^\d+$/.test(trimmed)) {
+    throw new UsageError(`--limit: expected a whole number of holders (1 or more); got '${text}'`)
+  }
+  const limit = Number(trimmed)
+  if (limit < 1) throw new UsageError(`--limit: must be at least 1; got '${text}'`)
+  if (limit > MAX_LIMIT) throw new UsageError(`--limit: must be at most ${MAX_LIMIT}; got '${text}'`)
+  return limit
 }
 
 /**

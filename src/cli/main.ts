@@ -16,8 +16,10 @@ export const MAIN_USAGE = `Usage: async-redis-lock COMMAND [options]
 
 Commands:
   run --key KEY [options] -- CMD [ARGS...]   run CMD while holding the lock KEY
-  inspect KEY [--json]                       show whether KEY is held, its lease and fence
-  release KEY --force                        delete a stuck lock, whoever holds it
+      [--shared]                             ... as a reader (shared with other --shared runs)
+      [--limit N]                            ... with one of N permits (at most N such runs at once)
+  inspect KEY [--json]                       show whether KEY is held, its kind, holders and fence
+  release KEY --force                        delete a stuck exclusive lock, whoever holds it
   demo                                       processes contending for one lock, one killed
 
 Common options: --url URL (default: $REDIS_URL or redis://127.0.0.1:6379), -h/--help.
@@ -27,7 +29,8 @@ Exit status:
   0        success (run: CMD exited 0)
   1..125   run: CMD's own exit status
   1        release: nothing to remove (KEY free, or its owner changed meanwhile)
-  64       bad usage (unknown flag, missing argument, release without --force)
+  64       bad usage (unknown flag, missing or bad argument, release without --force);
+           run: KEY held as another kind; release: KEY is a shared lock or semaphore
   69       Redis unreachable or failing
   70       internal error
   75       run: lock not acquired within --wait (or at once with --no-wait); CMD not started

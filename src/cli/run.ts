@@ -8,17 +8,22 @@ import { constants } from 'node:os'
 import { AcquireTimeoutError } from '../errors.js'
 import type { Lock } from '../lock.js'
 import { Locker } from '../locker.js'
-import { defaultUrl, EXIT, MIN_LIFETIME_MS, parse, parseDuration, UsageError } from './args.js'
+import { defaultUrl, EXIT, MIN_LIFETIME_MS, parse, parseDuration, parseLimit, UsageError } from './args.js'
 import { startStatusLine } from './status.js'
 
 /** Usage text of `run`. */
-export const RUN_USAGE = `Usage: async-redis-lock run --key KEY [options] -- COMMAND [ARGS...]
+export const RUN_USAGE = `Usage: async-redis-lock run --key KEY [--shared | --limit N] [options] -- COMMAND [ARGS...]
 
 Acquires the lock KEY, runs COMMAND while its lease is kept extended, releases it
 when COMMAND exits and exits with COMMAND's status.
 
 Options:
   --key KEY          lock key (required)
+  --shared           hold KEY as a reader: any number of --shared runs go together,
+                     never beside a plain run of KEY (the writer; a waiting writer goes
+                     before new readers)
+  --limit N          hold one of N permits of KEY: at most N runs with --limit N at once
+                     across the fleet (N a whole number >= 1; every run of KEY must use the same N)
   --url URL          Redis URL (default: $REDIS_URL or redis://127.0.0.1:6379)
   --lifetime DUR     lease length; how long a crashed holder blocks others (default 30s)
   --wait DUR         how long to wait for the lock (default 10s)
@@ -29,12 +34,19 @@ Options:
   -h, --help         show this help
 
 Durations: 500ms, 30s, 2m, 1h, or a plain number of milliseconds.
-SIGINT, SIGTERM and SIGHUP are forwarded to COMMAND.`
+SIGINT, SIGTERM and SIGHUP are forwarded to COMMAND.
+One key, one kind: a run on a KEY held as another kind (a semaphore with another
+--limit; a semaphore's KEY without --limit, or the reverse) exits 64 at once,
+without starting COMMAND.`
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
 
+/** How the key is held: the acquire options `shared` / `limit`, none for an exclusive lock. */
+type Kind = { shared: true } | { limit: number } | Record<string, never>
+
 interface RunOptions {
   key: string
+  kind: Kind
   url: string
   lifetimeMs: number
   waitMs: number
@@ -61,6 +73,8 @@ function parseRun(argv: string[]): RunOptions | 'help' {
       'no-wait': { type: 'boolean' },
       grace: { type: 'string' },
       'fence-env': { type: 'string' },
+      shared: { type: 'boolean' },
+      limit: { type: 'string' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -74,6 +88,13 @@ function parseRun(argv: string[]): RunOptions | 'help' {
   if (values.wait !== undefined && values['no-wait']) {
     throw new UsageError('--wait and --no-wait cannot be used together')
   }
+  if (values.shared && values.limit !== undefined) {
+    throw new UsageError(
+      '--shared and --limit cannot be used together: a key is a shared lock or a semaphore',
+    )
+  }
+  const kind: Kind =
+    values.limit !== undefined ? { limit: parseLimit(values.limit) } : values.shared ? { shared: true } : {}
   const fenceEnv = values['fence-env']
   if (fenceEnv !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(fenceEnv)) {
     throw new UsageError(`--fence-env: '${fenceEnv}' is not a valid environment variable name`)
@@ -83,6 +104,7 @@ function parseRun(argv: string[]): RunOptions | 'help' {
   // The lease is extended every half of it, which is always less than the lease.
   return {
     key: values.key,
+    kind,
     url: values.url ?? defaultUrl(),
     lifetimeMs: parseDuration('lifetime', values.lifetime ?? '30s', MIN_LIFETIME_MS),
     waitMs: values['no-wait'] ? 0 : parseDuration('wait', values.wait ?? '10s'),
@@ -133,8 +155,8 @@ async function acquireWithStatus(locker: Locker, o: RunOptions): Promise<Lock | 
   try {
     const lock =
       o.waitMs === 0
-        ? await locker.tryAcquire(o.key)
-        : await locker.acquire(o.key, { retryTimeoutMs: o.waitMs, signal: stop.signal })
+        ? await locker.tryAcquire(o.key, o.kind)
+        : await locker.acquire(o.key, { ...o.kind, retryTimeoutMs: o.waitMs, signal: stop.signal })
     // A signal that raced with a successful attempt still means "do not start".
     if (lock && caught) {
       await lock.release().catch(() => {})
@@ -148,9 +170,25 @@ async function acquireWithStatus(locker: Locker, o: RunOptions): Promise<Lock | 
     status?.stop()
     for (const s of FORWARDED) process.off(s, onSignal)
   }
-  const waited = o.waitMs === 0 ? 'it is held' : `still held after ${o.waitMs} ms`
-  process.stderr.write(`async-redis-lock: could not acquire '${o.key}': ${waited}; command not started\n`)
+  process.stderr.write(`async-redis-lock: ${notAcquired(o)}; command not started\n`)
   return EXIT.notAcquired
+}
+
+/** Why `run` gave up, in the words of the kind asked for. */
+function notAcquired(o: RunOptions): string {
+  const after = o.waitMs === 0 ? '' : ` after ${o.waitMs} ms`
+  if ('limit' in o.kind) {
+    const n = o.kind.limit
+    const all = n === 1 ? 'its one permit is' : `all ${n} permits are`
+    return `could not acquire '${o.key}' (a permit, limit ${n}): ${all} ${o.waitMs === 0 ? '' : 'still '}held${after}`
+  }
+  if ('shared' in o.kind) {
+    const still = o.waitMs === 0 ? '' : 'still '
+    return `could not acquire '${o.key}' (shared): ${still}held exclusively or a writer is waiting${after}`
+  }
+  return o.waitMs === 0
+    ? `could not acquire '${o.key}': it is held`
+    : `could not acquire '${o.key}': still held${after}`
 }
 
 /** Runs the command under the lock and turns its end into an exit status. */

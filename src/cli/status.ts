@@ -4,6 +4,7 @@
  * @module
  */
 import type { Locker } from '../locker.js'
+import type { KeyInspection } from '../types.js'
 
 /** Shown only after this long, so quick acquisitions print nothing. */
 const SHOW_AFTER_MS = 1000
@@ -32,9 +33,7 @@ export function startStatusLine(locker: Locker, key: string): StatusLine | undef
     try {
       const state = await locker.inspect(key)
       if (stopped) return
-      const what = state.isHeld
-        ? `held${state.remainingMs === null ? '' : `, ${(state.remainingMs / 1000).toFixed(1)} s left`}`
-        : 'free, trying'
+      const what = heldText(state)
       const waited = ((performance.now() - started) / 1000).toFixed(0)
       stderr.write(`\r\x1b[Kwaiting for ${key} — ${what} (waited ${waited} s)`)
       shown = true
@@ -53,4 +52,14 @@ export function startStatusLine(locker: Locker, key: string): StatusLine | undef
       if (shown) stderr.write('\r\x1b[K')
     },
   }
+}
+
+/** The state of the key as the status line says it: who holds it and the longest lease left. */
+export function heldText(state: KeyInspection): string {
+  if (!state.isHeld) return 'free, trying'
+  const left = state.remainingMs === null ? '' : `, ${(state.remainingMs / 1000).toFixed(1)} s left`
+  const n = state.holders.length
+  if (state.kind === 'semaphore') return `${n} of ${state.limit} permits held${left}`
+  if (state.kind === 'shared') return `held by ${n} shared holder${n === 1 ? '' : 's'}${left}`
+  return `held${left}`
 }

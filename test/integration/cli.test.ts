@@ -1,15 +1,16 @@
 import assert from 'node:assert/strict'
 import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { releaseChannel } from '../../src/internal/keys.js'
+import { holdersKey, releaseChannel } from '../../src/internal/keys.js'
+import { Locker } from '../../src/locker.js'
 import { killQuietly, onProcessExit } from '../helpers/cleanup.js'
 import { Worker } from '../helpers/processes.js'
 import { getFreePort, type RedisServer, startRedis } from '../helpers/redis-server.js'
-import { waitFor } from '../helpers/wait.js'
+import { sleep, waitFor } from '../helpers/wait.js'
 
 // The CLI is tested as users get it: the built dist/esm/cli/main.js, run by node.
 const root = fileURLToPath(new URL('../../', import.meta.url))
@@ -50,6 +51,52 @@ function nodeCmd(code: string): string[] {
 }
 
 const read = (file: string): string => (existsSync(file) ? readFileSync(file, 'utf8') : '')
+
+/**
+ * A command that appends `start ID <ms>` to `log`, runs until the file `go-ID` appears
+ * (the test's gate), then appends `end ID <ms>` and exits 0 (3 if never let go).
+ */
+function gated(log: string, id: string): string[] {
+  const go = join(dir, `go-${id}`)
+  return nodeCmd(`const fs = require('node:fs'); const log = ${JSON.stringify(log)};
+    fs.appendFileSync(log, 'start ${id} ' + Date.now() + '\\n');
+    const until = Date.now() + 30000;
+    const t = setInterval(() => {
+      if (fs.existsSync(${JSON.stringify(go)})) {
+        clearInterval(t); fs.appendFileSync(log, 'end ${id} ' + Date.now() + '\\n'); process.exit(0)
+      }
+      if (Date.now() > until) process.exit(3)
+    }, 20)`)
+}
+
+/** Lets the gated command `id` finish. */
+const letGo = (id: string): void => writeFileSync(join(dir, `go-${id}`), '')
+
+/** The `start`/`end` lines of `log`, as times by command id. */
+function spans(log: string): Map<string, { start?: number; end?: number }> {
+  const out = new Map<string, { start?: number; end?: number }>()
+  for (const line of read(log).trim().split('\n')) {
+    const [what, id, at] = line.split(' ')
+    if (id === undefined || (what !== 'start' && what !== 'end')) continue
+    const span = out.get(id) ?? {}
+    span[what] = Number(at)
+    out.set(id, span)
+  }
+  return out
+}
+
+const started = (log: string, id: string): boolean => spans(log).get(id)?.start !== undefined
+
+/** Resolves once `n` clients wait on the key's release channel (a waiting `run`). */
+async function waiting(key: string, n = 1): Promise<void> {
+  await waitFor(
+    async () => {
+      const reply = (await server.command('PUBSUB', 'NUMSUB', releaseChannel(key))) as [string, number]
+      return reply[1] >= n
+    },
+    { timeoutMs: 10_000, message: `${n} CLI run(s) waiting for ${key}` },
+  )
+}
 
 describe('command line', () => {
   before(async () => {
@@ -297,5 +344,230 @@ describe('command line', () => {
     const run = cli(['run', '--key', 'k', '--url', `redis://127.0.0.1:${port}`, '--', 'true'])
     assert.equal(await status(run), 69)
     assert.match(run.stderrText(), /cannot connect/)
+  })
+
+  test('run --limit 2: two run at once, a third waits (or exits 75 with --no-wait) until one ends', async () => {
+    const log = join(dir, 'sem.log')
+    const a = cli(['run', '--limit', '2', '--key', 'sem', '--', ...gated(log, 'semA')])
+    const b = cli(['run', '--limit', '2', '--key', 'sem', '--', ...gated(log, 'semB')])
+    await waitFor(() => started(log, 'semA') && started(log, 'semB'), {
+      timeoutMs: 10_000,
+      message: 'both permit holders running',
+    })
+    const marker = join(dir, 'sem.third')
+    const touch = nodeCmd(`require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'x')`)
+    const busy = cli(['run', '--limit', '2', '--key', 'sem', '--no-wait', '--', ...touch])
+    assert.equal(await status(busy), 75, busy.stderrText())
+    assert.match(busy.stderrText(), /could not acquire 'sem' \(a permit, limit 2\): all 2 permits are held/)
+    const timedOut = cli(['run', '--limit', '2', '--key', 'sem', '--wait', '300ms', '--', ...touch])
+    assert.equal(await status(timedOut), 75, timedOut.stderrText())
+    assert.equal(existsSync(marker), false, 'the third command must not have started')
+
+    const c = cli(['run', '--limit', '2', '--key', 'sem', '--wait', '20s', '--', ...gated(log, 'semC')])
+    await waiting('sem')
+    await sleep(300)
+    assert.equal(started(log, 'semC'), false, 'a third holder started beside two')
+    letGo('semA')
+    assert.equal(await status(a), 0, a.stderrText())
+    await waitFor(() => started(log, 'semC'), { timeoutMs: 10_000, message: 'the third run to start' })
+    letGo('semB')
+    letGo('semC')
+    for (const run of [b, c]) assert.equal(await status(run), 0, run.stderrText())
+    const s = spans(log)
+    const semA = s.get('semA')
+    const semC = s.get('semC')
+    assert.ok(semA?.end !== undefined && semC?.start !== undefined, JSON.stringify([...s]))
+    assert.ok(semC.start >= semA.end, `C started before A ended: ${JSON.stringify([...s])}`)
+    assert.equal(await server.command('EXISTS', 'sem', holdersKey('sem')), 0, 'the last holder out cleans up')
+  })
+
+  test('run --shared: two run at the same time', async () => {
+    const log = join(dir, 'shared.log')
+    // Each one runs until both have started: run one after the other, they would time out (exit 3).
+    const both = nodeCmd(`const fs = require('node:fs'); const log = ${JSON.stringify(log)};
+      fs.appendFileSync(log, 'start ' + process.argv[1] + ' ' + Date.now() + '\\n');
+      const until = Date.now() + 20000;
+      const t = setInterval(() => {
+        const n = fs.readFileSync(log, 'utf8').split('\\n').filter((l) => l.startsWith('start ')).length;
+        if (n >= 2) { clearInterval(t); fs.appendFileSync(log, 'end ' + process.argv[1] + ' ' + Date.now() + '\\n'); process.exit(0) }
+        if (Date.now() > until) process.exit(3)
+      }, 20)`)
+    const runs = ['r1', 'r2'].map((id) =>
+      cli(['run', '--shared', '--key', 'readers', '--wait', '20s', '--', ...both, id]),
+    )
+    for (const run of runs) assert.equal(await status(run), 0, run.stderrText())
+    const s = spans(log)
+    const r1 = s.get('r1')
+    const r2 = s.get('r2')
+    assert.ok(
+      r1?.start !== undefined && r2?.start !== undefined && r1.end !== undefined && r2.end !== undefined,
+    )
+    assert.ok(r1.start <= r2.end && r2.start <= r1.end, `no overlap: ${JSON.stringify([...s])}`)
+  })
+
+  test('a plain run (the writer) waits for a run --shared, and exits 75 with --no-wait', async () => {
+    const log = join(dir, 'rw.log')
+    const reader = cli(['run', '--shared', '--key', 'rw', '--', ...gated(log, 'rwR')])
+    await waitFor(() => started(log, 'rwR'), { timeoutMs: 10_000, message: 'the reader running' })
+    const inspected = cli(['inspect', 'rw', '--json'])
+    assert.equal(await status(inspected), 0)
+    assert.equal(JSON.parse(inspected.stdoutLines().join('\n')).kind, 'shared')
+    const busy = cli(['run', '--key', 'rw', '--no-wait', '--', 'true'])
+    assert.equal(await status(busy), 75, busy.stderrText())
+    const writer = cli(['run', '--key', 'rw', '--wait', '20s', '--', ...gated(log, 'rwW')])
+    await waiting('rw')
+    await sleep(300)
+    assert.equal(started(log, 'rwW'), false, 'the writer started beside a reader')
+    letGo('rwR')
+    assert.equal(await status(reader), 0, reader.stderrText())
+    await waitFor(() => started(log, 'rwW'), { timeoutMs: 10_000, message: 'the writer to start' })
+    // While the writer holds the key, a reader does not get in.
+    const lateReader = cli(['run', '--shared', '--key', 'rw', '--no-wait', '--', 'true'])
+    assert.equal(await status(lateReader), 75, lateReader.stderrText())
+    assert.match(lateReader.stderrText(), /could not acquire 'rw' \(shared\)/)
+    letGo('rwW')
+    assert.equal(await status(writer), 0, writer.stderrText())
+    const s = spans(log)
+    const r = s.get('rwR')
+    const w = s.get('rwW')
+    assert.ok(r?.end !== undefined && w?.start !== undefined && w.start >= r.end, JSON.stringify([...s]))
+  })
+
+  test('a bad --limit, or --shared with --limit, exits 64 naming the flag; the command is not started', async () => {
+    const marker = join(dir, 'bad-limit.started')
+    const touch = nodeCmd(`require('node:fs').writeFileSync(${JSON.stringify(marker)}, '')`)
+    const cases: [string[], RegExp][] = [
+      [['--limit', '0'], /--limit: must be at least 1; got '0'/],
+      [['--limit', 'x'], /--limit: expected a whole number of holders \(1 or more\); got 'x'/],
+      [['--limit', '1.5'], /--limit: expected a whole number of holders \(1 or more\); got '1\.5'/],
+      [['--limit=-1'], /--limit: expected a whole number of holders \(1 or more\); got '-1'/],
+      [['--limit', '1000001'], /--limit: must be at most 1000000; got '1000001'/],
+      [['--shared', '--limit', '2'], /--shared and --limit cannot be used together/],
+      [['--limit', '2', '--shared'], /--shared and --limit cannot be used together/],
+      [['--limit'], /--limit/],
+    ]
+    for (const [flags, message] of cases) {
+      const run = cli(['run', '--key', 'bad-limit', ...flags, '--', ...touch])
+      const label = flags.join(' ')
+      assert.equal(await status(run), 64, `${label}: ${run.stderrText()}`)
+      const first = run.stderrText().split('\n')[0] ?? ''
+      assert.match(first, message, label)
+      assert.match(run.stderrText(), /Usage: async-redis-lock run/, label)
+      assert.doesNotMatch(run.stderrText(), /ERR_LOCK|InvalidArgument/, label)
+    }
+    assert.equal(existsSync(marker), false, 'the command must not have been started')
+    const help = cli(['run', '--help'])
+    assert.equal(await status(help), 0)
+    const text = help.stdoutLines().join('\n')
+    assert.match(text, /--shared/)
+    assert.match(text, /--limit N/)
+  })
+
+  test('one key, one kind: run on a key held as another kind exits 64 at once, command not started', async () => {
+    const locker = await Locker.fromUrl(server.url)
+    try {
+      const permit = await locker.acquire('kinds', { limit: 2 })
+      const marker = join(dir, 'kinds.started')
+      const touch = nodeCmd(`require('node:fs').writeFileSync(${JSON.stringify(marker)}, '')`)
+      const cases: [string[], string][] = [
+        [['--limit', '3'], 'a semaphore with limit 3'],
+        [['--shared'], 'a shared lock'],
+        [[], 'an exclusive lock'],
+      ]
+      for (const [flags, wanted] of cases) {
+        const run = cli(['run', '--key', 'kinds', '--wait', '20s', ...flags, '--', ...touch])
+        assert.equal(await status(run), 64, `${flags.join(' ')}: ${run.stderrText()}`)
+        assert.match(run.stderrText(), /"kinds" is held as a semaphore with limit 2/)
+        assert.ok(run.stderrText().includes(`cannot be acquired as ${wanted}`), run.stderrText())
+      }
+      assert.equal(existsSync(marker), false)
+      await permit.release()
+    } finally {
+      await locker.close()
+    }
+  })
+
+  test('inspect shows the kind, the limit and every holder of a shared lock and a semaphore; never their tokens', async () => {
+    const locker = await Locker.fromUrl(server.url)
+    try {
+      const readers = [
+        await locker.acquire('doc', { shared: true, lifetimeMs: 60_000 }),
+        await locker.acquire('doc', { shared: true, lifetimeMs: 30_000 }),
+      ]
+      const permits = [
+        await locker.acquire('jobs', { limit: 3, lifetimeMs: 60_000 }),
+        await locker.acquire('jobs', { limit: 3, lifetimeMs: 60_000 }),
+      ]
+      const writer = await locker.acquire('solo', { lifetimeMs: 60_000 })
+      const tokens = [...readers, ...permits].map((l) => l.token)
+
+      const doc = cli(['inspect', 'doc'])
+      assert.equal(await status(doc), 0, doc.stderrText())
+      const docLines = doc.stdoutLines()
+      assert.match(docLines[0] ?? '', /^doc: held as a shared lock by 2 holders, fence none$/)
+      assert.equal(docLines.length, 3, docLines.join('\n'))
+      const docMs = docLines.slice(1).map((l) => Number(/^ {2}holder \d: (\d+) ms left$/.exec(l)?.[1]))
+      assert.ok(docMs[0]! > 20_000 && docMs[0]! <= 30_000, docLines.join('\n'))
+      assert.ok(docMs[1]! > 50_000 && docMs[1]! <= 60_000, docLines.join('\n'))
+
+      const jobs = cli(['inspect', 'jobs'])
+      assert.equal(await status(jobs), 0, jobs.stderrText())
+      const jobLines = jobs.stdoutLines()
+      assert.match(
+        jobLines[0] ?? '',
+        /^jobs: held as a semaphore with limit 3 by 2 holders \(1 permit free\), fence none$/,
+      )
+      assert.equal(
+        jobLines.filter((l) => /^ {2}holder \d: \d+ ms left$/.test(l)).length,
+        2,
+        jobLines.join('\n'),
+      )
+
+      const solo = cli(['inspect', 'solo'])
+      assert.equal(await status(solo), 0)
+      assert.match(
+        solo.stdoutLines()[0] ?? '',
+        new RegExp(`^solo: held as an exclusive lock by 1 holder \\(token ${writer.token}\\)`),
+      )
+      assert.match(solo.stdoutLines()[1] ?? '', /^ {2}holder 1: \d+ ms left$/)
+
+      for (const [key, kind, limit] of [
+        ['doc', 'shared', null],
+        ['jobs', 'semaphore', 3],
+      ] as const) {
+        const json = cli(['inspect', key, '--json'])
+        assert.equal(await status(json), 0)
+        const state = JSON.parse(json.stdoutLines().join('\n'))
+        assert.equal(state.isHeld, true)
+        assert.equal(state.kind, kind)
+        assert.equal(state.limit, limit)
+        assert.equal(state.token, null)
+        assert.equal(state.holders.length, 2)
+        for (const h of state.holders) assert.ok(h.remainingMs > 20_000 && h.remainingMs <= 60_000)
+      }
+      const soloInspected = cli(['inspect', 'solo', '--json'])
+      assert.equal(await status(soloInspected), 0)
+      const soloJson = JSON.parse(soloInspected.stdoutLines().join('\n'))
+      assert.equal(soloJson.kind, 'exclusive')
+      assert.equal(soloJson.limit, null)
+      assert.equal(soloJson.holders.length, 1)
+      assert.equal(soloJson.token, writer.token)
+      for (const out of [docLines.join('\n'), jobLines.join('\n')]) {
+        for (const token of tokens) assert.ok(!out.includes(token.slice(-22)), out)
+      }
+
+      // release --force is for exclusive locks only: refused, nothing removed.
+      for (const key of ['doc', 'jobs']) {
+        const refused = cli(['release', key, '--force'])
+        assert.equal(await status(refused), 64, refused.stderrText())
+        assert.match(refused.stderrText(), /release --force removes exclusive locks only/)
+        assert.match(refused.stderrText(), /nothing removed/i)
+        assert.equal(await server.command('ZCARD', holdersKey(key)), 2)
+      }
+      for (const l of [...readers, ...permits]) assert.equal(l.isHeld(), true)
+      for (const l of [...readers, ...permits, writer]) await l.release()
+    } finally {
+      await locker.close()
+    }
   })
 })

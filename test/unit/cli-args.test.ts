@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { MAX_DURATION_MS, MIN_LIFETIME_MS, parse, parseDuration, UsageError } from '../../src/cli/args.js'
+import {
+  MAX_DURATION_MS,
+  MIN_LIFETIME_MS,
+  parse,
+  parseDuration,
+  parseLimit,
+  UsageError,
+} from '../../src/cli/args.js'
+import { heldText } from '../../src/cli/status.js'
+import type { KeyInspection } from '../../src/types.js'
 
 describe('CLI durations', () => {
   test('units and plain milliseconds', () => {
@@ -97,5 +106,71 @@ describe('CLI parse errors', () => {
       assert.equal(count(message, "'") % 2, 0, message)
       assert.equal(count(message, '"') % 2, 0, message)
     }
+  })
+})
+
+describe('CLI --limit', () => {
+  test('a whole number from 1 to 1000000', () => {
+    assert.equal(parseLimit('1'), 1)
+    assert.equal(parseLimit('2'), 2)
+    assert.equal(parseLimit(' 5 '), 5)
+    assert.equal(parseLimit('007'), 7)
+    assert.equal(parseLimit('1000000'), 1_000_000)
+  })
+
+  test('anything else is a usage error naming --limit', () => {
+    for (const bad of [
+      '0',
+      '00',
+      '-1',
+      '1.5',
+      '1.0',
+      'x',
+      '',
+      ' ',
+      '2x',
+      '1e3',
+      '0x10',
+      'Infinity',
+      'NaN',
+      '+3',
+    ]) {
+      assert.throws(
+        () => parseLimit(bad),
+        (err: unknown) => err instanceof UsageError && err.message.startsWith('--limit: '),
+        JSON.stringify(bad),
+      )
+    }
+    assert.throws(() => parseLimit('0'), { message: "--limit: must be at least 1; got '0'" })
+    assert.throws(() => parseLimit('1000001'), { message: "--limit: must be at most 1000000; got '1000001'" })
+  })
+})
+
+describe('CLI status line', () => {
+  const state = (over: Partial<KeyInspection>): KeyInspection => ({
+    key: 'k',
+    isHeld: true,
+    kind: 'exclusive',
+    limit: null,
+    holders: [{ remainingMs: 3200 }],
+    token: null,
+    remainingMs: 3200,
+    fence: null,
+    ...over,
+  })
+
+  test('says who holds the key, by kind', () => {
+    assert.equal(
+      heldText(state({ isHeld: false, kind: null, holders: [], remainingMs: null })),
+      'free, trying',
+    )
+    assert.equal(heldText(state({})), 'held, 3.2 s left')
+    assert.equal(
+      heldText(
+        state({ kind: 'semaphore', limit: 2, holders: [{ remainingMs: 900 }, { remainingMs: 3200 }] }),
+      ),
+      '2 of 2 permits held, 3.2 s left',
+    )
+    assert.equal(heldText(state({ kind: 'shared' })), 'held by 1 shared holder, 3.2 s left')
   })
 })
