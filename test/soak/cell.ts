@@ -7,7 +7,7 @@ import { type FaultProxy, startProxy } from '../helpers/proxy.js'
 import type { RedisServer } from '../helpers/redis-server.js'
 import { withTimeout } from '../helpers/wait.js'
 import { LogTail, monoMs, SyncLog } from './log.js'
-import type { Variant } from './variants.js'
+import type { HoldSpec, Variant } from './variants.js'
 import type { WorkerConfig } from './worker.js'
 
 const WORKER_SCRIPT = fileURLToPath(new URL('./worker.ts', import.meta.url))
@@ -44,6 +44,8 @@ export interface WorkerSpec {
   minRounds?: number
   maxRounds?: number
   roundGapMs?: number
+  /** How the worker holds its keys (default: exclusive). */
+  hold?: HoldSpec
 }
 
 export interface CellOptions {
@@ -229,6 +231,7 @@ export class Cell {
       thinkMs: spec?.thinkMs ?? o.thinkMs,
       ...(stallMs === undefined ? {} : { stallMs }),
       ...(spec?.attemptTimeoutMs === undefined ? {} : { attemptTimeoutMs: spec.attemptTimeoutMs }),
+      ...(spec?.hold === undefined ? {} : { hold: spec.hold }),
       // Two workers of every four drive the lock with Valkey GLIDE, the others with
       // ioredis (control 3 stalls inside ioredis, so its workers stay on ioredis).
       client: stallMs === undefined && slot.id % 4 >= 2 ? 'valkey-glide' : 'ioredis',

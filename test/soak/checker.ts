@@ -1,3 +1,13 @@
+import {
+  compatible,
+  concurrency,
+  fenceOrder,
+  type GrantSummary,
+  type OverLimit,
+  restartBetween,
+  summary,
+  tornReads,
+} from './concurrency.js'
 import type { FaultWindow, Grant, History } from './history.js'
 import { countBy, type Dist, dist, round } from './stats.js'
 import type { StoreState } from './store.js'
@@ -8,15 +18,24 @@ import type { StoreState } from './store.js'
  * judges the run by the library's own published account of each grant.
  */
 
+export type { GrantSummary, OverLimit } from './concurrency.js'
+
 export interface Overlap {
   key: string
-  a: { w: number; token: string; start: number; end: number; doa: boolean }
-  b: { w: number; token: string; start: number; end: number; doa: boolean }
+  a: GrantSummary
+  b: GrantSummary
   overlapMs: number
 }
 
 export interface CheckResult {
   grants: number
+  grantsByKind: Record<string, number>
+  /**
+   * Pairs of intersecting valid grants of one key that may not coexist: an exclusive
+   * grant with any other, or grants of different kinds. Shared with shared, and
+   * permits of one semaphore, are counted by {@link CheckResult.overLimit} and the
+   * concurrency figures instead.
+   */
   overlaps: number
   /** Overlaps between grants on either side of a Redis restart: outside the contract. */
   restartOverlaps: number
@@ -24,6 +43,23 @@ export interface CheckResult {
   deadOnArrival: number
   deadOnArrivalExcused: number
   examples: Overlap[]
+  /** Semaphore grants returned while the key already had `limit` valid permits. */
+  overLimit: number
+  /** The same across a Redis restart: outside the contract. */
+  restartOverLimit: number
+  overLimitExamples: OverLimit[]
+  /** Most valid shared grants of one key at once (0: no shared grant). */
+  maxShared: number
+  /** Most valid permits of one semaphore key at once, and that key's limit (0 / null: no semaphore). */
+  maxPermits: number
+  semaphoreLimit: number | null
+  /** Shared grants whose reads of the counter saw different values: a write landed while they held. */
+  tornReads: number
+  /**
+   * Pairs of fenced grants of a key where the later acquisition (its attempt began
+   * after the earlier one was returned) has a fence that is not greater.
+   */
+  fenceOrder: { checked: number; violations: number }
   counter: {
     writes: number
     unconfirmed: number
@@ -58,17 +94,10 @@ function pausedDuring(faults: readonly FaultWindow[], pid: number, from: number,
   return faults.some((f) => f.kind === 'worker-pause' && f.pid === pid && overlaps(f, from, to))
 }
 
-function restartBetween(faults: readonly FaultWindow[], a: number, b: number): boolean {
-  return faults.some(
-    (f) => f.kind === 'redis-restart' && f.start >= Math.min(a, b) && f.start <= Math.max(a, b),
-  )
-}
-
-function summary(g: Grant): Overlap['a'] {
-  return { w: g.w, token: g.token, start: round(g.start, 3), end: round(g.end, 3), doa: g.doa }
-}
-
-/** Pairs of grants on one key whose validity intervals intersect (closed intervals). */
+/**
+ * Pairs of grants on one key whose validity intervals intersect (closed intervals)
+ * and that may not coexist (see {@link compatible}).
+ */
 function findOverlaps(byKey: Map<string, Grant[]>, faults: readonly FaultWindow[]) {
   const found: Overlap[] = []
   const excused: Overlap[] = []
@@ -78,6 +107,7 @@ function findOverlaps(byKey: Map<string, Grant[]>, faults: readonly FaultWindow[
       for (let j = i + 1; j < grants.length; j++) {
         const b = grants[j] as Grant
         if (b.start > a.end) break
+        if (compatible(a, b)) continue
         // A single-instant (dead-on-arrival) grant inside another one counts too:
         // at that instant both were handed out as valid.
         const o: Overlap = {
@@ -127,9 +157,13 @@ function lostUpdates(h: History, store: ReadonlyMap<string, StoreState>) {
 }
 
 /**
- * Per consecutive pair of grants on a key: how long the key sat free while some
- * attempt on it was pending. "Free" starts at the release reply, or for a lease
- * that was not released at the estimated server expiry.
+ * How long a key sat free while some attempt on it was pending. "Free" starts at the
+ * release reply, or for a lease that was not released at the estimated server
+ * expiry. An exclusive or shared key is free when it has no holder at all (a reader
+ * joining other readers is not a wait for a free key); a semaphore has `limit`
+ * places, each free from the moment its holder left. Each grant takes the place that
+ * has been free longest, and its gap runs from the later of that moment and the
+ * first attempt still pending then. The first grants of a key are not measured.
  */
 function idleGaps(h: History, byKey: Map<string, Grant[]>, lifetimeMs: number) {
   const all: number[] = []
@@ -137,21 +171,38 @@ function idleGaps(h: History, byKey: Map<string, Grant[]>, lifetimeMs: number) {
   const drift = driftFor(lifetimeMs)
   for (const [key, grants] of byKey) {
     const attempts = h.attempts.filter((a) => a.key === key)
-    for (let i = 0; i + 1 < grants.length; i++) {
-      const g = grants[i] as Grant
-      const next = grants[i + 1] as Grant
-      if (next.start <= g.end) continue
+    const first = grants[0]
+    const capacity =
+      first?.kind === 'semaphore' && grants.every((g) => compatible(g, first)) ? first.limit : 1
+    const events: { t: number; start: boolean }[] = []
+    for (const g of grants) {
       const freeAt =
         g.releaseResult === true && g.releasedAt !== undefined
           ? g.releasedAt
           : (g.deadline ?? g.start) + drift
-      if (next.start <= freeAt) continue
-      const waiting = attempts.filter((a) => a.at < next.start && a.endAt > freeAt)
+      events.push({ t: g.start, start: true }, { t: Math.max(freeAt, g.start), start: false })
+    }
+    // At equal times the place is freed before it is taken.
+    events.sort((x, y) => x.t - y.t || Number(x.start) - Number(y.start))
+    // Places free now, oldest first; undefined: free since before the first grant.
+    const free: (number | undefined)[] = Array.from({ length: capacity }, () => undefined)
+    let count = 0
+    for (const e of events) {
+      if (!e.start) {
+        count--
+        if (count < capacity) free.push(e.t)
+        continue
+      }
+      count++
+      if (free.length === 0) continue
+      const freeAt = free.shift()
+      if (freeAt === undefined || e.t <= freeAt) continue
+      const waiting = attempts.filter((a) => a.at < e.t && a.endAt > freeAt)
       if (waiting.length === 0) continue
       const from = Math.max(freeAt, Math.min(...waiting.map((a) => a.at)))
-      const gap = next.start - from
+      const gap = e.t - from
       all.push(gap)
-      if (!h.faults.some((f) => overlaps(f, from - lifetimeMs, next.start))) quiet.push(gap)
+      if (!h.faults.some((f) => overlaps(f, from - lifetimeMs, e.t))) quiet.push(gap)
     }
   }
   return { all: dist(all), quiet: dist(quiet) }
@@ -214,6 +265,7 @@ export function check(h: History, store: ReadonlyMap<string, StoreState>, lifeti
   }
   for (const list of byKey.values()) list.sort((x, y) => x.start - y.start)
   const { found, excused } = findOverlaps(byKey, h.faults)
+  const held = concurrency(byKey, h.faults)
   const doa = h.grants.filter((g) => g.doa)
   const doaExcused = doa.filter((g) => pausedDuring(h.faults, g.pid, g.attemptAt, g.start))
   const lead = leads(h, lifetimeMs)
@@ -221,11 +273,20 @@ export function check(h: History, store: ReadonlyMap<string, StoreState>, lifeti
   for (const s of store.values()) storeRejected += s.rejected
   return {
     grants: h.grants.length,
+    grantsByKind: countBy(h.grants, (g) => g.kind),
     overlaps: found.length,
     restartOverlaps: excused.length,
     deadOnArrival: doa.length - doaExcused.length,
     deadOnArrivalExcused: doaExcused.length,
     examples: found.slice(0, 3),
+    overLimit: held.overLimit.length,
+    restartOverLimit: held.restartOverLimit,
+    overLimitExamples: held.overLimit.slice(0, 3),
+    maxShared: held.maxShared,
+    maxPermits: held.maxPermits,
+    semaphoreLimit: held.semaphoreLimit,
+    tornReads: tornReads(h),
+    fenceOrder: fenceOrder(byKey),
     counter: lostUpdates(h, store),
     fenced: {
       accepted: h.fenced.filter((f) => f.accepted).length,

@@ -5,12 +5,19 @@ import { type LogEvent, readLog } from './log.js'
  * worker said about each grant, and what the nemesis did when.
  */
 
+/** How a grant holds its key; logs without a kind (older runs) are exclusive. */
+export type GrantKind = 'exclusive' | 'shared' | 'semaphore'
+
 /** One acquisition, from `acquired` to its end by the library's own account. */
 export interface Grant {
   w: number
   pid: number
   key: string
   token: string
+  kind: GrantKind
+  /** The semaphore's limit; 0 for the other kinds. */
+  limit: number
+  /** The fencing token as logged ('undefined' without fencing). */
   fence: string
   /** When the `acquire` call that produced it started. */
   attemptAt: number
@@ -51,6 +58,15 @@ export interface CounterWrite {
   confirmed: boolean
 }
 
+/** A shared holder's read of the counter (sent while held with the write margin left). */
+export interface CounterRead {
+  w: number
+  key: string
+  token: string
+  value: number
+  at: number
+}
+
 export interface FencedWrite {
   w: number
   key: string
@@ -73,6 +89,7 @@ export interface History {
   grants: Grant[]
   attempts: Attempt[]
   writes: CounterWrite[]
+  reads: CounterRead[]
   fenced: FencedWrite[]
   faults: FaultWindow[]
   errors: LogEvent[]
@@ -89,6 +106,8 @@ function openGrant(e: LogEvent, attemptAt: number): Grant {
     pid: num(e.pid),
     key: String(e.key),
     token: String(e.token),
+    kind: e.kind === 'shared' || e.kind === 'semaphore' ? e.kind : 'exclusive',
+    limit: e.kind === 'semaphore' ? num(e.limit) : 0,
     fence: String(e.fence),
     attemptAt,
     start: e.t,
@@ -165,6 +184,10 @@ function readWorker(path: string, h: History): void {
       case 'obs':
       case 'skip-write':
         if (g) observe(g, e)
+        break
+      case 'read':
+        if (g) observe(g, e)
+        h.reads.push({ w: num(e.w), key: String(e.key), token: String(token), value: num(e.value), at: e.t })
         break
       case 'write': {
         if (g) observe(g, e)
@@ -245,7 +268,16 @@ function readNemesis(path: string): FaultWindow[] {
 }
 
 export function readHistory(workerLogs: readonly string[], nemesisLog: string): History {
-  const h: History = { grants: [], attempts: [], writes: [], fenced: [], faults: [], errors: [], events: 0 }
+  const h: History = {
+    grants: [],
+    attempts: [],
+    writes: [],
+    reads: [],
+    fenced: [],
+    faults: [],
+    errors: [],
+    events: 0,
+  }
   for (const path of workerLogs) readWorker(path, h)
   h.faults = readNemesis(nemesisLog)
   return h

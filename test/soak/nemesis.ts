@@ -84,6 +84,8 @@ export function planFaults(
   lifetimeMs: number,
   /** Cards per kind where a phase wants other weights than {@link CARDS}. */
   weights: Partial<Record<FaultKind, number>> = {},
+  /** Kinds dealt first (one card each, in this order), so a short phase is sure to see them. */
+  ensure: readonly FaultKind[] = [],
 ): Fault[] {
   const pool = kinds.filter((k) => k !== 'redis-restart')
   const faults: Fault[] = []
@@ -94,8 +96,19 @@ export function planFaults(
   let redisPauses = 0
   const factorOffset = rng.int(REDIS_PAUSE_FACTORS.length)
   let t = rng.range(600, 1200)
+  let first = true
   while (t < windowMs - 2000) {
-    if (cards.length === 0) cards = deck(rng, pool, weights)
+    if (cards.length === 0) {
+      cards = deck(rng, pool, weights)
+      if (first) {
+        // Cards are drawn from the end: move one card of each ensured kind there.
+        for (const kind of [...ensure].reverse()) {
+          const at = cards.lastIndexOf(kind)
+          if (at >= 0) cards.push(...cards.splice(at, 1))
+        }
+      }
+      first = false
+    }
     const kind: FaultKind =
       wantsRestart && !restarted && t >= restartAt ? 'redis-restart' : (cards.pop() as FaultKind)
     restarted ||= kind === 'redis-restart'

@@ -31,7 +31,25 @@ function phaseRows(phases: readonly PhaseResult[]): [string, ...string[]][] {
   return [
     row('phase', (_, p) => `${p.spec.name}: ${p.spec.title}`),
     row('grants', (c) => String(c.grants)),
-    row('overlapping valid grants (must be 0)', (c) => String(c.overlaps)),
+    row('grants by kind', (c) => kv(c.grantsByKind)),
+    row('overlapping valid grants, an exclusive one among them (must be 0)', (c) => String(c.overlaps)),
+    row('permits granted beyond the limit (must be 0)', (c) =>
+      c.semaphoreLimit === null ? '–' : String(c.overLimit),
+    ),
+    row('most valid shared holders at once', (c, p) =>
+      c.maxShared === 0 ? '–' : `${c.maxShared}${p.spec.minShared ? ` (needs ${p.spec.minShared})` : ''}`,
+    ),
+    row('most valid permits at once / limit', (c) =>
+      c.semaphoreLimit === null ? '–' : `${c.maxPermits} / ${c.semaphoreLimit}`,
+    ),
+    row('shared grants that saw the counter change (torn reads)', (c, p) =>
+      c.maxShared === 0 ? '–' : `${c.tornReads}${p.spec.requireNoTornReads ? ' (must be 0)' : ''}`,
+    ),
+    row('fence pairs out of order / checked', (c, p) =>
+      c.fenceOrder.checked === 0
+        ? '–'
+        : `${c.fenceOrder.violations} / ${c.fenceOrder.checked}${(p.spec.nodeCount ?? 1) === 1 ? ' (must be 0)' : ' (reported)'}`,
+    ),
     row(
       'dead-on-arrival grants (must be 0)',
       (c) => `${c.deadOnArrival} (+${c.deadOnArrivalExcused} paused)`,
@@ -72,9 +90,9 @@ function controlRows(controls: readonly ControlOutcome[]): [string, ...string[]]
   return [
     [
       'control',
-      'broken variant: overlaps / DOA / lost updates / stale',
+      'broken variant: overlaps / DOA / lost updates / stale / over limit / torn reads',
       'caught',
-      'ours, same faults: overlaps / DOA',
+      'ours, same faults: overlaps / DOA / over limit / torn reads',
       'ours clean',
     ],
     ...controls.map((c): [string, ...string[]] => {
@@ -82,9 +100,9 @@ function controlRows(controls: readonly ControlOutcome[]): [string, ...string[]]
       const k = c.correct.check
       return [
         c.name,
-        `${b.overlaps} / ${b.deadOnArrival} / ${b.counter.lostUpdates} / ${b.fenced.rejected}`,
+        `${b.overlaps} / ${b.deadOnArrival} / ${b.counter.lostUpdates} / ${b.fenced.rejected} / ${b.overLimit} / ${b.tornReads}`,
         c.caught ? 'caught' : 'NOT CAUGHT',
-        `${k.overlaps} / ${k.deadOnArrival}`,
+        `${k.overlaps} / ${k.deadOnArrival} / ${k.overLimit} / ${k.tornReads}`,
         c.correctClean ? 'yes' : 'NO',
       ]
     }),
@@ -115,12 +133,12 @@ export function printReport(r: SoakReport): void {
 
 function markdown(r: SoakReport): string {
   return [
-    '# Soak results (issues 4 and 5)',
+    '# Soak results (issues 4, 5 and 13)',
     '',
     `Seed \`${r.seed}\`; replay with \`${r.command}\`. Result: **${r.passed ? 'PASS' : 'FAIL'}** in ${r.wallSeconds.toFixed(1)} s.`,
     ...(r.failures.length > 0 ? ['', ...r.failures.map((f) => `- ${f}`)] : []),
     '',
-    '## Main run (Q: Redlock quorum of 3)',
+    '## Main run (Q: Redlock quorum of 3; S: shared and exclusive; N: semaphore)',
     '',
     mdTable(phaseRows(r.phases)),
     '',

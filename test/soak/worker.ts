@@ -15,7 +15,7 @@ import { ACQUIRE } from '../../src/scripts/index.js'
 import { monoMs, SyncLog } from './log.js'
 import { deriveSeed, mulberry32 } from './prng.js'
 import { fencedWrite, storeKeys } from './store.js'
-import { internalsFor, type Variant } from './variants.js'
+import { type HoldSpec, internalsFor, type Variant } from './variants.js'
 
 export interface WorkerConfig {
   id: number
@@ -48,7 +48,12 @@ export interface WorkerConfig {
   attemptTimeoutMs?: number
   /** The client library of the lock connections (the store is always ioredis). */
   client: 'ioredis' | 'valkey-glide'
+  /** How this worker holds its keys: exclusive (the default), shared or exclusive, or semaphore permits. */
+  hold?: HoldSpec
 }
+
+/** The kind of one acquisition, as logged: what the checker judges each grant by. */
+type GrantKind = { kind: 'exclusive' } | { kind: 'shared' } | { kind: 'semaphore'; limit: number }
 
 /**
  * A write is started only with this much lease left: the counter write is sent
@@ -89,6 +94,53 @@ function busyWait(ms: number): void {
   const until = performance.now() + ms
   while (performance.now() < until) {
     // A synchronous stall, like a long GC pause or a CPU-bound callback.
+  }
+}
+
+/** Draws the kind of the next acquisition from the worker's hold spec. */
+function nextKind(): GrantKind {
+  const hold = cfg.hold ?? { kind: 'exclusive' }
+  if (hold.kind === 'semaphore') return { kind: 'semaphore', limit: hold.limit }
+  if (hold.kind === 'rw' && rng.next() < hold.sharedShare) return { kind: 'shared' }
+  return { kind: 'exclusive' }
+}
+
+/**
+ * A shared holder (a reader) reads the key's counter once per round, only while it
+ * holds with the write margin left (the read then lands inside its grant). Writers
+ * change the counter only under an exclusive grant, so every read of one shared
+ * grant must see the same value: a read that differs is a write that landed while
+ * this reader held (a "torn read"), whatever the library says about it.
+ */
+async function readSection(lock: Lock, key: string, store: Redis): Promise<void> {
+  const k = storeKeys(cfg.run, key)
+  const rounds = cfg.minRounds + rng.int(cfg.maxRounds - cfg.minRounds + 1)
+  for (let round = 0; round < rounds; round++) {
+    if (!observe('obs', lock, key)) return
+    const t = monoMs()
+    const held = lock.isHeld()
+    const rem = lock.remainingMs()
+    if (held && rem >= WRITE_MARGIN_MS) {
+      const value = Number((await store.get(k.counter)) ?? 0)
+      log.write('read', { key, token: lock.token, value, held, rem }, t)
+    } else {
+      log.write('skip-write', { key, token: lock.token, held, rem }, t)
+    }
+    if (round + 1 < rounds) await sleep(rng.int(cfg.roundGapMs + 1))
+  }
+}
+
+/**
+ * A semaphore permit holder: rounds of "work" (a short sleep) under observation. The
+ * resource a semaphore protects tolerates `limit` users, so there is no counter to
+ * break; the checker counts concurrent valid permits from the logs.
+ */
+async function permitSection(lock: Lock, key: string): Promise<void> {
+  const rounds = cfg.minRounds + rng.int(cfg.maxRounds - cfg.minRounds + 1)
+  for (let round = 0; round < rounds; round++) {
+    if (!observe('obs', lock, key)) return
+    await sleep(2 + rng.int(5))
+    if (round + 1 < rounds) await sleep(rng.int(cfg.roundGapMs + 1))
   }
 }
 
@@ -151,8 +203,8 @@ async function waitForGo(): Promise<number> {
 }
 
 /** One grant: log it, watch it, run the critical section, release. */
-async function holdAndRelease(lock: Lock, key: string, store: Redis): Promise<void> {
-  observe('acquired', lock, key, fencing ? { fence: lock.fence.toString() } : {})
+async function holdAndRelease(lock: Lock, key: string, store: Redis, kind: GrantKind): Promise<void> {
+  observe('acquired', lock, key, { ...kind, ...(fencing ? { fence: lock.fence.toString() } : {}) })
   const token = lock.token
   const onLost = (): void => {
     const reason = lock.signal.reason as { reason?: string; code?: string } | undefined
@@ -167,7 +219,9 @@ async function holdAndRelease(lock: Lock, key: string, store: Redis): Promise<vo
   try {
     // Entered even when not held (a dead-on-arrival lock): its fenced write shows what
     // a holder that ignored isHeld() would do.
-    await criticalSection(lock, key, store)
+    if (kind.kind === 'shared') await readSection(lock, key, store)
+    else if (kind.kind === 'semaphore') await permitSection(lock, key)
+    else await criticalSection(lock, key, store)
   } catch (err) {
     log.write('error', { op: 'critical', key, ...errorFields(err) })
   } finally {
@@ -185,16 +239,21 @@ async function holdAndRelease(lock: Lock, key: string, store: Redis): Promise<vo
 async function loop(locker: Locker, store: Redis, endAt: number): Promise<void> {
   while (monoMs() < endAt) {
     const key = rng.pick(cfg.keys)
-    log.write('attempt', { key })
+    const kind = nextKind()
+    log.write('attempt', { key, ...kind })
     let lock: Lock
     try {
-      lock = await locker.acquire(key, { retryTimeoutMs: cfg.retryTimeoutMs })
+      lock = await locker.acquire(key, {
+        retryTimeoutMs: cfg.retryTimeoutMs,
+        ...(kind.kind === 'shared' ? { shared: true } : {}),
+        ...(kind.kind === 'semaphore' ? { limit: kind.limit } : {}),
+      })
     } catch (err) {
       log.write('error', { op: 'acquire', key, ...errorFields(err) })
       await sleep(5 + rng.int(20))
       continue
     }
-    await holdAndRelease(lock, key, store)
+    await holdAndRelease(lock, key, store, kind)
     await sleep(rng.int(cfg.thinkMs + 1))
   }
 }
@@ -242,7 +301,12 @@ async function connect(url: string): Promise<Redis> {
 }
 
 async function main(): Promise<void> {
-  log.write('start', { variant: cfg.variant, incarnation: cfg.incarnation, client: cfg.client })
+  log.write('start', {
+    variant: cfg.variant,
+    incarnation: cfg.incarnation,
+    client: cfg.client,
+    hold: cfg.hold ?? { kind: 'exclusive' },
+  })
   if (cfg.client === 'valkey-glide') Logger.init('error')
   // Client settings like Locker.fromUrl's; built here because the broken variants
   // need the Locker's test seam.
