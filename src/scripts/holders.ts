@@ -87,7 +87,9 @@ for i = 1, n do
     redis.call('ZREMRANGEBYSCORE', H, '-inf', now)
     holders = redis.call('ZCARD', H)
   end
-  if holders > 0 and not redis.call('ZSCORE', H, token) then
+  -- Already a holder: this very request delivered twice; it counts as added.
+  local mine = holders > 0 and redis.call('ZSCORE', H, token)
+  if holders > 0 and not mine then
     if shared and kind ~= 's' then return {-1, i, 'semaphore', lim} end
     if not shared and kind == 's' then return {-1, i, 'shared', 0} end
     if not shared and lim ~= limit then return {-1, i, 'semaphore', lim} end
@@ -97,7 +99,7 @@ for i = 1, n do
       return {0, math.max(0, tonumber(first[2]) - now), i}
     end
   end
-  if shared then
+  if shared and not mine then
     local wait = redis.call('PTTL', W)
     if wait > 0 then
       -- An exclusive acquisition waits for the current holders: queue behind it.

@@ -4,8 +4,17 @@ import type { RedisAdapter } from '../../src/adapters/adapter.js'
 import { adapterFor } from '../../src/adapters/detect.js'
 import { SingleNodeBackend } from '../../src/backends/single-node.js'
 import { Locker } from '../../src/index.js'
-import { fenceKey, holdersKey, releaseChannel } from '../../src/internal/keys.js'
-import { ACQUIRE, EXTEND, EXTEND_UNIFORM, INSPECT, MEMORY_POLICY, RELEASE } from '../../src/scripts/index.js'
+import { fenceKey, holdersKey, releaseChannel, writerKey } from '../../src/internal/keys.js'
+import {
+  ACQUIRE,
+  ACQUIRE_HOLDER,
+  EXTEND,
+  EXTEND_UNIFORM,
+  INSPECT,
+  MEMORY_POLICY,
+  RELEASE,
+  SHARED,
+} from '../../src/scripts/index.js'
 import { describeMatrix } from '../helpers/matrix.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -87,6 +96,33 @@ describeMatrix('acquire paths', (ctx) => {
     assert.equal(other.acquired, false)
     assert.ok(!other.acquired && other.pttl > 1500 && other.pttl <= 2000, JSON.stringify(other))
     assert.equal(await ctx.admin.get('ap2:k'), `${tok('1')}!`, 'marked by the blocked attempt')
+  })
+
+  test('ACQUIRE_HOLDER: a replayed shared request counts as added even behind a writer mark (no orphan holder)', async () => {
+    const run = (token: string) => {
+      const { keys, args } = ACQUIRE_HOLDER.encode({
+        keys: ['ap7:k'],
+        token,
+        lifetimeMs: 9000,
+        fencing: false,
+        mode: SHARED,
+      })
+      return (ctx.admin.eval as (...a: string[]) => Promise<unknown>).call(
+        ctx.admin,
+        ACQUIRE_HOLDER.source,
+        String(keys.length),
+        ...keys,
+        ...args,
+      )
+    }
+    assert.deepEqual(await run(tok('r')), [1])
+    // A writer now waits for the holders: new readers are kept out...
+    await ctx.admin.set(writerKey('ap7:k'), tok('w'), 'PX', 5000)
+    const blocked = (await run(tok('s'))) as unknown[]
+    assert.equal(blocked[0], 0)
+    // ...but the first reader's request delivered again is the same holder, not a newcomer.
+    assert.deepEqual(await run(tok('r')), [1])
+    assert.deepEqual(await ctx.admin.zrange(holdersKey('ap7:k'), '0', '-1'), [tok('r')])
   })
 
   test('the acquire script with and without fence marks', async () => {
