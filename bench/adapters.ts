@@ -5,7 +5,7 @@ import { createRequire } from 'node:module'
 import { Redlock as SesameRedlock } from '@sesamecare-oss/redlock'
 import { Locker } from 'async-redis-lock'
 import type { Redis } from 'ioredis'
-import { Mutex } from 'redis-semaphore'
+import { Mutex, Semaphore } from 'redis-semaphore'
 import { createLock, IoredisAdapter, type Lock as UniversalLock } from 'redlock-universal'
 import { raw, rawPubsub } from './floors.js'
 import {
@@ -14,7 +14,9 @@ import {
   closeClient,
   connectClient,
   type Held,
+  type Hold,
   held,
+  isExclusive,
   type LibraryName,
   type LockAdapter,
 } from './lock-adapter.js'
@@ -24,10 +26,12 @@ export {
   connectClient,
   FLOORS,
   type Held,
+  type Hold,
   isPeer,
   LIBRARIES,
   type LibraryName,
   type LockAdapter,
+  type Variant,
 } from './lock-adapter.js'
 
 /** How each library is driven, for the report. */
@@ -66,7 +70,25 @@ export function budgetNote(name: LibraryName, budgetMs: number): string {
   }
 }
 
+/** How a variant (issue 13 scenarios) holds its keys, for the report. */
+export function holdNote(lib: LibraryName, hold: Hold): string {
+  if (lib === 'async-redis-lock') {
+    if (hold.kind === 'shared') return '`locker.acquire(key, { shared: true })`'
+    if (hold.kind === 'semaphore') return `\`locker.acquire(key, { limit: ${hold.limit} })\``
+    return '`locker.acquire(key)` (exclusive, the mutex)'
+  }
+  if (lib === 'redis-semaphore' && hold.kind === 'semaphore')
+    return `\`new Semaphore(client, key, ${hold.limit}, { lockTimeout, onLockLost })\` per acquisition (defaults: retryInterval 10 ms, acquireTimeout 10 s, refresh every 0.8 × lockTimeout)`
+  if (lib === 'redis-semaphore')
+    return '`new Mutex(client, key, { lockTimeout, onLockLost })` per acquisition'
+  return LIBRARY_NOTES[lib]
+}
+
 export async function createAdapter(name: LibraryName, config: AdapterConfig): Promise<LockAdapter> {
+  if (!isExclusive(config.hold) && name !== 'async-redis-lock' && name !== 'redis-semaphore')
+    throw new Error(`${name} has no ${config.hold?.kind} locks`)
+  if (config.hold?.kind === 'shared' && name === 'redis-semaphore')
+    throw new Error(`${name} has no shared locks`)
   const client = await connectClient(config.port)
   switch (name) {
     case 'async-redis-lock':
@@ -93,7 +115,14 @@ export async function createAdapter(name: LibraryName, config: AdapterConfig): P
 
 function ours(client: Redis, config: AdapterConfig): LockAdapter {
   const locker = new Locker(client, { lifetimeMs: config.lifetimeMs })
-  const options = config.waitBudgetMs === undefined ? undefined : { retryTimeoutMs: config.waitBudgetMs }
+  const hold = config.hold
+  const given = {
+    ...(config.waitBudgetMs === undefined ? {} : { retryTimeoutMs: config.waitBudgetMs }),
+    ...(hold?.kind === 'shared' ? { shared: true } : {}),
+    ...(hold?.kind === 'semaphore' ? { limit: hold.limit } : {}),
+  }
+  // No options object at all for a plain mutex at defaults, exactly as before issue 13.
+  const options = Object.keys(given).length === 0 ? undefined : given
   type L = Awaited<ReturnType<Locker['acquire']>>
   return {
     name: 'async-redis-lock',
@@ -251,6 +280,22 @@ function semaphore(client: Redis, config: AdapterConfig): LockAdapter {
       lost++
     },
     ...(config.waitBudgetMs === undefined ? {} : { acquireTimeout: config.waitBudgetMs }),
+  }
+  const hold = config.hold
+  if (hold?.kind === 'semaphore') {
+    return {
+      name: 'redis-semaphore',
+      acquire: async (key) => {
+        const semaphore = new Semaphore(client, key, hold.limit, options)
+        await semaphore.acquire()
+        return held(semaphore)
+      },
+      release: (h) => as<Semaphore>(h).release(),
+      isLost: (h) => !as<Semaphore>(h).isAcquired,
+      lost: () => lost,
+      redisKey: (key) => `semaphore:${key}`,
+      close: () => closeClient(client),
+    }
   }
   return {
     name: 'redis-semaphore',

@@ -29,7 +29,29 @@ export interface AdapterConfig {
   readonly waitBudgetMs?: number | undefined
   /** Extend leases from the bench for libraries without auto-extension (redlock4). */
   readonly selfExtend?: boolean | undefined
+  /**
+   * How the key is held (issue 13 scenarios); undefined = exclusive. Only
+   * async-redis-lock (`shared`, `limit`) and redis-semaphore (`Semaphore` for a limit)
+   * have other kinds; the other adapters reject anything but exclusive.
+   */
+  readonly hold?: Hold | undefined
 }
+
+/** The kind of hold a scenario asks for: a mutex, a shared (read) hold, or a semaphore permit. */
+export type Hold =
+  | { readonly kind: 'exclusive' }
+  | { readonly kind: 'shared' }
+  | { readonly kind: 'semaphore'; readonly limit: number }
+
+/** One row of the issue-13 scenarios: a library holding keys in one way. */
+export interface Variant {
+  /** Row name in the report, unique within a scenario. */
+  readonly label: string
+  readonly lib: LibraryName
+  readonly hold: Hold
+}
+
+export const isExclusive = (hold: Hold | undefined) => hold === undefined || hold.kind === 'exclusive'
 
 /** A held lock, opaque to the scenarios. */
 export type Held = { readonly __held: unique symbol }

@@ -14,19 +14,41 @@ import { fmt, renderSection, renderVerdicts, type Section } from './report.js'
 import { runContention } from './scenarios/contention.js'
 import { runHandoff } from './scenarios/handoff.js'
 import { runHeld } from './scenarios/held.js'
+import { runPermitsContention } from './scenarios/permits-contention.js'
+import { runPermitsHandoff } from './scenarios/permits-handoff.js'
+import { runPermitsHeld } from './scenarios/permits-held.js'
+import { runPermitsSplit } from './scenarios/permits-split.js'
+import { runPermitsUncontended } from './scenarios/permits-uncontended.js'
 import { runThroughput } from './scenarios/throughput.js'
 import { runWaiters } from './scenarios/waiters.js'
 import { verdicts } from './targets.js'
 
-const SCENARIOS = ['uncontended', 'concurrent', 'contention', 'handoff', 'held', 'waiters'] as const
+const SCENARIOS = [
+  'uncontended',
+  'concurrent',
+  'contention',
+  'handoff',
+  'held',
+  'waiters',
+  // Issue 13: semaphores and shared locks.
+  'permits-uncontended',
+  'permits-contention',
+  'permits-handoff',
+  'permits-held',
+  'permits-split',
+] as const
 
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
     libs: { type: 'string' },
+    /** Added to the result file names, so several filtered runs of a day keep their files. */
+    tag: { type: 'string' },
   },
 })
+if (values.tag !== undefined && !/^[a-z0-9-]+$/.test(values.tag))
+  throw new Error('--tag: a-z, 0-9 and - only')
 const quick = values.quick === true
 const only = new Set(values.only ? values.only.split(',') : SCENARIOS)
 for (const s of only)
@@ -68,6 +90,14 @@ const P = quick
         peerWindowMs: 1000,
         peers: false,
       },
+      permits: {
+        limit: 4,
+        contenders: 32,
+        csMs: 1,
+        handoffRounds: 1,
+        heldPerKey: 2,
+        heldRounds: 1,
+      },
     }
   : {
       // Many short interleaved rounds: a burst of outside load spoils few of them.
@@ -88,6 +118,15 @@ const P = quick
         expirySettleMs: 1000,
         peerWindowMs: 1500,
         peers: true,
+      },
+      permits: {
+        limit: 4,
+        contenders: 32,
+        csMs: 1,
+        // Interleaved rounds: the permit/mutex ratios come from the same stretch of time.
+        handoffRounds: 4,
+        heldPerKey: 2,
+        heldRounds: 2,
       },
     }
 
@@ -147,6 +186,44 @@ try {
   await scenario('handoff', '4. handoff latency', () => runHandoff(port, handoffLibs, P.samples, P.capMs))
   await scenario('held', '5. held locks', () => runHeld(port, probe, contenders, P.held, P.holdMs, 3000))
   await scenario('waiters', '6. waiting crowds', () => runWaiters(port, probe, contenders, P.waiters))
+  const K = P.permits
+  await scenario('permits-uncontended', '7. uncontended permits', () =>
+    runPermitsUncontended({ port, libs, limit: K.limit, ...P.seq, warmupMs }),
+  )
+  await scenario('permits-contention', '8. permit contention', () =>
+    runPermitsContention(probe, {
+      port,
+      libs,
+      contenders: K.contenders,
+      csMs: K.csMs,
+      limit: K.limit,
+      windowMs: P.window,
+    }),
+  )
+  await scenario('permits-handoff', '9. permit handoff', () =>
+    runPermitsHandoff({
+      port,
+      libs,
+      limit: K.limit,
+      samples: P.samples,
+      capMs: P.capMs,
+      rounds: K.handoffRounds,
+    }),
+  )
+  await scenario('permits-held', '10. held permits', () =>
+    runPermitsHeld(probe, {
+      port,
+      libs,
+      count: P.held,
+      perKey: K.heldPerKey,
+      holdMs: P.holdMs,
+      lifetimeMs: 3000,
+      rounds: K.heldRounds,
+    }),
+  )
+  await scenario('permits-split', '11. semaphore on a split quorum', () =>
+    runPermitsSplit(libs, canPin, 2, 2000),
+  )
 } finally {
   probe.close()
   await redis.stop()
@@ -160,7 +237,7 @@ const markdown = [
   renderMachine(machine),
   '## Libraries and how they are driven',
   libs.map((l) => `- **${l}**: ${LIBRARY_NOTES[l]}`).join('\n'),
-  '- Every library: its own ioredis client (RESP3, ioredis defaults), lease 2000 ms (3000 ms in scenario 5). The raw floor has no waiting or extension, so it appears in scenarios 1 and 2 only.',
+  '- Every library: its own ioredis client (RESP3, ioredis defaults), lease 2000 ms (3000 ms in scenarios 5 and 10). The raw floor has no waiting or extension, so it appears in scenarios 1, 2 and 7 only.',
   `- Counting: on this Redis, INFO \`total_commands_processed\` ${
     scriptCallsCounted ? 'DOES' : 'does NOT'
   } count calls made inside Lua scripts (checked at start: one EVAL with three redis.call). ${
@@ -178,8 +255,9 @@ process.stdout.write(`${markdown}\n`)
 const dir = fileURLToPath(new URL('./results/', import.meta.url))
 mkdirSync(dir, { recursive: true })
 // Smoke and filtered runs get their own names and never replace the last full results.
-const partial = values.only !== undefined || values.libs !== undefined
-const stem = `${today()}-${machine.host}${quick ? '-quick' : ''}${partial ? '-partial' : ''}`
+const partial = values.only !== undefined || values.libs !== undefined || values.tag !== undefined
+const tag = values.tag === undefined ? '' : `-${values.tag}`
+const stem = `${today()}-${machine.host}${tag}${quick ? '-quick' : ''}${partial ? '-partial' : ''}`
 const json = JSON.stringify(data, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)
 writeFileSync(`${dir}${stem}.md`, `${markdown}\n`)
 writeFileSync(`${dir}${stem}.json`, `${json}\n`)

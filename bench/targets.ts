@@ -4,6 +4,13 @@ import { fmt, type Verdict } from './report.js'
 import type { ContentionResult } from './scenarios/contention.js'
 import type { HandoffResult } from './scenarios/handoff.js'
 import type { HeldResult } from './scenarios/held.js'
+import { rowOf } from './scenarios/permits.js'
+import type { PermitContentionResult } from './scenarios/permits-contention.js'
+import type { PermitHandoffResult } from './scenarios/permits-handoff.js'
+import type { PermitHeldResult } from './scenarios/permits-held.js'
+import type { SplitResult } from './scenarios/permits-split.js'
+import { splitHolders } from './scenarios/permits-split.js'
+import type { PermitThroughput } from './scenarios/permits-uncontended.js'
 import type { LibThroughput } from './scenarios/throughput.js'
 import { oursOf, type WaitersResults } from './scenarios/waiters.js'
 
@@ -148,5 +155,124 @@ export function verdicts(data: Record<string, unknown>): Verdict[] {
       expiry ? expiry.maxAttempts50 <= maxBurst : undefined,
     )
   }
+  permitVerdicts(data, check)
   return out
+}
+
+type Check = (target: string, measured: string, pass: boolean | undefined) => void
+const PEER = 'redis-semaphore'
+const nan = Number.NaN
+const known = (x: number) => (Number.isFinite(x) ? true : undefined)
+
+/** Issue 13: semaphores and shared locks (scenarios 7–11). */
+function permitVerdicts(data: Record<string, unknown>, check: Check): void {
+  const unc = data['permits-uncontended'] as PermitThroughput[] | undefined
+  if (unc) {
+    const ours = rowOf(unc, OURS, 'semaphore')
+    const peer = rowOf(unc, PEER, 'semaphore')
+    const ratio = ours?.ratioToPeer ?? nan
+    check(
+      'uncontended permit cycle: cycles/s ahead of redis-semaphore Semaphore',
+      `${fmt(ratio, 3)} × (${fmt(ours?.cyclesPerSec ?? nan, 0)} vs ${fmt(peer?.cyclesPerSec ?? nan, 0)} cycles/s)`,
+      known(ratio) && ratio > 1,
+    )
+    const mutex = rowOf(unc, OURS, 'exclusive')
+    const c = mutex?.clientPerCycle ?? {}
+    const set = c.set ?? 0
+    const evalsha = c.evalsha ?? 0
+    const total = mutex?.clientRequestsPerCycle ?? nan
+    check(
+      'uncontended mutex unchanged: one SET NX PX + one release script per cycle',
+      mutex ? `${fmt(set, 2)} SET + ${fmt(evalsha, 2)} EVALSHA = ${fmt(total, 2)} requests/cycle` : '–',
+      mutex
+        ? Math.abs(set - 1) < 0.01 && Math.abs(evalsha - 1) < 0.01 && Math.abs(total - 2) < 0.01
+        : undefined,
+    )
+  }
+
+  const cont = data['permits-contention'] as PermitContentionResult[] | undefined
+  if (cont) {
+    const ours = rowOf(cont, OURS, 'semaphore')
+    const peer = rowOf(cont, PEER, 'semaphore')
+    const ratio = ours && peer ? ours.acquisitionsPerSec / peer.acquisitionsPerSec : nan
+    const n = ours?.contenders ?? peer?.contenders ?? 32
+    const limit = ours?.hold.kind === 'semaphore' ? ours.hold.limit : 4
+    check(
+      `${n} contenders on limit ${limit}: acquisitions/s ahead of redis-semaphore`,
+      `${fmt(ratio, 2)} × (${fmt(ours?.acquisitionsPerSec ?? nan, 1)} vs ${fmt(peer?.acquisitionsPerSec ?? nan, 1)})`,
+      known(ratio) && ratio > 1,
+    )
+    check(
+      `${n} contenders on limit ${limit}: Jain ≥ 0.9`,
+      `${fmt(ours?.jain ?? nan, 3)} (redis-semaphore ${fmt(peer?.jain ?? nan, 3)})`,
+      ours ? ours.jain >= 0.9 : undefined,
+    )
+    check(
+      `${n} contenders on limit ${limit}: never more than ${limit} holders at once, none lost`,
+      ours ? `max ${ours.maxHolders} at once, ${ours.lost} lost, ${ours.failures} failed` : '–',
+      ours ? ours.maxHolders <= limit && ours.lost === 0 && ours.failures === 0 : undefined,
+    )
+  }
+
+  const ho = data['permits-handoff'] as PermitHandoffResult[] | undefined
+  if (ho) {
+    const ours = rowOf(ho, OURS, 'semaphore')
+    const mutex = rowOf(ho, OURS, 'exclusive')
+    const peer = rowOf(ho, PEER, 'semaphore')
+    const toMutex = ours && mutex ? ours.p50Ms / mutex.p50Ms : nan
+    check(
+      'permit handoff p50 ≤ 1.2 × our mutex handoff p50 (same run)',
+      `${fmt(toMutex, 3)} × (${fmt(ours?.p50Ms ?? nan, 3)} vs ${fmt(mutex?.p50Ms ?? nan, 3)} ms; per-round median ${fmt(ours?.p50ToMutex ?? nan, 3)} ×)`,
+      known(toMutex) && toMutex <= 1.2,
+    )
+    const toPeer = ours && peer ? ours.p50Ms / peer.p50Ms : nan
+    check(
+      'permit handoff p50 ahead of redis-semaphore',
+      `${fmt(ours?.p50Ms ?? nan, 3)} vs ${fmt(peer?.p50Ms ?? nan, 3)} ms (p99 ${fmt(ours?.p99Ms ?? nan, 2)} vs ${fmt(peer?.p99Ms ?? nan, 2)})`,
+      known(toPeer) && toPeer < 1,
+    )
+  }
+
+  const held = data['permits-held'] as PermitHeldResult[] | undefined
+  if (held) {
+    const ours = rowOf(held, OURS, 'semaphore')
+    const peer = rowOf(held, PEER, 'semaphore')
+    const mutex = rowOf(held, OURS, 'exclusive')
+    for (const [what, f, toMutex] of [
+      ['Node CPU', (r: PermitHeldResult) => r.nodeCpuMsPerSec, (r: PermitHeldResult) => r.nodeCpuToMutex],
+      ['Redis CPU', (r: PermitHeldResult) => r.redisCpuMsPerSec, (r: PermitHeldResult) => r.redisCpuToMutex],
+    ] as const) {
+      const ratio = ours && mutex ? toMutex(ours) : nan
+      check(
+        `10,000 held permits: ${what} ≤ 1.5 × 10,000 held mutexes`,
+        `${fmt(ratio, 2)} × (${fmt(ours ? f(ours) : nan, 1)} vs ${fmt(mutex ? f(mutex) : nan, 1)} ms/s)`,
+        known(ratio) && ratio <= 1.5,
+      )
+      const toPeer = ours && peer ? f(ours) / f(peer) : nan
+      check(
+        `10,000 held permits: ${what} ahead of redis-semaphore`,
+        `${fmt(toPeer, 3)} × (${fmt(ours ? f(ours) : nan, 1)} vs ${fmt(peer ? f(peer) : nan, 1)} ms/s)`,
+        known(toPeer) && toPeer < 1,
+      )
+    }
+    const lost = ours ? ours.lostSignals + ours.lostReported + ours.missingKeys : nan
+    check(
+      '10,000 held permits: 0 lost',
+      ours
+        ? `${ours.lostSignals} signalled, ${ours.lostReported} reported, ${ours.missingKeys} keys missing`
+        : '–',
+      ours ? lost === 0 : undefined,
+    )
+  }
+
+  const split = data['permits-split'] as SplitResult | undefined
+  if (split?.ours) {
+    const { peer, ours } = splitHolders(split)
+    const rejected = split.ours.limitRejected?.code === 'ERR_LOCK_INVALID_ARGUMENT'
+    check(
+      `quorum of 3, limit ${split.limit}, split {1,2} {1,3} {2,3}: never more than the limit (ours rejects limit > 1 on a quorum)`,
+      `ours: limit ${split.limit} ${rejected ? 'rejected (ERR_LOCK_INVALID_ARGUMENT)' : 'NOT rejected'}, limit 1 under the split: ${fmt(ours, 0)} holder(s); redis-semaphore RedlockSemaphore: ${fmt(peer, 0)} holders at once`,
+      split.ours.error ? undefined : rejected && ours <= 1,
+    )
+  }
 }

@@ -3,6 +3,7 @@ import { errorText, Mailbox, type Msg } from './child.js'
 import { contendWorker } from './scenarios/contention.js'
 import { handoffWorker } from './scenarios/handoff.js'
 import { heldWorker } from './scenarios/held.js'
+import { splitWorker } from './scenarios/permits-split.js'
 import { throughputWorker } from './scenarios/throughput.js'
 import { waitersWorker } from './scenarios/waiters.js'
 
@@ -44,6 +45,8 @@ async function run(task: Msg): Promise<void> {
       return heldWorker(task, io)
     case 'waiters':
       return waitersWorker(task, io)
+    case 'split':
+      return splitWorker(task, io)
     default:
       throw new Error(`unknown task ${task.type}`)
   }

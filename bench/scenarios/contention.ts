@@ -1,7 +1,7 @@
 // Scenario 3: N contenders on ONE key, split across two processes, for a fixed window.
 // Every acquisition is stamped with process.hrtime.bigint() (CLOCK_MONOTONIC, shared
 // by all processes on the machine), so both processes' records merge into one timeline.
-import { budgetNote, createAdapter, isPeer, type LibraryName } from '../adapters.js'
+import { budgetNote, createAdapter, type Hold, isPeer, type LibraryName } from '../adapters.js'
 import { errorText, finish, type Msg, sleep, sleepUntil, startWorker, type Worker, within } from '../child.js'
 import { clientCounts, installCounting } from '../counting.js'
 import { type ServerProbe, serverDelta } from '../redis.js'
@@ -14,9 +14,11 @@ export interface ContentionConfig {
   readonly csMs: number
 }
 
-interface ContendParams {
+export interface ContendParams {
   readonly port: number
   readonly lib: LibraryName
+  /** How the key is held (issue 13); undefined = exclusive. */
+  readonly hold?: Hold | undefined
   readonly key: string
   readonly count: number
   readonly idBase: number
@@ -25,7 +27,7 @@ interface ContendParams {
   readonly drainMs: number
 }
 
-interface ContenderRecord {
+export interface ContenderRecord {
   readonly id: number
   readonly acquiredAt: bigint[]
   readonly waitMs: number[]
@@ -58,7 +60,12 @@ export interface ContentionResult {
 export async function contendWorker(task: Msg, io: WorkerIo): Promise<void> {
   const p = task.params as ContendParams
   installCounting()
-  const adapter = await createAdapter(p.lib, { port: p.port, lifetimeMs: 2000, waitBudgetMs: p.budgetMs })
+  const adapter = await createAdapter(p.lib, {
+    port: p.port,
+    lifetimeMs: 2000,
+    waitBudgetMs: p.budgetMs,
+    hold: p.hold,
+  })
   for (let i = 0; i < 20; i++) await adapter.release(await adapter.acquire(`${p.key}:warm:${p.idBase}`))
   await io.send({ type: 'ready' })
   const go = await io.mailbox.next('go', 60_000)
@@ -124,12 +131,34 @@ async function runOne(
   windowMs: number,
   budgetMs: number,
 ): Promise<ContentionResult> {
-  const half = cfg.contenders / 2
   const key = `c:${lib}:${cfg.contenders}:${cfg.csMs}`
-  const base = { port, lib, key, count: half, csMs: cfg.csMs, budgetMs, drainMs: 3000 }
+  const base = { port, lib, key, csMs: cfg.csMs, budgetMs, drainMs: 3000 }
+  const run = await runContenders(probe, base, cfg.contenders, windowMs)
+  return summarize(lib, cfg, windowMs, run.startAt, run.endAt, run.results, run.server)
+}
+
+/** What both contender processes reported over one window, and Redis's side of it. */
+export interface ContendersRun {
+  readonly startAt: bigint
+  readonly endAt: bigint
+  readonly results: Msg[]
+  readonly server: ReturnType<typeof serverDelta>
+}
+
+/**
+ * Starts `contenders` contenders on one key, half in each of two worker processes,
+ * runs them over one window (same start instant for both) and collects their records.
+ */
+export async function runContenders(
+  probe: ServerProbe,
+  base: Omit<ContendParams, 'count' | 'idBase'>,
+  contenders: number,
+  windowMs: number,
+): Promise<ContendersRun> {
+  const half = contenders / 2
   const hard = windowMs + 60_000
   const workers: Worker[] = [0, half].map((idBase) =>
-    startWorker({ type: 'contend', params: { ...base, idBase } }, hard),
+    startWorker({ type: 'contend', params: { ...base, count: half, idBase } }, hard),
   )
   try {
     await Promise.all(workers.map((w) => w.mailbox.next('ready', 30_000)))
@@ -141,7 +170,7 @@ async function runOne(
     await sleepUntil(endAt)
     const server = serverDelta(s0, await probe.snapshot())
     const results = await Promise.all(workers.map((w) => w.mailbox.next('result', windowMs + 20_000)))
-    return summarize(lib, cfg, windowMs, startAt, endAt, results, server)
+    return { startAt, endAt, results, server }
   } finally {
     await Promise.all(workers.map((w) => finish(w)))
   }

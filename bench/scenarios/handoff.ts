@@ -8,7 +8,7 @@
 // the orchestrator asks for it, after the waiter has reported. Reporting right after
 // release() woke the orchestrator on the core the waiter needs (every Node process
 // shares one core) and added ~0.3 ms to sub-millisecond handoffs.
-import { createAdapter, type Held, isPeer, type LibraryName } from '../adapters.js'
+import { createAdapter, type Held, type Hold, isPeer, type LibraryName } from '../adapters.js'
 import { errorText, finish, type Msg, sleep, startWorker, type Worker } from '../child.js'
 import { fmt, type Section, table } from '../report.js'
 import { msBetween, percentile } from '../stats.js'
@@ -20,6 +20,20 @@ interface HandoffParams {
   readonly role: 'holder' | 'waiter'
   readonly prefix: string
   readonly budgetMs: number
+  /** How the key is held (issue 13); undefined = exclusive. */
+  readonly hold?: Hold | undefined
+  /**
+   * Holder only: permits of each pair's key it takes first and keeps to the end, so
+   * that with them the one it hands over fills the semaphore (limit − 1).
+   */
+  readonly fill?: number | undefined
+}
+
+/** How `measureHandoff` runs one library (issue 13 adds the hold and the key prefix). */
+export interface HandoffOptions {
+  readonly hold?: Hold | undefined
+  readonly fill?: number | undefined
+  readonly prefix?: string | undefined
 }
 
 export interface HandoffResult {
@@ -49,9 +63,22 @@ const PROBE_SAMPLES = 10
 
 export async function handoffWorker(task: Msg, io: WorkerIo): Promise<void> {
   const p = task.params as HandoffParams
-  const adapter = await createAdapter(p.lib, { port: p.port, lifetimeMs: 2000, waitBudgetMs: p.budgetMs })
+  const adapter = await createAdapter(p.lib, {
+    port: p.port,
+    lifetimeMs: 2000,
+    waitBudgetMs: p.budgetMs,
+    hold: p.hold,
+  })
   for (let i = 0; i < 10; i++) await adapter.release(await adapter.acquire(`${p.prefix}:warm:${p.role}`))
   const heldByPair = new Map<number, Held>()
+  /** Holder: the permits it keeps on each pair's key (`fill`), taken before the pair's first handoff. */
+  const kept = new Map<number, Held[]>()
+  const keep = async (pair: number) => {
+    if (kept.has(pair)) return
+    const permits: Held[] = []
+    kept.set(pair, permits)
+    for (let i = 0; i < (p.fill ?? 0); i++) permits.push(await adapter.acquire(key(pair)))
+  }
   /** Holder: per pair, the release in progress and the instant just before it (kept until asked for). */
   const releases = new Map<number, Promise<bigint>>()
   const key = (pair: number) => `${p.prefix}:${pair}`
@@ -64,10 +91,12 @@ export async function handoffWorker(task: Msg, io: WorkerIo): Promise<void> {
     const pair = m.pair as number
     if (m.type === 'done') return done()
     if (m.type === 'acquire') {
-      adapter.acquire(key(pair)).then((h) => {
-        heldByPair.set(pair, h)
-        return io.send({ type: 'held', pair })
-      }, fail)
+      keep(pair)
+        .then(() => adapter.acquire(key(pair)))
+        .then((h) => {
+          heldByPair.set(pair, h)
+          return io.send({ type: 'held', pair })
+        }, fail)
     } else if (m.type === 'release') {
       const h = heldByPair.get(pair)
       if (!h) return fail(new Error(`pair ${pair}: nothing held`))
@@ -102,18 +131,30 @@ export async function handoffWorker(task: Msg, io: WorkerIo): Promise<void> {
   })
   await io.send({ type: 'ready' })
   await finished
+  for (const permits of kept.values()) for (const h of permits) await adapter.release(h).catch(() => {})
   await adapter.close().catch(() => {})
 }
 
-async function runOne(
+/** Hands one library's key over `samples` times (or until `capMs`) between two processes. */
+export async function measureHandoff(
   port: number,
   lib: LibraryName,
   samples: number,
   capMs: number,
-): Promise<HandoffResult> {
-  const base = { port, lib, prefix: `ho:${lib}`, budgetMs: 30_000 }
+  options: HandoffOptions = {},
+): Promise<HandoffResult & { latencies: number[] }> {
+  const base = {
+    port,
+    lib,
+    prefix: options.prefix ?? `ho:${lib}`,
+    budgetMs: 30_000,
+    hold: options.hold,
+  }
   const hard = capMs + 60_000
-  const holder = startWorker({ type: 'handoff', params: { ...base, role: 'holder' } }, hard)
+  const holder = startWorker(
+    { type: 'handoff', params: { ...base, role: 'holder', fill: options.fill } },
+    hard,
+  )
   const waiter = startWorker({ type: 'handoff', params: { ...base, role: 'waiter' } }, hard)
   const workers: Worker[] = [holder, waiter]
   const latencies: number[] = []
@@ -161,6 +202,7 @@ async function runOne(
     meanMs: latencies.reduce((a, b) => a + b, 0) / latencies.length,
     maxMs: Math.max(...latencies),
     early,
+    latencies,
   }
 }
 
@@ -173,7 +215,8 @@ export async function runHandoff(
   const results: HandoffResult[] = []
   for (const lib of libs) {
     try {
-      results.push(await runOne(port, lib, samples, capMs))
+      const { latencies: _, ...result } = await measureHandoff(port, lib, samples, capMs)
+      results.push(result)
     } catch (err) {
       const nan = Number.NaN
       results.push({

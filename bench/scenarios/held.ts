@@ -1,7 +1,7 @@
 // Scenario 5: many locks held at once, leases kept alive by each library's own
 // extension mechanism. Measures what holding costs: Redis load, client requests,
 // Node CPU and heap per held lock, and whether any lock was lost.
-import { connectClient, createAdapter, type Held, isPeer, type LibraryName } from '../adapters.js'
+import { connectClient, createAdapter, type Held, type Hold, isPeer, type LibraryName } from '../adapters.js'
 import { errorText, finish, type Msg, sleep, startWorker, within } from '../child.js'
 import { clientCounts, excludeFromCounting, installCounting } from '../counting.js'
 import { type ServerProbe, serverDelta } from '../redis.js'
@@ -9,12 +9,18 @@ import { fmt, type Section, table } from '../report.js'
 import { diffCounts, sumCounts } from '../stats.js'
 import type { WorkerIo } from '../worker.js'
 
-interface HeldParams {
+export interface HeldParams {
   readonly port: number
   readonly lib: LibraryName
   readonly count: number
   readonly holdMs: number
   readonly lifetimeMs: number
+  /** How the keys are held (issue 13); undefined = exclusive. */
+  readonly hold?: Hold | undefined
+  /** Holders per key (issue 13: permits of a semaphore, shared holders); default 1. */
+  readonly perKey?: number | undefined
+  /** Key prefix; default `h:<lib>`. */
+  readonly prefix?: string | undefined
 }
 
 export interface HeldResult {
@@ -24,6 +30,8 @@ export interface HeldResult {
   serverCallsPerSec: number
   clientRequestsPerSec: number
   clientByCommand: Record<string, number>
+  /** INFO commandstats delta per command over the hold window, script-internal calls included. */
+  serverByCommand: Record<string, number>
   nodeCpuS: number
   redisCpuS: number
   heapBytesPerLock: number
@@ -53,11 +61,19 @@ function heapAfterGc(): number {
 export async function heldWorker(task: Msg, io: WorkerIo): Promise<void> {
   const p = task.params as HeldParams
   installCounting()
-  const adapter = await createAdapter(p.lib, { port: p.port, lifetimeMs: p.lifetimeMs, selfExtend: true })
+  const adapter = await createAdapter(p.lib, {
+    port: p.port,
+    lifetimeMs: p.lifetimeMs,
+    selfExtend: true,
+    hold: p.hold,
+  })
   const checker = await connectClient(p.port)
   excludeFromCounting(checker)
-  for (let i = 0; i < 50; i++) await adapter.release(await adapter.acquire(`h:${p.lib}:warm`))
-  const keys = Array.from({ length: p.count }, (_, i) => `h:${p.lib}:${i}`)
+  const prefix = p.prefix ?? `h:${p.lib}`
+  for (let i = 0; i < 50; i++) await adapter.release(await adapter.acquire(`${prefix}:warm`))
+  const perKey = p.perKey ?? 1
+  // With several holders per key, holder i holds key ⌊i / perKey⌋.
+  const keys = Array.from({ length: p.count }, (_, i) => `${prefix}:${Math.floor(i / perKey)}`)
   const held: Held[] = new Array(p.count)
   await sleep(100)
   const heap0 = heapAfterGc()
@@ -106,7 +122,8 @@ export async function heldWorker(task: Msg, io: WorkerIo): Promise<void> {
   })
 }
 
-async function runOne(probe: ServerProbe, p: HeldParams): Promise<HeldResult> {
+/** Holds `p.count` locks in one worker process and measures the hold window. */
+export async function measureHeld(probe: ServerProbe, p: HeldParams): Promise<HeldResult> {
   await probe.flush()
   const worker = startWorker({ type: 'held', params: p }, p.holdMs + 120_000)
   try {
@@ -125,6 +142,7 @@ async function runOne(probe: ServerProbe, p: HeldParams): Promise<HeldResult> {
       serverCallsPerSec: server.calls / seconds,
       clientRequestsPerSec: sumCounts(byCommand) / seconds,
       clientByCommand: byCommand,
+      serverByCommand: server.byCommand,
       nodeCpuS: r.nodeCpuS as number,
       redisCpuS: server.cpuSeconds,
       heapBytesPerLock: r.heapBytesPerLock as number,
@@ -148,7 +166,7 @@ export async function runHeld(
   const results: HeldResult[] = []
   for (const lib of libs) {
     try {
-      results.push(await runOne(probe, { port, lib, count, holdMs, lifetimeMs }))
+      results.push(await measureHeld(probe, { port, lib, count, holdMs, lifetimeMs }))
     } catch (err) {
       const nan = Number.NaN
       results.push({
@@ -158,6 +176,7 @@ export async function runHeld(
         serverCallsPerSec: nan,
         clientRequestsPerSec: nan,
         clientByCommand: {},
+        serverByCommand: {},
         nodeCpuS: nan,
         redisCpuS: nan,
         heapBytesPerLock: nan,

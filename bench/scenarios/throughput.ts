@@ -2,7 +2,14 @@
 // or 64 concurrent loops on distinct keys. All libraries run in one worker, in
 // interleaved rounds (A B C … A B C), and each metric is the median over rounds, so
 // slow drift (CPU clocks, allocator state) does not favour whoever ran first.
-import { createAdapter, isPeer, type LibraryName, type LockAdapter } from '../adapters.js'
+import {
+  createAdapter,
+  type Hold,
+  isPeer,
+  type LibraryName,
+  type LockAdapter,
+  type Variant,
+} from '../adapters.js'
 import { errorText, finish, type Msg, startWorker, within } from '../child.js'
 import { clientCounts, excludeFromCounting, installCounting } from '../counting.js'
 import { ServerProbe, serverDelta } from '../redis.js'
@@ -14,6 +21,8 @@ export interface ThroughputParams {
   readonly name: string
   readonly port: number
   readonly libs: readonly LibraryName[]
+  /** Rows that hold keys other than exclusively (issue 13); default: each of `libs`, exclusive. */
+  readonly variants?: readonly Variant[]
   /** 1: one sequential loop on a fresh key per cycle; more: that many loops, one key each. */
   readonly concurrency: number
   readonly rounds: number
@@ -21,13 +30,15 @@ export interface ThroughputParams {
   readonly warmupMs: number
 }
 
-interface Round {
+export interface Round {
   cycles: number
   seconds: number
   cyclesPerSec: number
   p50Ms: number
   p99Ms: number
   serverCalls: number
+  /** INFO commandstats delta per command, script-internal calls included. */
+  serverByCommand: Record<string, number>
   clientRequests: number
   clientByCommand: Record<string, number>
   nodeCpuS: number
@@ -37,6 +48,9 @@ interface Round {
 
 export interface LibThroughput {
   lib: LibraryName
+  /** Row name: the library, or the library and how it holds (issue 13 scenarios). */
+  label: string
+  hold: Hold
   error?: string
   rounds: Round[]
   cyclesPerSec: number
@@ -60,22 +74,27 @@ export async function throughputWorker(task: Msg, io: WorkerIo): Promise<void> {
   const probe = new ServerProbe(p.port)
   excludeFromCounting(probe.client)
   await probe.connect()
-  const adapters = new Map<LibraryName, LockAdapter>()
-  const errors = new Map<LibraryName, string>()
-  const rounds = new Map<LibraryName, Round[]>()
-  for (const lib of p.libs) {
+  const variants = variantsOf(p)
+  const adapters = new Map<string, LockAdapter>()
+  const errors = new Map<string, string>()
+  const rounds = new Map<string, Round[]>()
+  for (const v of variants) {
     try {
       adapters.set(
-        lib,
-        await within(createAdapter(lib, { port: p.port, lifetimeMs: 2000 }), 10_000, 'connect'),
+        v.label,
+        await within(
+          createAdapter(v.lib, { port: p.port, lifetimeMs: 2000, hold: v.hold }),
+          10_000,
+          'connect',
+        ),
       )
-      rounds.set(lib, [])
+      rounds.set(v.label, [])
     } catch (err) {
-      errors.set(lib, errorText(err))
+      errors.set(v.label, errorText(err))
     }
   }
   const samples = new Float64Array(MAX_SAMPLES)
-  const once = async (lib: LibraryName, tag: string, ms: number, record: boolean) => {
+  const once = async (lib: string, tag: string, ms: number, record: boolean) => {
     const adapter = adapters.get(lib)
     if (!adapter || errors.has(lib)) return
     try {
@@ -84,7 +103,11 @@ export async function throughputWorker(task: Msg, io: WorkerIo): Promise<void> {
       const s0 = await probe.snapshot()
       const c0 = clientCounts()
       const cpu0 = process.cpuUsage()
-      const { cycles, seconds } = await within(cycleLoops(adapter, p, tag, ms, samples), ms + 10_000, 'round')
+      const { cycles, seconds } = await within(
+        cycleLoops(adapter, lib, p, tag, ms, samples),
+        ms + 10_000,
+        'round',
+      )
       const cpu = process.cpuUsage(cpu0)
       const byCommand = diffCounts(c0, clientCounts())
       const server = serverDelta(s0, await probe.snapshot())
@@ -97,6 +120,7 @@ export async function throughputWorker(task: Msg, io: WorkerIo): Promise<void> {
         p50Ms: percentile(lat, 50),
         p99Ms: percentile(lat, 99),
         serverCalls: server.calls,
+        serverByCommand: server.byCommand,
         clientRequests: sumCounts(byCommand),
         clientByCommand: byCommand,
         nodeCpuS: (cpu.user + cpu.system) / 1e6,
@@ -107,10 +131,12 @@ export async function throughputWorker(task: Msg, io: WorkerIo): Promise<void> {
       errors.set(lib, errorText(err))
     }
   }
-  for (const lib of p.libs) await once(lib, 'warm', p.warmupMs, false)
-  for (let r = 0; r < p.rounds; r++) for (const lib of p.libs) await once(lib, `r${r}`, p.roundMs, true)
+  for (const v of variants) await once(v.label, 'warm', p.warmupMs, false)
+  for (let r = 0; r < p.rounds; r++) for (const v of variants) await once(v.label, `r${r}`, p.roundMs, true)
 
-  const results: LibThroughput[] = p.libs.map((lib) => summarize(lib, rounds.get(lib) ?? [], errors.get(lib)))
+  const results: LibThroughput[] = variants.map((v) =>
+    summarize(v, rounds.get(v.label) ?? [], errors.get(v.label)),
+  )
   for (const a of adapters.values()) await within(a.close(), 5000, 'close').catch(() => {})
   probe.close()
   await io.send({ type: 'result', results, strays: io.strays })
@@ -119,6 +145,7 @@ export async function throughputWorker(task: Msg, io: WorkerIo): Promise<void> {
 /** Runs acquire+release cycles until `ms` elapse; each cycle's latency goes into `samples`. */
 async function cycleLoops(
   adapter: LockAdapter,
+  label: string,
   p: ThroughputParams,
   tag: string,
   ms: number,
@@ -131,7 +158,7 @@ async function cycleLoops(
     let i = 0
     while (performance.now() < deadline) {
       // Scenario 1 takes a fresh key every cycle; scenario 2 one key per loop.
-      const key = p.concurrency === 1 ? `t:${adapter.name}:${tag}:${i++}` : `t:${adapter.name}:${id}`
+      const key = p.concurrency === 1 ? `t:${label}:${tag}:${i++}` : `t:${label}:${id}`
       const t0 = performance.now()
       const held = await adapter.acquire(key)
       await adapter.release(held)
@@ -143,10 +170,17 @@ async function cycleLoops(
   return { cycles, seconds: (performance.now() - start) / 1000 }
 }
 
-function summarize(lib: LibraryName, rounds: Round[], error: string | undefined): LibThroughput {
+/** The rows a throughput run measures: its variants, or each library holding exclusively. */
+function variantsOf(p: ThroughputParams): readonly Variant[] {
+  return p.variants ?? p.libs.map((lib) => ({ label: lib, lib, hold: { kind: 'exclusive' } as const }))
+}
+
+function summarize(v: Variant, rounds: Round[], error: string | undefined): LibThroughput {
   const perCycle = (f: (r: Round) => number) => median(rounds.map((r) => f(r) / r.cycles))
   return {
-    lib,
+    lib: v.lib,
+    label: v.label,
+    hold: v.hold,
     ...(error === undefined ? {} : { error }),
     rounds,
     cyclesPerSec: median(rounds.map((r) => r.cyclesPerSec)),
@@ -164,7 +198,16 @@ function summarize(lib: LibraryName, rounds: Round[], error: string | undefined)
 export async function runThroughput(
   p: ThroughputParams,
 ): Promise<{ section: Section; results: LibThroughput[] }> {
-  const expectedMs = (p.rounds * p.roundMs + p.warmupMs) * p.libs.length
+  const { results, strays } = await measureThroughput(p)
+  return { section: render(p, results, strays), results }
+}
+
+/** Runs the rounds in one worker; ratios to the raw floor per round when it is among the rows. */
+export async function measureThroughput(
+  p: ThroughputParams,
+): Promise<{ results: LibThroughput[]; strays: string[] }> {
+  const variants = variantsOf(p)
+  const expectedMs = (p.rounds * p.roundMs + p.warmupMs) * variants.length
   const worker = startWorker({ type: 'throughput', params: p }, expectedMs * 2 + 60_000)
   let results: LibThroughput[]
   let strays: string[] = []
@@ -173,7 +216,7 @@ export async function runThroughput(
     results = m.results as LibThroughput[]
     strays = m.strays as string[]
   } catch (err) {
-    results = p.libs.map((lib) => ({ ...summarize(lib, [], errorText(err)) }))
+    results = variants.map((v) => ({ ...summarize(v, [], errorText(err)) }))
   }
   await finish(worker)
   // Ratios per round, then the median: a burst of outside load hits both sides of a
@@ -187,7 +230,7 @@ export async function runThroughput(
     })
     r.ratioToRaw = median(ratios)
   }
-  return { section: render(p, results, strays), results }
+  return { results, strays }
 }
 
 function render(p: ThroughputParams, results: LibThroughput[], strays: string[]): Section {
