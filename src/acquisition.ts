@@ -190,8 +190,6 @@ export class Acquisition {
         }
         if (!('pttl' in result)) {
           wokenOn = undefined // ours now: its release hands over locally
-          // Several can hold the key: the next local waiter may fit too.
-          if (opts.mode.kind !== 'exclusive') for (const key of keys) waiters.wakeOne(key)
           return result
         }
         if (result.conflict !== undefined) {
@@ -322,6 +320,8 @@ export class Acquisition {
     }
     this.acquired++
     this.acquiredByKind[mode.kind]++
+    // Several can hold the key: the next local waiter may fit too (a semaphore says whether).
+    if (mode.kind !== 'exclusive' && (reply.room ?? 1) > 0) for (const key of keys) this.waiters.wakeOne(key)
     return this.leases.add(keys, token, reply.fence, opts, sentAt)
   }
 

@@ -107,6 +107,8 @@ export type AttemptResult =
       readonly acquired: true
       /** The fencing token; undefined without fencing. */
       readonly fence: bigint | undefined
+      /** Shared locks and semaphores: how many more holders fit now (absent: the lock is exclusive). */
+      readonly room?: number | undefined
     }
   | {
       readonly acquired: false
@@ -281,6 +283,10 @@ export function decodeAttempt(reply: unknown): AttemptResult {
   if (Array.isArray(reply)) {
     const [status, value, index] = reply as unknown[]
     if (Number(status) === 1 && reply.length === 1) return ACQUIRED
+    if (Number(status) === 1 && reply.length === 3) {
+      const fence = typeof value === 'string' || typeof value === 'number' ? BigInt(value) : undefined
+      return { acquired: true, fence, room: Number(index) }
+    }
     if (Number(status) === 1 && (typeof value === 'string' || typeof value === 'number')) {
       return { acquired: true, fence: BigInt(value) }
     }

@@ -53,34 +53,49 @@ local out = {}
 local k = 1
 local a = 2
 local now = nil
+-- Per lock key, once per batch: its value, and the longest TTL it was given.
+local seen, armed = {}, {}
 for l = 1, tonumber(ARGV[1]) do
   local token, ms, nk, holder = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3] == 'h'
   local status = 1
   local step = holder and 2 or 1
   for i = k, k + step * nk - 1, step do
-    local v = redis.pcall('GET', KEYS[i])
-    if type(v) == 'table' then
-      if not string.find(v.err, '^WRONGTYPE') then return v end
-      status = -1 break
+    local v = seen[KEYS[i]]
+    if v == nil then
+      v = redis.pcall('GET', KEYS[i])
+      if type(v) == 'table' then
+        if not string.find(v.err, '^WRONGTYPE') then return v end
+        v = true -- another type: another owner
+      end
+      if holder then seen[KEYS[i]] = v end
     end
     if holder then
       if not v then status = 0 break end
-      local kind = kindOf(v)
+      local kind = v ~= true and kindOf(v)
       if kind ~= 's' and kind ~= 'n' then status = -1 break end
       now = now or nowMs()
       local untilMs = tonumber(redis.call('ZSCORE', KEYS[i + 1], token) or '0')
       if untilMs <= now then status = 0 break end
+    elseif v == true then
+      status = -1 break
     elseif v ~= token and v ~= token .. '!' then
       if v then status = -1 break end
       status = 0
     end
   end
   if status == 1 then
+    local n = tonumber(ms)
     for i = k, k + step * nk - 1, step do
       if holder then
-        redis.call('ZADD', KEYS[i + 1], 'XX', now + tonumber(ms), token)
-        if redis.call('PTTL', KEYS[i]) < tonumber(ms) then redis.call('PEXPIRE', KEYS[i], ms) end
-        if redis.call('PTTL', KEYS[i + 1]) < tonumber(ms) then redis.call('PEXPIRE', KEYS[i + 1], ms) end
+        redis.call('ZADD', KEYS[i + 1], 'XX', now + n, token)
+        -- The key and its set expire together, no earlier than their longest holder.
+        if (armed[KEYS[i]] or 0) < n then
+          armed[KEYS[i]] = n
+          if redis.call('PTTL', KEYS[i]) < n then
+            redis.call('PEXPIRE', KEYS[i], ms)
+            redis.call('PEXPIRE', KEYS[i + 1], ms)
+          end
+        end
       else
         redis.call('PEXPIRE', KEYS[i], ms)
       end

@@ -40,7 +40,9 @@ import { type TypedScript, typedScript, unexpectedReply } from './script.js'
  * ARGV[3]      fence-mark TTL, ms; '0': no fencing
  * ARGV[4]      's' (shared) or the semaphore's limit
  * ARGV[5]      the marker of that kind (`arl1.shared`, `arl1.sem.<limit>`)
- * Returns      {1, fence} / {1} when the holder was added on every key (fence as ACQUIRE).
+ * Returns      {1, fence or false, room} when the holder was added on every key (fence
+ *              as ACQUIRE); room: how many more holders a semaphore admits now (1 for
+ *              a shared lock), so the caller wakes a local waiter only when one fits.
  *              {0, ms, i} when key i does not admit it now: held exclusively (ms: that
  *              holder's remaining lease, -1 no TTL), a semaphore at its limit (ms:
  *              until its first holder's lease ends), or, for a shared hold, an
@@ -67,12 +69,14 @@ local function mark(key, v)
 end
 -- First every key is checked (nothing but expired holders and waiting marks is
 -- written), then the holder is added to all of them: all or nothing.
+local vals, room = {}, 1
 for i = 1, n do
   local K, H, W = KEYS[i], KEYS[n + i], KEYS[2 * n + i]
   local v = redis.pcall('GET', K)
   if type(v) == 'table' and v.err then
     return redis.error_reply('WRONGTYPE lock key ' .. K .. ' holds a non-string value, not a lock')
   end
+  vals[i] = v
   local kind, lim = nil, 0
   local holders = 0
   if v then
@@ -87,21 +91,22 @@ for i = 1, n do
     redis.call('ZREMRANGEBYSCORE', H, '-inf', now)
     holders = redis.call('ZCARD', H)
   end
-  -- Already a holder: this very request delivered twice; it counts as added.
-  local mine = holders > 0 and redis.call('ZSCORE', H, token)
-  if holders > 0 and not mine then
+  if holders > 0 then
     if shared and kind ~= 's' then return {-1, i, 'semaphore', lim} end
     if not shared and kind == 's' then return {-1, i, 'shared', 0} end
     if not shared and lim ~= limit then return {-1, i, 'semaphore', lim} end
-    if not shared and holders >= limit then
+  end
+  if not shared then
+    room = limit - holders - 1
+    -- At the limit, unless this very request was delivered twice (then it counts as added).
+    if holders >= limit and not redis.call('ZSCORE', H, token) then
       mark(K, v)
       local first = redis.call('ZRANGE', H, 0, 0, 'WITHSCORES')
       return {0, math.max(0, tonumber(first[2]) - now), i}
     end
-  end
-  if shared and not mine then
+  else
     local wait = redis.call('PTTL', W)
-    if wait > 0 then
+    if wait > 0 and not (holders > 0 and redis.call('ZSCORE', H, token)) then
       -- An exclusive acquisition waits for the current holders: queue behind it.
       if v then
         mark(K, v)
@@ -115,22 +120,27 @@ for i = 1, n do
 end
 for i = 1, n do
   local K, H = KEYS[i], KEYS[n + i]
-  local v = redis.call('GET', K)
+  local v = vals[i]
   if not v then
     redis.call('DEL', H)
     redis.call('SET', K, ARGV[5], 'PX', ms)
+    redis.call('ZADD', H, now + ms, token)
+    redis.call('PEXPIRE', H, ms)
   else
     if marked(v) then
       if v ~= ARGV[5] .. '!' then redis.call('SET', K, ARGV[5] .. '!', 'KEEPTTL') end
     elseif v ~= ARGV[5] then
       redis.call('SET', K, ARGV[5], 'KEEPTTL')
     end
-    if redis.call('PTTL', K) < ms then redis.call('PEXPIRE', K, ms) end
+    redis.call('ZADD', H, now + ms, token)
+    -- The key and its set expire together, no earlier than their longest holder.
+    if redis.call('PTTL', K) < ms then
+      redis.call('PEXPIRE', K, ms)
+      redis.call('PEXPIRE', H, ms)
+    end
   end
-  redis.call('ZADD', H, now + ms, token)
-  if redis.call('PTTL', H) < ms then redis.call('PEXPIRE', H, ms) end
 end
-if not fenced then return {1} end
+if not fenced then return {1, false, room} end
 local t = redis.call('TIME')
 local fence = tonumber(t[1]) * 1000000 + tonumber(t[2])
 for i = 3 * n + 1, 4 * n do
@@ -139,7 +149,7 @@ for i = 3 * n + 1, 4 * n do
 end
 local s = string.format('%.0f', fence)
 for i = 3 * n + 1, 4 * n do redis.call('SET', KEYS[i], s, 'PX', ARGV[3]) end
-return {1, s}
+return {1, s, room}
 `,
   (request) => {
     const mode = request.mode ?? SHARED
@@ -161,7 +171,6 @@ return {1, s}
 function releaseHolderSource(publish: 'PUBLISH' | 'SPUBLISH'): string {
   return `${LUA_OURS}${LUA_KIND}
 local n = #KEYS / 2
-local now = nowMs()
 local removed = 0
 local heard = 0
 for i = 1, n do
@@ -172,10 +181,9 @@ for i = 1, n do
     v = false
   end
   local kind = v and kindOf(v)
-  if kind == 's' or kind == 'n' then
-    local until_ = tonumber(redis.call('ZSCORE', H, ARGV[1]) or '0')
-    if redis.call('ZREM', H, ARGV[1]) == 1 and until_ > now then removed = removed + 1 end
-    redis.call('ZREMRANGEBYSCORE', H, '-inf', now)
+  if (kind == 's' or kind == 'n') and redis.call('ZREM', H, ARGV[1]) == 1 then
+    removed = removed + 1
+    -- Expired entries left behind keep the key only until its TTL (acquisitions drop them).
     if redis.call('ZCARD', H) == 0 then redis.call('DEL', K, H) end
     -- Marked: someone waits for this key (a permit, or the last shared holder's exit).
     if marked(v) then heard = heard + redis.call('${publish}', ARGV[2 + i], ARGV[2]) end
@@ -209,9 +217,10 @@ function releaseHolderScript(
  * ARGV[1]      the holder's token
  * ARGV[2]      message published (the releasing Locker's id)
  * ARGV[3..]    the release channel of each key
- * Returns      {removed, receivers}: keys on which the holder was still valid and is
- *              now gone, and subscribers that heard about it. A key of another kind or
- *              type is not touched.
+ * Returns      {removed, receivers}: keys from whose holders set the token was removed
+ *              (an entry past its lease that no acquisition dropped yet counts too: the
+ *              caller's own deadline says whether it was still held), and subscribers
+ *              that heard about it. A key of another kind or type is not touched.
  */
 export const RELEASE_HOLDER = releaseHolderScript('release-holder', 'PUBLISH')
 

@@ -115,13 +115,13 @@ describeMatrix('acquire paths', (ctx) => {
         ...args,
       )
     }
-    assert.deepEqual(await run(tok('r')), [1])
+    assert.equal(((await run(tok('r'))) as unknown[])[0], 1)
     // A writer now waits for the holders: new readers are kept out...
     await ctx.admin.set(writerKey('ap7:k'), tok('w'), 'PX', 5000)
     const blocked = (await run(tok('s'))) as unknown[]
     assert.equal(blocked[0], 0)
     // ...but the first reader's request delivered again is the same holder, not a newcomer.
-    assert.deepEqual(await run(tok('r')), [1])
+    assert.equal(((await run(tok('r'))) as unknown[])[0], 1)
     assert.deepEqual(await ctx.admin.zrange(holdersKey('ap7:k'), '0', '-1'), [tok('r')])
   })
 
