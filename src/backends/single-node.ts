@@ -6,11 +6,11 @@ import {
   ACQUIRED,
   type AttemptResult,
   EXTEND,
+  EXTEND_HOLDERS_UNIFORM,
   EXTEND_UNIFORM,
   type ExtendRequest,
   type ExtendStatus,
   INSPECT,
-  isUniform,
   type KeyState,
   RELEASE,
   RELEASE_HOLDER,
@@ -21,6 +21,7 @@ import {
   type ScriptOverrides,
   SERVER_ID,
   type TypedScript,
+  uniformKind,
   withSource,
 } from '../scripts/index.js'
 import { unexpectedReply } from '../scripts/script.js'
@@ -34,6 +35,8 @@ export interface BackendScripts {
   readonly extend: TypedScript<readonly ExtendRequest[], ExtendStatus[]>
   /** Null when the extend script was replaced: every batch then takes that one. */
   readonly extendUniform: TypedScript<readonly ExtendRequest[], ExtendStatus[]> | null
+  /** The compact script for a batch of holders; null when the extend script was replaced. */
+  readonly extendHolders: TypedScript<readonly ExtendRequest[], ExtendStatus[]> | null
   readonly release: TypedScript<ReleaseRequest, ReleaseResult>
   /** A shared lock's or semaphore's holder: its acquisition and release. */
   readonly acquireHolder: TypedScript<AttemptRequest, AttemptResult>
@@ -49,6 +52,7 @@ export function backendScripts(overrides: ScriptOverrides = {}, sharded = false)
     acquire: withSource(ACQUIRE, overrides.acquire),
     extend: withSource(EXTEND, overrides.extend),
     extendUniform: overrides.extend === undefined ? EXTEND_UNIFORM : null,
+    extendHolders: overrides.extend === undefined ? EXTEND_HOLDERS_UNIFORM : null,
     release: withSource(sharded ? RELEASE_SHARDED : RELEASE, overrides.release),
     acquireHolder: withSource(ACQUIRE_HOLDER, overrides.acquireHolder),
     releaseHolder: withSource(sharded ? RELEASE_HOLDER_SHARDED : RELEASE_HOLDER, overrides.releaseHolder),
@@ -139,8 +143,14 @@ export class SingleNodeBackend implements LockBackend {
    * holder's next extension on the new master restores it (SAFETY.md).
    */
   async extend(batch: readonly ExtendRequest[], timeoutMs: number): Promise<ExtendStatus[]> {
-    const { extend, extendUniform } = this.scripts
-    const script = extendUniform && isUniform(batch) ? extendUniform : extend
+    const { extend, extendUniform, extendHolders } = this.scripts
+    const uniform = uniformKind(batch)
+    const script =
+      uniform === 'exclusive' && extendUniform
+        ? extendUniform
+        : uniform === 'holders' && extendHolders
+          ? extendHolders
+          : extend
     const statuses = await this.runner.call(script, batch, timeoutMs, 'extend')
     if (statuses.length !== batch.length) throw unexpectedReply('extend', statuses)
     return statuses

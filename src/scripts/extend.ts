@@ -168,8 +168,88 @@ return out
   decodeStatuses,
 )
 
+/**
+ * {@link EXTEND} for a batch of holders (shared locks, semaphore permits) of one key
+ * each and one lease length: a third of the arguments, each lock key read and
+ * re-armed once however many of its holders the batch carries.
+ *
+ * KEYS         per lease its lock key and the key's holders set
+ * ARGV[1]      lease length in ms, for all
+ * ARGV[2..]    the token of each lease, in KEYS order
+ * Returns      one integer per lease, as EXTEND
+ * Errors       as EXTEND
+ */
+export const EXTEND_HOLDERS_UNIFORM = typedScript<readonly ExtendRequest[], ExtendStatus[]>(
+  'extend-holders-uniform',
+  `${LUA_OURS}${LUA_KIND}
+local out = {}
+local ms = ARGV[1]
+local n = tonumber(ms)
+local now = nowMs()
+local seen, armed = {}, {}
+for l = 1, #KEYS / 2 do
+  local K, H, token = KEYS[2 * l - 1], KEYS[2 * l], ARGV[l + 1]
+  local v = seen[K]
+  if v == nil then
+    v = redis.pcall('GET', K)
+    if type(v) == 'table' then
+      if not string.find(v.err, '^WRONGTYPE') then return v end
+      v = true -- another type: another owner
+    end
+    seen[K] = v
+  end
+  local kind = v and v ~= true and kindOf(v)
+  if not v then
+    out[l] = 0
+  elseif kind ~= 's' and kind ~= 'n' then
+    out[l] = -1
+  elseif tonumber(redis.call('ZSCORE', H, token) or '0') <= now then
+    out[l] = 0
+  else
+    redis.call('ZADD', H, 'XX', now + n, token)
+    if not armed[K] then
+      armed[K] = true
+      if redis.call('PTTL', K) < n then
+        redis.call('PEXPIRE', K, ms)
+        redis.call('PEXPIRE', H, ms)
+      end
+    end
+    out[l] = 1
+  end
+end
+return out
+`,
+  (batch) => {
+    const keys: string[] = new Array(2 * batch.length)
+    const args: string[] = new Array(batch.length + 1)
+    args[0] = msText(batch[0]?.lifetimeMs ?? 0)
+    for (let i = 0; i < batch.length; i++) {
+      const lease = batch[i] as ExtendRequest
+      const key = lease.keys[0] as string
+      keys[2 * i] = key
+      keys[2 * i + 1] = holdersKey(key)
+      args[i + 1] = lease.token
+    }
+    return { keys, args }
+  },
+  decodeStatuses,
+)
+
+/**
+ * Which compact script can carry `batch`: 'exclusive' ({@link EXTEND_UNIFORM}) or
+ * 'holders' ({@link EXTEND_HOLDERS_UNIFORM}) when every lease has one key, the same
+ * lease length and the same side; null otherwise (the general EXTEND).
+ */
+export function uniformKind(batch: readonly ExtendRequest[]): 'exclusive' | 'holders' | null {
+  const first = batch[0]
+  if (first === undefined) return null
+  const ms = first.lifetimeMs
+  const holder = isHolder(first)
+  for (const l of batch) if (l.keys.length !== 1 || l.lifetimeMs !== ms || isHolder(l) !== holder) return null
+  return holder ? 'holders' : 'exclusive'
+}
+
 /** True when {@link EXTEND_UNIFORM} can carry `batch`: exclusive leases of one key, one lease length. */
 export function isUniform(batch: readonly ExtendRequest[]): boolean {
-  const ms = batch[0]?.lifetimeMs
-  return batch.every((l) => l.keys.length === 1 && l.lifetimeMs === ms && !isHolder(l))
+  return uniformKind(batch) === 'exclusive'
 }

@@ -18,7 +18,15 @@ export {
   WRITER_MARK_MS,
   withoutWaitingMark,
 } from './acquire.js'
-export { EXTEND, EXTEND_UNIFORM, type ExtendRequest, type ExtendStatus, isUniform } from './extend.js'
+export {
+  EXTEND,
+  EXTEND_HOLDERS_UNIFORM,
+  EXTEND_UNIFORM,
+  type ExtendRequest,
+  type ExtendStatus,
+  isUniform,
+  uniformKind,
+} from './extend.js'
 export { ACQUIRE_HOLDER, RELEASE_HOLDER, RELEASE_HOLDER_SHARDED } from './holders.js'
 export { MEMORY_POLICY, type MemoryPolicy } from './info.js'
 export { INSPECT, type KeyState, SERVER_ID } from './inspect.js'

@@ -1,5 +1,5 @@
 import type { RedisAdapter, Subscriber } from '../../src/adapters/adapter.js'
-import { EXTEND_UNIFORM } from '../../src/scripts/index.js'
+import { EXTEND_HOLDERS_UNIFORM, EXTEND_UNIFORM } from '../../src/scripts/index.js'
 
 /** A promise the test settles by hand; until then it is a Redis that does not answer. */
 export interface Deferred<T> {
@@ -60,6 +60,11 @@ export function extendEntries(call: ScriptCall): ExtendEntry[] {
   if (call.script === EXTEND_UNIFORM.sha || call.script === EXTEND_UNIFORM.source) {
     const lifetimeMs = Number(call.args[0])
     return call.keys.map((key, i) => ({ token: call.args[i + 1] as string, lifetimeMs, keys: [key] }))
+  }
+  if (call.script === EXTEND_HOLDERS_UNIFORM.sha || call.script === EXTEND_HOLDERS_UNIFORM.source) {
+    const lifetimeMs = Number(call.args[0])
+    // Lock key, holders set, lock key, holders set...
+    return call.args.slice(1).map((token, i) => ({ token, lifetimeMs, keys: [call.keys[2 * i] as string] }))
   }
   const n = Number(call.args[0])
   const out: ExtendEntry[] = []

@@ -9,11 +9,13 @@ import {
   ACQUIRE,
   ACQUIRE_HOLDER,
   EXTEND,
+  EXTEND_HOLDERS_UNIFORM,
   EXTEND_UNIFORM,
   INSPECT,
   MEMORY_POLICY,
   RELEASE,
   SHARED,
+  uniformKind,
 } from '../../src/scripts/index.js'
 import { describeMatrix } from '../helpers/matrix.js'
 import { waitFor } from '../helpers/wait.js'
@@ -40,6 +42,8 @@ function replayingSetNx(inner: RedisAdapter): RedisAdapter {
 
 /** A token of our stored format made of one repeated character (`arl1.` and 22 characters). */
 const tok = (c: string) => `arl1.${c.repeat(22)}`
+
+const SEM3 = { kind: 'semaphore', limit: 3 } as const
 
 /** ACQUIRE's KEYS and ARGV for a raw EVAL, as the backend encodes them. */
 function acquireArgs(keys: string[], token: string, lifetimeMs: number, fencing: boolean): string[] {
@@ -123,6 +127,48 @@ describeMatrix('acquire paths', (ctx) => {
     // ...but the first reader's request delivered again is the same holder, not a newcomer.
     assert.equal(((await run(tok('r'))) as unknown[])[0], 1)
     assert.deepEqual(await ctx.admin.zrange(holdersKey('ap7:k'), '0', '-1'), [tok('r')])
+  })
+
+  test('EXTEND_HOLDERS_UNIFORM: live holders re-armed (the key once), a gone or expired entry 0, another kind -1, nothing re-created', async () => {
+    const now = Date.now()
+    await ctx.admin.set('ap8:s', 'arl1.sem.3', 'PX', 1000)
+    await ctx.admin.zadd(
+      holdersKey('ap8:s'),
+      String(now + 900),
+      'ta',
+      String(now + 900),
+      'tb',
+      String(now - 10),
+      'told',
+    )
+    await ctx.admin.pexpire(holdersKey('ap8:s'), 1000)
+    await ctx.admin.set('ap8:x', tok('x'), 'PX', 1000)
+    const batch = [
+      { keys: ['ap8:s'], token: 'ta', lifetimeMs: 5000, mode: SEM3 },
+      { keys: ['ap8:s'], token: 'tb', lifetimeMs: 5000, mode: SEM3 },
+      { keys: ['ap8:s'], token: 'told', lifetimeMs: 5000, mode: SEM3 },
+      { keys: ['ap8:s'], token: 'tgone', lifetimeMs: 5000, mode: SEM3 },
+      { keys: ['ap8:x'], token: 'tc', lifetimeMs: 5000, mode: SEM3 },
+      { keys: ['ap8:none'], token: 'td', lifetimeMs: 5000, mode: SEM3 },
+    ]
+    assert.equal(uniformKind(batch), 'holders')
+    const { keys, args } = EXTEND_HOLDERS_UNIFORM.encode(batch)
+    const reply = await (ctx.admin.eval as (...a: string[]) => Promise<unknown>).call(
+      ctx.admin,
+      EXTEND_HOLDERS_UNIFORM.source,
+      String(keys.length),
+      ...keys,
+      ...args,
+    )
+    assert.deepEqual(EXTEND_HOLDERS_UNIFORM.decode(reply), [1, 1, 0, 0, -1, 0])
+    assert.ok((await ctx.admin.pttl('ap8:s')) > 4000, 'the key re-armed')
+    assert.ok((await ctx.admin.pttl(holdersKey('ap8:s'))) > 4000, 'its set re-armed with it')
+    assert.ok(Number(await ctx.admin.zscore(holdersKey('ap8:s'), 'ta')) > now + 4000)
+    assert.ok(
+      Number(await ctx.admin.zscore(holdersKey('ap8:s'), 'told')) < now,
+      'an expired entry is not revived',
+    )
+    assert.equal(await ctx.admin.exists('ap8:none', holdersKey('ap8:none')), 0)
   })
 
   test('the acquire script with and without fence marks', async () => {
