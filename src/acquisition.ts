@@ -168,7 +168,7 @@ export class Acquisition {
         try {
           attempts++
           if (tally !== undefined) tally.attempts = attempts
-          result = await this.#attempt(keys, opts, signal, contended, companions)
+          result = await this.#attempt(keys, opts, signal, contended, companions, single)
           waiters.endAttempt(attemptedKey)
         } catch (err) {
           waiters.endAttempt(attemptedKey)
@@ -281,6 +281,7 @@ export class Acquisition {
     signal: AbortSignal | undefined,
     contended: boolean,
     companions: boolean,
+    single: boolean,
   ): Promise<Lock | Blocked> {
     const token = newToken()
     const { lifetimeMs, fencing } = opts
@@ -294,7 +295,7 @@ export class Acquisition {
       lifetimeMs,
       fencing,
       mode,
-      writerMarkMs: mode.kind === 'exclusive' ? writerMarkMs(opts) : undefined,
+      writerMarkMs: mode.kind !== 'exclusive' ? undefined : single ? 0 : writerMarkMs(opts),
       companions,
       contended,
       timeoutMs: Math.min(validityMs(lifetimeMs), opts.attemptTimeoutMs + (ack ? ack.timeoutMs : 0)),

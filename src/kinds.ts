@@ -57,7 +57,8 @@ export function inspection(key: string, state: KeyState): KeyInspection {
     limit: held ? state.limit : null,
     holders,
     token: state.token,
-    remainingMs: held ? remaining : null,
+    // A shared lock's or semaphore's key may outlive its holders: its longest holder counts.
+    remainingMs: !held ? null : state.kind === 'exclusive' ? remaining : Math.max(...state.holders),
     fence: state.fence,
   }
 }

@@ -88,7 +88,8 @@ export interface AcquireRequest {
   /**
    * How long the mark of an exclusive acquisition that waits for a shared lock's
    * holders lasts (new shared holders wait behind it); the waiter re-arms it with each
-   * attempt, so it outlives the waiter by at most this much. Default 2000.
+   * attempt that meets them, so it outlives the waiter by at most this much. 0: set
+   * none (a single attempt, which will not wait). Default 2000.
    */
   readonly writerMarkMs?: number | undefined
   /**
@@ -143,7 +144,8 @@ export const WRITER_MARK_MS = 2000
  * ARGV[1]      owner token
  * ARGV[2]      lease length, ms
  * ARGV[3]      fence-mark TTL, ms; '0': no fencing (no fence-mark keys)
- * ARGV[4]      writer mark TTL, ms (see below); '0': no companions
+ * ARGV[4]      'full' (with companions) or 'light'
+ * ARGV[5]      writer mark TTL, ms (see below); '0': set none (a single attempt)
  * Returns      {1, fence} when all keys were free and are now ours; fence is a decimal
  *              string: max(previous mark + 1, server TIME in µs), stored back as the
  *              mark. {1} without fencing.
@@ -170,9 +172,10 @@ export const WRITER_MARK_MS = 2000
  *              failed attempt went through a script that marked the holder).
  * Shared keys  a key held by shared holders (see ACQUIRE_HOLDER) is taken once its
  *              holders set has no unexpired member; until then the attempt sets the
- *              writer mark (ARGV[4] ms), which keeps new shared holders out (writer
- *              preference). Any exclusive acquisition deletes the writer mark, and
- *              passes on its waiting mark (shared waiters) to the new token.
+ *              writer mark (ARGV[5] ms), which keeps new shared holders out (writer
+ *              preference). A successful acquisition with companions deletes the
+ *              writer mark (only once every key is taken), and passes on its waiting
+ *              mark (shared waiters) to the new token.
  * Cluster      all keys must share one slot; the caller checks before sending.
  *
  * Keys taken before a later one turns out to be held are deleted again inside the
@@ -182,13 +185,14 @@ export const ACQUIRE = typedScript<AcquireRequest, AttemptResult>(
   'acquire',
   `${LUA_OURS}${LUA_KIND}
 local fenced = ARGV[3] ~= '0'
-local full = ARGV[4] ~= '0'
+local full = ARGV[4] == 'full'
 local n = #KEYS / ((fenced and 2 or 1) + (full and 2 or 0))
 local f = full and 3 * n or n
+-- Keys taken over from a shared lock or semaphore that had waiters.
+local waited = {}
 for i = 1, n do
   local K = KEYS[i]
   local H, W = full and KEYS[n + i], full and KEYS[2 * n + i]
-  local waited = false
   if not redis.call('SET', K, ARGV[1], 'NX', 'PX', ARGV[2]) then
     local v = redis.pcall('GET', K)
     if v ~= ARGV[1] and v ~= ARGV[1] .. '!' then
@@ -221,13 +225,13 @@ for i = 1, n do
         if pttl > 0 and not marked(v) then redis.call('APPEND', K, '!') end
         -- Shared holders: keep newcomers out until this writer had its turn.
         if kind == 's' then
-          redis.call('SET', W, ARGV[1], 'PX', ARGV[4])
+          if ARGV[5] ~= '0' then redis.call('SET', W, ARGV[1], 'PX', ARGV[5]) end
           return {0, pttl, i, 's'}
         end
         return {0, pttl, i}
       end
       -- A shared lock or semaphore whose holders all expired: free.
-      waited = marked(v)
+      waited[i] = marked(v)
       redis.call('DEL', H)
       redis.call('SET', K, ARGV[1], 'PX', ARGV[2])
     else
@@ -236,13 +240,17 @@ for i = 1, n do
       redis.call('PEXPIRE', K, ARGV[2])
     end
   end
-  local w = full and redis.call('GET', W)
-  if w then
-    redis.call('DEL', W)
-    if marked(w) then waited = true end
+end
+-- Every key is ours: only now end the writer marks (a failed attempt changes none).
+if full then
+  for i = 1, n do
+    local w = redis.call('GET', KEYS[2 * n + i])
+    if w then redis.call('DEL', KEYS[2 * n + i]) end
+    -- Shared waiters were told about the key: this holder's release must tell them too.
+    if (waited[i] or (w and marked(w))) and redis.call('GET', KEYS[i]) == ARGV[1] then
+      redis.call('APPEND', KEYS[i], '!')
+    end
   end
-  -- Shared waiters were told about the key: this holder's release must tell them too.
-  if waited and redis.call('GET', K) == ARGV[1] then redis.call('APPEND', K, '!') end
 end
 if not fenced then return {1} end
 local now = redis.call('TIME')
@@ -262,7 +270,8 @@ return {1, s}
       token,
       String(lifetimeMs),
       fencing ? String(FENCE_MARK_TTL_MS) : '0',
-      companions === true ? String(writerMarkMs ?? WRITER_MARK_MS) : '0',
+      companions === true ? 'full' : 'light',
+      String(writerMarkMs ?? WRITER_MARK_MS),
     ],
   }),
   decodeAttempt,

@@ -91,10 +91,12 @@ for l = 1, tonumber(ARGV[1]) do
         -- The key and its set expire together, no earlier than their longest holder.
         if (armed[KEYS[i]] or 0) < n then
           armed[KEYS[i]] = n
-          if redis.call('PTTL', KEYS[i]) < n then
+          local kt = redis.call('PTTL', KEYS[i])
+          if kt < n then
             redis.call('PEXPIRE', KEYS[i], ms)
-            redis.call('PEXPIRE', KEYS[i + 1], ms)
+            kt = n
           end
+          if redis.call('PTTL', KEYS[i + 1]) < kt then redis.call('PEXPIRE', KEYS[i + 1], kt) end
         end
       else
         redis.call('PEXPIRE', KEYS[i], ms)
@@ -209,10 +211,12 @@ for l = 1, #KEYS / 2 do
     redis.call('ZADD', H, 'XX', now + n, token)
     if not armed[K] then
       armed[K] = true
-      if redis.call('PTTL', K) < n then
+      local kt = redis.call('PTTL', K)
+      if kt < n then
         redis.call('PEXPIRE', K, ms)
-        redis.call('PEXPIRE', H, ms)
+        kt = n
       end
+      if redis.call('PTTL', H) < kt then redis.call('PEXPIRE', H, kt) end
     end
     out[l] = 1
   end

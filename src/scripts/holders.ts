@@ -133,11 +133,14 @@ for i = 1, n do
       redis.call('SET', K, ARGV[5], 'KEEPTTL')
     end
     redis.call('ZADD', H, now + ms, token)
-    -- The key and its set expire together, no earlier than their longest holder.
-    if redis.call('PTTL', K) < ms then
+    -- The key and its set expire no earlier than their longest holder (the set may
+    -- just have been re-created by ZADD, after its last entries expired).
+    local kt = redis.call('PTTL', K)
+    if kt < ms then
       redis.call('PEXPIRE', K, ms)
-      redis.call('PEXPIRE', H, ms)
+      kt = ms
     end
+    if redis.call('PTTL', H) < kt then redis.call('PEXPIRE', H, kt) end
   end
 end
 if not fenced then return {1, false, room} end

@@ -171,6 +171,57 @@ describeMatrix('acquire paths', (ctx) => {
     assert.equal(await ctx.admin.exists('ap8:none', holdersKey('ap8:none')), 0)
   })
 
+  test('ACQUIRE_HOLDER: a holders set re-created under a key with a longer TTL gets that TTL (never left without one)', async () => {
+    // A long-lease holder left; the short-lease ones expired: the key lives on, its set is gone.
+    await ctx.admin.set('ap9:s', 'arl1.sem.3', 'PX', 60_000)
+    const { keys, args } = ACQUIRE_HOLDER.encode({
+      keys: ['ap9:s'],
+      token: tok('c'),
+      lifetimeMs: 300,
+      fencing: false,
+      mode: SEM3,
+    })
+    const reply = await (ctx.admin.eval as (...a: string[]) => Promise<unknown>).call(
+      ctx.admin,
+      ACQUIRE_HOLDER.source,
+      String(keys.length),
+      ...keys,
+      ...args,
+    )
+    assert.equal((reply as unknown[])[0], 1)
+    const setTtl = await ctx.admin.pttl(holdersKey('ap9:s'))
+    assert.ok(setTtl > 50_000, `holders set TTL ${setTtl}`)
+  })
+
+  test('ACQUIRE: a multi-key attempt that fails on a later key leaves the writer mark of an earlier one', async () => {
+    await ctx.admin.set(writerKey('ap10:a'), tok('x'), 'PX', 5000)
+    await ctx.admin.set('ap10:b', tok('h'), 'PX', 5000)
+    const { keys, args } = ACQUIRE.encode({
+      keys: ['ap10:a', 'ap10:b'],
+      token: tok('y'),
+      lifetimeMs: 5000,
+      fencing: false,
+      companions: true,
+    })
+    const reply = (await evalAcquire(ctx.admin, String(keys.length), ...keys, ...args)) as unknown[]
+    assert.equal(reply[0], 0)
+    assert.equal(reply[2], 2)
+    assert.equal(await ctx.admin.get(writerKey('ap10:a')), tok('x'), 'the waiting writer keeps its mark')
+    assert.equal(await ctx.admin.exists('ap10:a'), 0, 'rolled back')
+  })
+
+  test('a writer’s tryAcquire on a shared lock sets no writer mark: readers keep getting in', async () => {
+    const l = new Locker(await ctx.client(), { prefix: 'ap11:' })
+    const r1 = await l.acquire('k', { shared: true })
+    assert.equal(await l.tryAcquire('k'), null)
+    assert.equal(await ctx.admin.exists(writerKey('ap11:k')), 0)
+    const r2 = await l.tryAcquire('k', { shared: true })
+    assert.ok(r2, 'a reader right after the writer gave up')
+    await r2.release()
+    await r1.release()
+    await l.close()
+  })
+
   test('the acquire script with and without fence marks', async () => {
     await ctx.admin.set('ap3:k', tok('m'), 'PX', 5000)
     // A key holding our token counts as taken (replay) and gets the new lease.

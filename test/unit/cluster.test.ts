@@ -105,7 +105,7 @@ describe('ClusterBackend', () => {
       const adapter = new FakeAdapter()
       const backend = new ClusterBackend(adapter)
       adapter.handler = (call) => {
-        if (call.args.length === 4) throw new Error(message) // the acquisition
+        if (call.args.length === 5) throw new Error(message) // the acquisition
         return [0, 0]
       }
       await assert.rejects(

@@ -30,17 +30,17 @@ describe('scripts: encode and decode (pure, no Redis)', () => {
   test('ACQUIRE: lock keys, then fence marks only with fencing; with companions the holders sets and writer marks between; ARGV token, lease, mark TTL or 0, writer mark TTL or 0', () => {
     assert.deepEqual(ACQUIRE.encode({ keys: ['a', 'b'], token, lifetimeMs: 2000, fencing: false }), {
       keys: ['a', 'b'],
-      args: [token, '2000', '0', '0'],
+      args: [token, '2000', '0', 'light', String(WRITER_MARK_MS)],
     })
     assert.deepEqual(ACQUIRE.encode({ keys: ['a', '{t}b'], token, lifetimeMs: 500, fencing: true }), {
       keys: ['a', '{t}b', `a${NS}fence:{a}`, `{t}b${NS}fence`],
-      args: [token, '500', String(FENCE_MARK_TTL_MS), '0'],
+      args: [token, '500', String(FENCE_MARK_TTL_MS), 'light', String(WRITER_MARK_MS)],
     })
     assert.deepEqual(
       ACQUIRE.encode({ keys: ['a', 'b'], token, lifetimeMs: 2000, fencing: false, companions: true }),
       {
         keys: ['a', 'b', `a${NS}holders:{a}`, `b${NS}holders:{b}`, `a${NS}writer:{a}`, `b${NS}writer:{b}`],
-        args: [token, '2000', '0', String(WRITER_MARK_MS)],
+        args: [token, '2000', '0', 'full', String(WRITER_MARK_MS)],
       },
     )
     assert.deepEqual(
@@ -63,7 +63,7 @@ describe('scripts: encode and decode (pure, no Redis)', () => {
           `a${NS}fence:{a}`,
           `{t}b${NS}fence`,
         ],
-        args: [token, '500', String(FENCE_MARK_TTL_MS), '1700'],
+        args: [token, '500', String(FENCE_MARK_TTL_MS), 'full', '1700'],
       },
     )
     // {2, i}: key i is a shared lock or semaphore, run again with companions; {0, pttl, i, 's'}: shared holders.
