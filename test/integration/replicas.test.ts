@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { BackendError, InvalidArgumentError, Locker } from '../../src/index.js'
+import { holdersKey } from '../../src/internal/keys.js'
 import { rejectsWith } from '../helpers/assertions.js'
 import { describeMatrix } from '../helpers/matrix.js'
 import type { RedisServer } from '../helpers/redis-server.js'
@@ -34,6 +35,23 @@ describeMatrix('replica-acknowledged locks', (ctx) => {
     const lock = await plain.acquire('k', { replicas: 1, replicaTimeoutMs: 200 })
     assert.equal(await replica.command('GET', 'r1b:k'), lock.token)
     await plain.close()
+    await l.close()
+  })
+
+  test('replicas: 1 with shared holds and permits: the holder is in the replica’s holders set when acquire resolves', async () => {
+    const l = await locker({ prefix: 'r1k:', replicas: 1 })
+    for (const [key, options] of [
+      ['s', { shared: true }],
+      ['n', { limit: 2 }],
+    ] as const) {
+      const a = await l.acquire(key, { lifetimeMs: 3000, ...options })
+      const b = await l.acquire(key, { lifetimeMs: 3000, ...options })
+      // No polling: WAIT returned only after the replica had each write.
+      const members = (await replica.command('ZRANGE', holdersKey(`r1k:${key}`), '0', '-1')) as string[]
+      assert.deepEqual([...members].sort(), [a.token, b.token].sort())
+      assert.equal(await a.release(), true)
+      assert.equal(await b.release(), true)
+    }
     await l.close()
   })
 
@@ -95,6 +113,11 @@ describeMatrix('replica-acknowledged locks', (ctx) => {
       const took = performance.now() - started
       assert.ok(took >= 290 && took < 1500, `took ${took}`)
       assert.equal(await ctx.admin.exists('r4:k'), 0)
+      // A shared hold and a permit are confirmed the same way: refused, and not left in the set.
+      for (const options of [{ shared: true }, { limit: 2 }]) {
+        await rejectsWith(l.tryAcquire('kk', { lifetimeMs: 3000, ...options }), 'ERR_LOCK_BACKEND')
+        await waitFor(async () => (await ctx.admin.zcard(holdersKey('r4:kk'))) === 0, { timeoutMs: 1000 })
+      }
     } finally {
       replica.resume()
     }
