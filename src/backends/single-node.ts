@@ -11,6 +11,7 @@ import {
   type ExtendRequest,
   type ExtendStatus,
   INSPECT,
+  isHolder,
   type KeyState,
   RELEASE,
   RELEASE_HOLDER,
@@ -57,11 +58,6 @@ export function backendScripts(overrides: ScriptOverrides = {}, sharded = false)
     acquireHolder: withSource(ACQUIRE_HOLDER, overrides.acquireHolder),
     releaseHolder: withSource(sharded ? RELEASE_HOLDER_SHARDED : RELEASE_HOLDER, overrides.releaseHolder),
   }
-}
-
-/** True for a request of a holder among several (a shared lock or a semaphore). */
-function isHolder(request: { readonly mode?: { readonly kind: string } | undefined }): boolean {
-  return request.mode !== undefined && request.mode.kind !== 'exclusive'
 }
 
 /**
@@ -111,7 +107,7 @@ export class SingleNodeBackend implements LockBackend {
     const startedAt = performance.now()
     const setNx = this.adapter.setNx
     try {
-      if (isHolder(request))
+      if (isHolder(request.mode))
         return await this.runner.call(this.scripts.acquireHolder, request, timeoutMs, 'acquire')
       const only = keys.length === 1 ? keys[0] : undefined
       if (!fencing && only !== undefined && setNx && request.contended !== true) {
@@ -161,7 +157,7 @@ export class SingleNodeBackend implements LockBackend {
    * were deleted and how many subscribers heard about it.
    */
   release(request: ReleaseRequest, timeoutMs: number): Promise<ReleaseResult> {
-    const script = isHolder(request) ? this.scripts.releaseHolder : this.scripts.release
+    const script = isHolder(request.mode) ? this.scripts.releaseHolder : this.scripts.release
     return this.runner.call(script, request, timeoutMs, 'release')
   }
 

@@ -40,6 +40,11 @@ export interface HoldMode {
 export const EXCLUSIVE: HoldMode = Object.freeze({ kind: 'exclusive', limit: 0 })
 export const SHARED: HoldMode = Object.freeze({ kind: 'shared', limit: 0 })
 
+/** True for one holder among several (a shared lock or a semaphore); absent means exclusive. */
+export function isHolder(mode: HoldMode | undefined): boolean {
+  return mode !== undefined && mode.kind !== 'exclusive'
+}
+
 /** The value stored in the key of a shared lock or semaphore of `mode`. */
 export function markerOf(mode: HoldMode): string {
   return mode.kind === 'shared' ? SHARED_MARKER : `${SEMAPHORE_MARKER}${mode.limit}`
@@ -49,7 +54,8 @@ export function markerOf(mode: HoldMode): string {
  * Lua (after {@link LUA_OURS}): `kindOf(v)` tells what a lock key's string value is:
  * 'x' an exclusive holder's token, 's' a shared lock, 'n' and the limit a semaphore,
  * nil a value that is not ours. `marked(v)` is true when it carries the waiting mark.
- * `nowMs()` is the server's clock in ms.
+ * `nowMs()` is the server's clock in ms. `arm(K, H, ms)` gives a lock key at least `ms`
+ * of TTL and its holders set at least the key's (the set may just have been re-created).
  */
 export const LUA_KIND = `
 local function marked(v)
@@ -66,6 +72,14 @@ end
 local function nowMs()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function arm(K, H, ms)
+  local kt = redis.call('PTTL', K)
+  if kt < ms then
+    redis.call('PEXPIRE', K, ms)
+    kt = ms
+  end
+  if redis.call('PTTL', H) < kt then redis.call('PEXPIRE', H, kt) end
 end
 `
 

@@ -1,5 +1,5 @@
 import { holdersKey } from '../internal/keys.js'
-import { type HoldMode, LUA_KIND, LUA_OURS } from './acquire.js'
+import { type HoldMode, isHolder as holds, LUA_KIND, LUA_OURS } from './acquire.js'
 import { msText, typedScript, unexpectedReply } from './script.js'
 
 /** One lease in an extension batch. */
@@ -13,7 +13,7 @@ export interface ExtendRequest {
 
 /** True for a lease that is one holder among several (a shared lock or a semaphore). */
 function isHolder(lease: ExtendRequest): boolean {
-  return lease.mode !== undefined && lease.mode.kind !== 'exclusive'
+  return holds(lease.mode)
 }
 
 /** Per lease: 1 extended, 0 a key was gone, -1 a key has another owner. */
@@ -91,12 +91,7 @@ for l = 1, tonumber(ARGV[1]) do
         -- The key and its set expire together, no earlier than their longest holder.
         if (armed[KEYS[i]] or 0) < n then
           armed[KEYS[i]] = n
-          local kt = redis.call('PTTL', KEYS[i])
-          if kt < n then
-            redis.call('PEXPIRE', KEYS[i], ms)
-            kt = n
-          end
-          if redis.call('PTTL', KEYS[i + 1]) < kt then redis.call('PEXPIRE', KEYS[i + 1], kt) end
+          arm(KEYS[i], KEYS[i + 1], n)
         end
       else
         redis.call('PEXPIRE', KEYS[i], ms)
@@ -211,12 +206,7 @@ for l = 1, #KEYS / 2 do
     redis.call('ZADD', H, 'XX', now + n, token)
     if not armed[K] then
       armed[K] = true
-      local kt = redis.call('PTTL', K)
-      if kt < n then
-        redis.call('PEXPIRE', K, ms)
-        kt = n
-      end
-      if redis.call('PTTL', H) < kt then redis.call('PEXPIRE', H, kt) end
+      arm(K, H, n)
     end
     out[l] = 1
   end

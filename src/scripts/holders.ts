@@ -12,8 +12,8 @@ import {
   markerOf,
   SHARED,
 } from './acquire.js'
-import type { ReleaseRequest, ReleaseResult } from './release.js'
-import { type TypedScript, typedScript, unexpectedReply } from './script.js'
+import { decodeRelease, type ReleaseRequest, type ReleaseResult } from './release.js'
+import { type TypedScript, typedScript } from './script.js'
 
 /**
  * Shared locks and semaphores: a key held by several holders at once.
@@ -135,12 +135,7 @@ for i = 1, n do
     redis.call('ZADD', H, now + ms, token)
     -- The key and its set expire no earlier than their longest holder (the set may
     -- just have been re-created by ZADD, after its last entries expired).
-    local kt = redis.call('PTTL', K)
-    if kt < ms then
-      redis.call('PEXPIRE', K, ms)
-      kt = ms
-    end
-    if redis.call('PTTL', H) < kt then redis.call('PEXPIRE', H, kt) end
+    arm(K, H, ms)
   end
 end
 if not fenced then return {1, false, room} end
@@ -198,11 +193,6 @@ return {removed, heard}
 
 function encodeReleaseHolder({ keys, token, publisherId }: ReleaseRequest) {
   return { keys: [...keys, ...keys.map(holdersKey)], args: [token, publisherId, ...keys.map(releaseChannel)] }
-}
-
-function decodeRelease(reply: unknown): ReleaseResult {
-  if (!Array.isArray(reply)) throw unexpectedReply('release', reply)
-  return { removed: Number(reply[0]), receivers: Number(reply[1]) }
 }
 
 function releaseHolderScript(

@@ -13,6 +13,7 @@ export {
   FENCE_MARK_TTL_MS,
   type HoldKind,
   type HoldMode,
+  isHolder,
   markerOf,
   SHARED,
   WRITER_MARK_MS,

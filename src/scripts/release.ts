@@ -51,7 +51,8 @@ function encodeRelease({ keys, token, publisherId }: ReleaseRequest): ScriptArgs
   return { keys, args }
 }
 
-function decodeRelease(reply: unknown): ReleaseResult {
+/** Decodes {removed, receivers} (RELEASE and RELEASE_HOLDER share the shape). */
+export function decodeRelease(reply: unknown): ReleaseResult {
   if (!Array.isArray(reply)) throw unexpectedReply('release', reply)
   return { removed: Number(reply[0]), receivers: Number(reply[1]) }
 }
