@@ -26,6 +26,9 @@ import { verdicts } from './targets.js'
 const SCENARIOS = [
   'uncontended',
   'concurrent',
+  // Issue 14: the same at 8 and 256 loops, so the curve around 64 is visible.
+  'concurrent-8',
+  'concurrent-256',
   'contention',
   'handoff',
   'held',
@@ -176,9 +179,14 @@ try {
   await scenario('uncontended', '1. uncontended', () =>
     runThroughput({ name: 'uncontended', port, libs: throughputLibs, concurrency: 1, ...P.seq, warmupMs }),
   )
-  await scenario('concurrent', '2. 64 concurrent loops', () =>
-    runThroughput({ name: 'concurrent', port, libs: throughputLibs, concurrency: 64, ...P.conc, warmupMs }),
-  )
+  for (const [name, loops] of [
+    ['concurrent-8', 8],
+    ['concurrent', 64],
+    ['concurrent-256', 256],
+  ] as const)
+    await scenario(name, `2. ${loops} concurrent loops`, () =>
+      runThroughput({ name, port, libs: throughputLibs, concurrency: loops, ...P.conc, warmupMs }),
+    )
   const configs = [8, 32].flatMap((n) => [0, 1].map((csMs) => ({ contenders: n, csMs })))
   await scenario('contention', '3. contention', () =>
     runContention(port, probe, contenders, configs, P.window),

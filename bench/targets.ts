@@ -33,6 +33,37 @@ export function verdicts(data: Record<string, unknown>): Verdict[] {
     )
   }
 
+  // Issue 14: 64 loops on one Locker beat the raw floor by coalescing a tick's writes.
+  const conc = data.concurrent as LibThroughput[] | undefined
+  if (conc) {
+    const ours = conc.find((r) => r.lib === OURS && !r.error)
+    const raw = conc.find((r) => r.lib === 'raw' && !r.error)
+    const ratio = ours && raw ? ours.ratioToRaw : Number.NaN
+    check(
+      '64 concurrent loops: cycles/s ≥ 1.3 × raw floor',
+      `${fmt(ratio, 3)} × raw (${fmt(ours?.cyclesPerSec ?? Number.NaN, 0)} vs ${fmt(raw?.cyclesPerSec ?? Number.NaN, 0)})`,
+      Number.isFinite(ratio) ? ratio >= 1.3 : undefined,
+    )
+    const cpu = ours && raw ? ours.nodeCpuUsPerCycle / raw.nodeCpuUsPerCycle : Number.NaN
+    check(
+      '64 concurrent loops: Node CPU per cycle ≤ 0.9 × raw floor',
+      `${fmt(cpu, 2)} × raw (${fmt(ours?.nodeCpuUsPerCycle ?? Number.NaN, 1)} vs ${fmt(raw?.nodeCpuUsPerCycle ?? Number.NaN, 1)} µs)`,
+      Number.isFinite(cpu) ? cpu <= 0.9 : undefined,
+    )
+    const peers = conc.filter((r) => isPeer(r.lib) && !r.error)
+    const best = peers.reduce<LibThroughput | undefined>(
+      (b, r) => (b && b.cyclesPerSec >= r.cyclesPerSec ? b : r),
+      undefined,
+    )
+    check(
+      '64 concurrent loops: ahead of every peer',
+      best
+        ? `${fmt((ours?.cyclesPerSec ?? Number.NaN) / best.cyclesPerSec, 3)} × the best peer (${best.lib})`
+        : 'no peer measured',
+      ours && best ? ours.cyclesPerSec > best.cyclesPerSec : undefined,
+    )
+  }
+
   const handoff = data.handoff as HandoffResult[] | undefined
   if (handoff) {
     const ho = handoff.find((r) => r.lib === OURS && !r.error)

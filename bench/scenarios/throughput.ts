@@ -11,7 +11,7 @@ import {
   type Variant,
 } from '../adapters.js'
 import { errorText, finish, type Msg, startWorker, within } from '../child.js'
-import { clientCounts, excludeFromCounting, installCounting } from '../counting.js'
+import { clientCounts, excludeFromCounting, installCounting, socketWriteCount } from '../counting.js'
 import { ServerProbe, serverDelta } from '../redis.js'
 import { fmt, type Section, table } from '../report.js'
 import { diffCounts, median, percentile, sumCounts } from '../stats.js'
@@ -41,6 +41,8 @@ export interface Round {
   serverByCommand: Record<string, number>
   clientRequests: number
   clientByCommand: Record<string, number>
+  /** TCP writes this process made (every client, the library's own connections included). */
+  socketWrites: number
   nodeCpuS: number
   redisCpuS: number
   redisMemoryBytes: number
@@ -58,6 +60,7 @@ export interface LibThroughput {
   p99Ms: number
   serverCallsPerCycle: number
   clientRequestsPerCycle: number
+  socketWritesPerCycle: number
   nodeCpuUsPerCycle: number
   redisCpuUsPerCycle: number
   /** Redis memory still in use after the round, per cycle (state a lock leaves behind). */
@@ -102,6 +105,7 @@ export async function throughputWorker(task: Msg, io: WorkerIo): Promise<void> {
       globalThis.gc?.()
       const s0 = await probe.snapshot()
       const c0 = clientCounts()
+      const w0 = socketWriteCount()
       const cpu0 = process.cpuUsage()
       const { cycles, seconds } = await within(
         cycleLoops(adapter, lib, p, tag, ms, samples),
@@ -110,6 +114,7 @@ export async function throughputWorker(task: Msg, io: WorkerIo): Promise<void> {
       )
       const cpu = process.cpuUsage(cpu0)
       const byCommand = diffCounts(c0, clientCounts())
+      const socketWrites = socketWriteCount() - w0
       const server = serverDelta(s0, await probe.snapshot())
       if (!record) return
       const lat = samples.subarray(0, Math.min(cycles, MAX_SAMPLES))
@@ -123,6 +128,7 @@ export async function throughputWorker(task: Msg, io: WorkerIo): Promise<void> {
         serverByCommand: server.byCommand,
         clientRequests: sumCounts(byCommand),
         clientByCommand: byCommand,
+        socketWrites,
         nodeCpuS: (cpu.user + cpu.system) / 1e6,
         redisCpuS: server.cpuSeconds,
         redisMemoryBytes: server.memoryBytes,
@@ -188,6 +194,7 @@ function summarize(v: Variant, rounds: Round[], error: string | undefined): LibT
     p99Ms: median(rounds.map((r) => r.p99Ms)),
     serverCallsPerCycle: perCycle((r) => r.serverCalls),
     clientRequestsPerCycle: perCycle((r) => r.clientRequests),
+    socketWritesPerCycle: perCycle((r) => r.socketWrites ?? Number.NaN),
     nodeCpuUsPerCycle: perCycle((r) => r.nodeCpuS * 1e6),
     redisCpuUsPerCycle: perCycle((r) => r.redisCpuS * 1e6),
     redisBytesPerCycle: perCycle((r) => r.redisMemoryBytes),
@@ -247,7 +254,7 @@ function render(p: ThroughputParams, results: LibThroughput[], strays: string[])
       : []
   const rows = results.map((r) =>
     r.error
-      ? [r.lib, `ERROR: ${r.error}`, '', '', '', '', '', '', '', '']
+      ? [r.lib, `ERROR: ${r.error}`, '', '', '', '', '', '', '', '', '', '']
       : [
           r.lib,
           fmt(r.cyclesPerSec, 0),
@@ -255,8 +262,10 @@ function render(p: ThroughputParams, results: LibThroughput[], strays: string[])
           fmt(r.p50Ms, 3),
           fmt(r.p99Ms, 3),
           fmt(r.clientRequestsPerCycle, 2),
+          fmt(r.socketWritesPerCycle, 2),
           fmt(r.serverCallsPerCycle, 2),
           fmt(r.nodeCpuUsPerCycle, 1),
+          raw ? fmt(r.nodeCpuUsPerCycle / raw.nodeCpuUsPerCycle, 2) : 'n/a',
           fmt(r.redisCpuUsPerCycle, 1),
           fmt(r.redisBytesPerCycle, 0),
         ],
@@ -271,7 +280,7 @@ function render(p: ThroughputParams, results: LibThroughput[], strays: string[])
       seq
         ? 'Latency = one acquire + release cycle.'
         : `Each loop reuses its own key; latency = one cycle of one loop with ${p.concurrency} in flight.`,
-      'client req = requests the library sent (counted in ioredis); Redis calls = INFO commandstats delta, script-internal calls included.',
+      'client req = requests the library sent (counted in ioredis); writes = TCP write calls the process made (one per `_write`/`_writev`, all connections); Redis calls = INFO commandstats delta, script-internal calls included.',
       'Redis mem B/cycle = used_memory growth over the round / cycles (keys a lock leaves behind, e.g. fence marks).',
       ...versus,
       ...(strays.length > 0 ? [`Unhandled rejections in the worker: ${strays.slice(0, 3).join('; ')}`] : []),
@@ -285,8 +294,10 @@ function render(p: ThroughputParams, results: LibThroughput[], strays: string[])
           'p50 ms',
           'p99 ms',
           'client req/cycle',
+          'writes/cycle',
           'Redis calls/cycle',
           'Node CPU µs/cycle',
+          'CPU × raw',
           'Redis CPU µs/cycle',
           'Redis mem B/cycle',
         ],

@@ -1,11 +1,14 @@
 import type { RedisAdapter, Subscriber, Topology } from './adapter.js'
 import { SubscriberCore } from './subscriber-core.js'
+import { type Corkable, TickCork } from './tick-cork.js'
 
 type Listener = (...args: never[]) => void
 
 /** What ioredis' `Redis` and `Cluster` have in common, by shape, so ioredis stays optional. */
 interface IoRedisCommands {
   status: string
+  /** A `Redis` client's socket (absent before the first connection, and on a `Cluster`). */
+  readonly stream?: Corkable | null
   evalsha(sha: string, numKeys: number, ...args: string[]): Promise<unknown>
   eval(script: string, numKeys: number, ...args: string[]): Promise<unknown>
   set(key: string, value: string, px: 'PX', ms: number, nx: 'NX'): Promise<unknown>
@@ -70,15 +73,31 @@ export class IoRedisAdapter implements RedisAdapter {
   readonly wait?: (numReplicas: number, timeoutMs: number) => Promise<number>
   readonly connectionId?: () => Promise<unknown>
   readonly slotMaster?: (slot: number) => Promise<RedisAdapter>
+  /** A turn's commands leave as one write: per node connection on a cluster (issue 14). */
+  readonly #cork: TickCork
 
   constructor(client: IoRedisLike | IoRedisClusterLike, owned: boolean) {
     this.#client = client
     this.#owned = owned
     this.topology = isCluster(client) ? 'cluster' : 'single'
-    if (isCluster(client)) this.slotMaster = (slot) => this.#slotMaster(client, slot)
-    else {
-      this.wait = async (n, ms) => Number(await client.call('WAIT', String(n), String(ms)))
-      this.connectionId = () => client.call('CLIENT', 'ID')
+    if (isCluster(client)) {
+      this.slotMaster = (slot) => this.#slotMaster(client, slot)
+      // The node a command goes to is the client's choice: hold every node's socket.
+      this.#cork = new TickCork(() => client.nodes('all').map((node) => node.stream))
+    } else {
+      const single = [client.stream]
+      this.#cork = new TickCork(() => {
+        single[0] = client.stream // replaced on every reconnect
+        return single
+      })
+      this.wait = async (n, ms) => {
+        this.#cork.hold()
+        return Number(await client.call('WAIT', String(n), String(ms)))
+      }
+      this.connectionId = () => {
+        this.#cork.hold()
+        return client.call('CLIENT', 'ID')
+      }
     }
   }
 
@@ -96,14 +115,17 @@ export class IoRedisAdapter implements RedisAdapter {
   }
 
   evalsha(sha: string, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+    this.#cork.hold()
     return this.#client.evalsha(sha, keys.length, ...keys, ...args)
   }
 
   eval(source: string, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+    this.#cork.hold()
     return this.#client.eval(source, keys.length, ...keys, ...args)
   }
 
   async setNx(key: string, value: string, ms: number): Promise<boolean> {
+    this.#cork.hold()
     return (await this.#client.set(key, value, 'PX', ms, 'NX')) === 'OK'
   }
 

@@ -13,6 +13,12 @@ export type ProxyMode =
   | { kind: 'reset-after-request' }
   /** New connections are reset on accept; established ones keep passing. */
   | { kind: 'refuse' }
+  /**
+   * Forwards the first `fraction` of the next chunk a client sends (a batch of commands
+   * cut mid-command), then RSTs both sides as 'reset-after-request' does; after that
+   * one cut the mode is 'pass' again.
+   */
+  | { kind: 'cut-next-chunk'; fraction: number }
 
 export interface ProxyTarget {
   host: string
@@ -114,6 +120,8 @@ export class FaultProxy {
   readonly #target: ProxyTarget
   readonly #links = new Set<Link>()
   #mode: ProxyMode = { kind: 'pass' }
+  /** The chunks 'cut-next-chunk' cut: what the client sent, and how much of it was forwarded. */
+  readonly cuts: { chunk: Buffer; forwarded: number }[] = []
 
   private constructor(server: net.Server, port: number, target: ProxyTarget) {
     this.#server = server
@@ -188,6 +196,8 @@ export class FaultProxy {
   }
 
   #fromClient(link: Link, chunk: Buffer): void {
+    // A link about to be reset forwards nothing more, whatever the mode is now.
+    if (link.resetArmed) return
     const mode = this.#mode
     switch (mode.kind) {
       case 'pass':
@@ -200,11 +210,17 @@ export class FaultProxy {
         return
       case 'blackhole':
         return
-      case 'reset-after-request': {
+      case 'reset-after-request':
+      case 'cut-next-chunk': {
         // Only the first request goes through; the connection is about to die anyway.
-        if (link.resetArmed) return
         link.resetArmed = true
-        link.toServer.push(chunk, 0, () => {
+        let forward = chunk
+        if (mode.kind === 'cut-next-chunk') {
+          forward = chunk.subarray(0, Math.floor(chunk.length * mode.fraction))
+          this.cuts.push({ chunk, forwarded: forward.length })
+          this.#mode = { kind: 'pass' } // one cut: the reconnected link passes
+        }
+        link.toServer.push(forward, 0, () => {
           setTimeout(() => this.#drop(link), RESET_GRACE_MS).unref()
         })
         return
@@ -223,6 +239,7 @@ export class FaultProxy {
       case 'pass':
       case 'refuse':
       case 'reset-after-request':
+      case 'cut-next-chunk':
         link.toClient.push(chunk, 0)
         return
       case 'delay':
