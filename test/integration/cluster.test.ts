@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import calculateSlot from 'cluster-key-slot'
 import { Redis } from 'ioredis'
+import { TickCork } from '../../src/adapters/tick-cork.js'
 import {
   BackendError,
   CrossSlotError,
@@ -15,6 +16,7 @@ import { ClusterLockers } from '../helpers/cluster-clients.js'
 import { CLIENT_KINDS } from '../helpers/matrix.js'
 import { LOOPBACK } from '../helpers/redis-server.js'
 import { sleep, waitFor } from '../helpers/wait.js'
+import { countWrites } from '../helpers/writes.js'
 
 /** Calls of EVAL and EVALSHA per node (by port): every lock operation is one of them. */
 async function scriptCallsByNode(cluster: LocalCluster): Promise<Map<number, number>> {
@@ -96,6 +98,24 @@ describe('Redis Cluster', () => {
         assert.equal(await lock.release(), true)
         assert.equal((await l.inspect(`${p}job`)).isHeld, false)
         assert.equal(await lock.release(), false)
+      })
+
+      test('30 acquisitions of one turn on keys of every master leave in a few writes per node (issue 14)', async (t) => {
+        const l = await locker({ lifetimeMs: 30_000 })
+        const keys = await keysOnEveryMaster(cluster, `${p}turn:`, 10)
+        await (await l.acquire(keys[0]!)).release() // slot map, scripts, connections: ready
+        const acquired = await countWrites(() => Promise.all(keys.map((k) => l.acquire(k))))
+        // ioredis: batches of 1, 4, 16 and 9, each one write per node that has commands in it.
+        assert.ok(acquired.writes <= 12, `${acquired.writes} writes for 30 acquisitions`)
+        const released = await countWrites(() => Promise.all(acquired.result.map((lock) => lock.release())))
+        assert.ok(released.writes <= 12, `${released.writes} writes for 30 releases`)
+        if (kind === 'ioredis') {
+          // Negative control: without TickCork each command is its own write.
+          t.mock.method(TickCork.prototype, 'hold', () => {})
+          const again = await countWrites(() => Promise.all(keys.map((k) => l.acquire(k))))
+          assert.ok(again.writes >= 30, `${again.writes} writes without TickCork`)
+          await Promise.all(again.result.map((lock) => lock.release()))
+        }
       })
 
       test('two Lockers exclude each other', async () => {

@@ -6,26 +6,7 @@ import { test } from 'node:test'
 import { TickCork } from '../../src/adapters/tick-cork.js'
 import { type Lock, Locker } from '../../src/index.js'
 import { describeMatrix } from '../helpers/matrix.js'
-
-/**
- * Counts the TCP (and Unix socket) writes this process makes while `fn` runs: every
- * `_write`/`_writev` of a `net.Socket` is one write request to the kernel.
- */
-export async function countWrites<T>(fn: () => Promise<T>): Promise<{ writes: number; result: T }> {
-  const proto = net.Socket.prototype as unknown as { _writeGeneric(...args: unknown[]): unknown }
-  const original = proto._writeGeneric
-  let writes = 0
-  proto._writeGeneric = function (this: net.Socket, ...args: unknown[]) {
-    writes++
-    return original.apply(this, args)
-  }
-  try {
-    const result = await fn()
-    return { writes, result }
-  } finally {
-    proto._writeGeneric = original
-  }
-}
+import { countWrites } from '../helpers/writes.js'
 
 /** Nothing else may write meanwhile: connect, load the scripts and warm up first. */
 async function warmLocker(locker: Locker): Promise<void> {
