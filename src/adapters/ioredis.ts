@@ -1,6 +1,6 @@
 import type { RedisAdapter, Subscriber, Topology } from './adapter.js'
 import { SubscriberCore } from './subscriber-core.js'
-import { type Corkable, TickCork } from './tick-cork.js'
+import { type Corkable, type TickCork, tickCorkOf } from './tick-cork.js'
 
 type Listener = (...args: never[]) => void
 
@@ -83,10 +83,10 @@ export class IoRedisAdapter implements RedisAdapter {
     if (isCluster(client)) {
       this.slotMaster = (slot) => this.#slotMaster(client, slot)
       // The node a command goes to is the client's choice: hold every node's socket.
-      this.#cork = new TickCork(() => client.nodes('all').map((node) => node.stream))
+      this.#cork = tickCorkOf(client, () => client.nodes('all').map((node) => node.stream))
     } else {
       const single = [client.stream]
-      this.#cork = new TickCork(() => {
+      this.#cork = tickCorkOf(client, () => {
         single[0] = client.stream // replaced on every reconnect
         return single
       })

@@ -5,12 +5,17 @@
  *
  * The first command of a turn is written at once; from the second on, the client's
  * sockets are corked, and uncorked when a batch is full or, at the latest, by a
- * `process.nextTick` once this turn's synchronous code and promise reactions have run.
- * Everything written in between — acquisitions, releases and extensions of every lock
- * of the process, and the caller's own commands on the same client — leaves in one
- * `writev`. Each command still is the client's own: its reply, error and timeout are
+ * `process.nextTick` when the current tick queue drains: after the promise reactions
+ * when the first command was sent from one (the usual case: a reply settles a promise,
+ * its continuation sends the next command), before them when it was sent from plain
+ * synchronous code, whose continuations then start a schedule of their own. Everything
+ * written in between — acquisitions, releases and extensions of every lock of the
+ * process, and the caller's own commands on the same client — leaves in one `writev`
+ * per batch. Each command still is the client's own: its reply, error and timeout are
  * unchanged, and the order on a connection is the order of the calls. No timer is
  * involved: nothing waits past the end of the turn it was sent in.
+ *
+ * One TickCork per client (see `tickCorkOf`), shared by every Locker on it.
  *
  * @module
  */
@@ -43,7 +48,7 @@ export class TickCork {
   #held = 0
   #limit = 0
 
-  /** `sockets` lists the connections this turn's commands may go out on (read once per turn). */
+  /** `sockets` lists the connections the next commands may go out on (read once per corked batch). */
   constructor(sockets: () => readonly (Corkable | undefined | null)[]) {
     this.#sockets = sockets
   }
@@ -76,13 +81,28 @@ export class TickCork {
 
   #uncork(): void {
     const corked = this.#corked
+    this.#corked = [] // before uncorking: whatever an uncork might set off corks afresh
     // A socket destroyed meanwhile dropped what it held; its commands fail with the connection.
-    for (let i = 0; i < corked.length; i++) corked[i]!.uncork()
-    corked.length = 0
+    for (const socket of corked) socket.uncork()
   }
 
   readonly #flush = (): void => {
     this.#scheduled = false
     this.#uncork()
   }
+}
+
+const corks = new WeakMap<object, TickCork>()
+
+/** The one TickCork of `client`, created with `sockets` on first use. */
+export function tickCorkOf(
+  client: object,
+  sockets: () => readonly (Corkable | undefined | null)[],
+): TickCork {
+  let cork = corks.get(client)
+  if (!cork) {
+    cork = new TickCork(sockets)
+    corks.set(client, cork)
+  }
+  return cork
 }
