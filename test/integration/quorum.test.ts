@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { Redis } from 'ioredis'
+import { TickCork } from '../../src/adapters/tick-cork.js'
 import { nodeTimeoutMs } from '../../src/backends/quorum.js'
 import { type Lock, Locker, LockLostError, QuorumError } from '../../src/index.js'
 import { holdersKey } from '../../src/internal/keys.js'
@@ -9,6 +10,7 @@ import { rejectsWith } from '../helpers/assertions.js'
 import { type AnyClient, type ClientKind, type ConnectedClient, connectClient } from '../helpers/matrix.js'
 import { type RedisServer, startRedis } from '../helpers/redis-server.js'
 import { sleep, waitFor } from '../helpers/wait.js'
+import { countWrites } from '../helpers/writes.js'
 
 const servers: RedisServer[] = []
 const admins: Redis[] = []
@@ -86,6 +88,23 @@ for (const kind of ['ioredis', 'node-redis'] as const) {
       assert.equal(await lock.release(), true)
       assert.deepEqual(await values(`q1${kind}:k`, 3), [null, null, null])
       assert.equal((await l.inspect('k')).isHeld, false)
+    })
+
+    test('24 acquisitions of one turn leave in a few writes per member (issue 14)', async (t) => {
+      const l = locker(await clients(3, kind), { prefix: `qt${kind}:`, lifetimeMs: 30_000 })
+      await (await l.acquire('warm')).release()
+      const keys = Array.from({ length: 24 }, (_, i) => `k${i}`)
+      const acquired = await countWrites(() => Promise.all(keys.map((k) => l.acquire(k))))
+      // ioredis: batches of 1, 4, 16 and 3 per member; node-redis: a turn per member.
+      assert.ok(acquired.writes <= 12, `${acquired.writes} writes for 24 acquisitions on 3 members`)
+      assert.deepEqual(await values(`qt${kind}:k7`, 3), Array(3).fill(acquired.result[7]!.token))
+      await Promise.all(acquired.result.map((lock) => lock.release()))
+      if (kind === 'ioredis') {
+        t.mock.method(TickCork.prototype, 'hold', () => {})
+        const again = await countWrites(() => Promise.all(keys.map((k) => l.acquire(k))))
+        assert.ok(again.writes >= 72, `negative control: ${again.writes} writes without TickCork`)
+        await Promise.all(again.result.map((lock) => lock.release()))
+      }
     })
 
     test('two quorum Lockers exclude each other; a waiter is woken by the release message', async () => {
