@@ -93,8 +93,10 @@ export function startWorker(task: Msg, hardTimeoutMs: number): Worker {
       for (const child of live) killQuietly(child)
     })
   }
+  // BENCH_CPU_PROF=<dir>: every worker writes a V8 CPU profile there (NODE_OPTIONS refuses --cpu-prof).
+  const prof = process.env.BENCH_CPU_PROF
   const child = fork(WORKER, [], {
-    execArgv: ['--import', 'tsx', '--expose-gc'],
+    execArgv: ['--import', 'tsx', '--expose-gc', ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [])],
     serialization: 'advanced',
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
