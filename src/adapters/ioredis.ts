@@ -73,7 +73,7 @@ export class IoRedisAdapter implements RedisAdapter {
   readonly wait?: (numReplicas: number, timeoutMs: number) => Promise<number>
   readonly connectionId?: () => Promise<unknown>
   readonly slotMaster?: (slot: number) => Promise<RedisAdapter>
-  /** A turn's commands leave as one write: per node connection on a cluster (issue 14). */
+  /** A turn's commands leave in a few writes (issue 14): the client's one TickCork. */
   readonly #cork: TickCork
 
   constructor(client: IoRedisLike | IoRedisClusterLike, owned: boolean) {
@@ -85,11 +85,8 @@ export class IoRedisAdapter implements RedisAdapter {
       // The node a command goes to is the client's choice: hold every node's socket.
       this.#cork = tickCorkOf(client, () => client.nodes('all').map((node) => node.stream))
     } else {
-      const single = [client.stream]
-      this.#cork = tickCorkOf(client, () => {
-        single[0] = client.stream // replaced on every reconnect
-        return single
-      })
+      // Read each time: ioredis opens a new socket on every reconnect.
+      this.#cork = tickCorkOf(client, () => [client.stream])
       this.wait = async (n, ms) => {
         this.#cork.hold()
         return Number(await client.call('WAIT', String(n), String(ms)))

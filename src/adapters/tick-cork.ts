@@ -36,7 +36,6 @@ export interface Corkable {
  * 64 loops, about 1.0 × the raw floor against 1.4 × with this schedule; at 8 loops it
  * fell to 0.5 × (bench/results, issue 14 closing note).
  */
-const FIRST_BATCH = 1
 const BATCH_GROWTH = 4
 const MAX_BATCH = 128
 
@@ -64,10 +63,10 @@ export class TickCork {
       this.#cork()
       return
     }
+    // The turn's first command is a batch of one: nothing to cork, it is written at once.
     this.#scheduled = true
     this.#held = 1
-    this.#limit = FIRST_BATCH
-    if (this.#limit > 1) this.#cork()
+    this.#limit = 1
     process.nextTick(this.#flush)
   }
 

@@ -52,3 +52,18 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, message?: 
     clearTimeout(timer)
   }
 }
+
+/** A pending promise whose settlement can be checked without awaiting it. */
+export interface Tracked<T> {
+  readonly promise: Promise<T>
+  settled: boolean
+}
+
+export function track<T>(promise: Promise<T>): Tracked<T> {
+  const t: Tracked<T> = { promise, settled: false }
+  const done = () => {
+    t.settled = true
+  }
+  void promise.then(done, done)
+  return t
+}

@@ -9,7 +9,7 @@ import { type LocalCluster, startCluster } from '../helpers/cluster.js'
 import { ClusterLockers } from '../helpers/cluster-clients.js'
 import { type AnyClient, CLIENT_KINDS, type ConnectedClient, connectClient } from '../helpers/matrix.js'
 import { type RedisServer, startRedis } from '../helpers/redis-server.js'
-import { sleep, waitFor } from '../helpers/wait.js'
+import { sleep, track, waitFor } from '../helpers/wait.js'
 
 // Shared locks and semaphores on a local Redis Cluster (companions in the key's slot,
 // wake-ups by sharded pub/sub) and on a quorum of three independent masters (shared
@@ -18,20 +18,6 @@ import { sleep, waitFor } from '../helpers/wait.js'
 /** Waiting: only a wake-up ends it in well under a second. */
 const SLOW = { retryIntervalMs: 5000, retryTimeoutMs: 20_000, lifetimeMs: 10_000 } as const
 const LONG = { lifetimeMs: 10_000 } as const
-
-interface Tracked<T> {
-  readonly promise: Promise<T>
-  settled: boolean
-}
-
-function track<T>(promise: Promise<T>): Tracked<T> {
-  const t: Tracked<T> = { promise, settled: false }
-  const done = () => {
-    t.settled = true
-  }
-  void promise.then(done, done)
-  return t
-}
 
 describe('shared locks and semaphores on Redis Cluster', () => {
   let cluster: LocalCluster

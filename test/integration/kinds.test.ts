@@ -18,26 +18,11 @@ import { rejectsWith } from '../helpers/assertions.js'
 import { describeMatrix } from '../helpers/matrix.js'
 import { spawnWorker, type Worker } from '../helpers/processes.js'
 import { type RedisServer, startRedis } from '../helpers/redis-server.js'
-import { waitFor } from '../helpers/wait.js'
+import { track, waitFor } from '../helpers/wait.js'
 
 // Shared locks (`shared: true`) and semaphores (`limit: N`) against a real redis-server,
 // on each client library. Wake-up tests give waiters a 5 s retry interval and holders a
 // 10 s lease: an acquisition well under a second after a release was woken by it.
-
-/** A pending promise whose settlement can be checked without awaiting it. */
-interface Tracked<T> {
-  readonly promise: Promise<T>
-  settled: boolean
-}
-
-function track<T>(promise: Promise<T>): Tracked<T> {
-  const t: Tracked<T> = { promise, settled: false }
-  const done = () => {
-    t.settled = true
-  }
-  void promise.then(done, done)
-  return t
-}
 
 function lostReason(lock: Lock): string | undefined {
   const reason = lock.signal.reason as unknown
