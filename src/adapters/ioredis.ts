@@ -166,18 +166,24 @@ export class IoRedisAdapter implements RedisAdapter {
       })
     }
     // Our own connection: it must not queue commands forever while Redis is away,
-    // and must not outlive the Locker because of a pending reconnect.
-    const sub = client.duplicate({ lazyConnect: false, enableReadyCheck: true, autoResubscribe: true })
-    return new SubscriberCore((events) => {
-      quiet(sub, 'error')
-      sub.on('message', events.message as Listener)
-      sub.on('ready', events.ready)
-      return {
-        subscribe: async (c) => void (await sub.subscribe(c)),
-        unsubscribe: async (c) => void (await sub.unsubscribe(c)),
-        close: async () => sub.disconnect(),
-      }
-    })
+    // and must not outlive the Locker because of a pending reconnect. The channels
+    // are subscribed again by SubscriberCore, not by ioredis' autoResubscribe: that
+    // one sends SUBSCRIBE without handling its promise, so a connection closed before
+    // the reply (the Locker closed just after a reconnect) was an unhandled rejection.
+    const sub = client.duplicate({ lazyConnect: false, enableReadyCheck: true, autoResubscribe: false })
+    return new SubscriberCore(
+      (events) => {
+        quiet(sub, 'error')
+        sub.on('message', events.message as Listener)
+        sub.on('ready', events.ready)
+        return {
+          subscribe: async (c) => void (await sub.subscribe(c)),
+          unsubscribe: async (c) => void (await sub.unsubscribe(c)),
+          close: async () => sub.disconnect(),
+        }
+      },
+      { resubscribe: true },
+    )
   }
 
   async close(): Promise<void> {

@@ -35,6 +35,13 @@ export interface AttemptRequest extends S.AcquireRequest {
   readonly contended?: boolean | undefined
   /** Replica confirmation to wait for; none when absent. */
   readonly ack?: ReplicaAck | undefined
+  /**
+   * The caller cleans up after a failed attempt itself: the backend does not release
+   * the token after a timeout or an error. A quorum sets it on its nodes' attempts, so
+   * a node that grants late, after a majority already did, keeps the key: the lease is
+   * then on every node instead of on a bare majority until its next extension.
+   */
+  readonly callerUndoes?: boolean | undefined
 }
 
 /**
@@ -52,7 +59,8 @@ export interface LockBackend {
   checkKeys(keys: readonly string[], mode?: S.HoldMode): void
   /**
    * One attempt at taking all keys for the request's token. A failure that may have
-   * left keys locked is cleaned up by releasing the token afterwards. With
+   * left keys locked is cleaned up by releasing the token afterwards, unless the
+   * request says the caller does (`callerUndoes`). With
    * `ack.replicas > 0` a successful attempt is only reported once that many replicas
    * confirmed it; otherwise it is released and rejects with a BackendError. A backend
    * that cannot wait for replicas rejects such a call with an InvalidArgumentError,

@@ -42,7 +42,10 @@ export class Healer {
             if (this.#wasReleased(token)) continue
             const timeoutMs = nodeTimeoutMs(lifetimeMs, lifetimeMs)
             // A shared holder is re-added as one (the holder script admits it only where no writer holds).
-            nodes[n]?.acquire({ keys, token, lifetimeMs, timeoutMs, fencing: false, mode }).catch(() => {})
+            // A heal that times out and lands late still belongs to a lease a majority holds: kept.
+            nodes[n]
+              ?.acquire({ keys, token, lifetimeMs, timeoutMs, fencing: false, mode, callerUndoes: true })
+              .catch(() => {})
           }
         },
         () => {},

@@ -135,7 +135,10 @@ export class QuorumBackend implements LockBackend {
     const ms = Math.min(perNode, left)
     const n = this.#nodes.length
     const mustFree = n - this.quorum + 1 // held this many: no majority is possible
-    const perNodeRequest: AttemptRequest = { ...request, timeoutMs: ms, ack: undefined }
+    // A node's attempt that fails (a timeout, say) is not undone by the node: once a
+    // majority granted, a late grant there is part of the lease (undone only if the
+    // whole attempt fails, by #undo).
+    const perNodeRequest: AttemptRequest = { ...request, timeoutMs: ms, ack: undefined, callerUndoes: true }
     const attempts = this.#nodes.map((node) => node.acquire(perNodeRequest))
     try {
       return await gather(attempts, ms, (settled, pending) => {
@@ -170,18 +173,19 @@ export class QuorumBackend implements LockBackend {
 
   /**
    * After a failed attempt, releases the token on each node whose own attempt took the
-   * keys, as soon as it says so (late answers included). A node whose attempt failed
-   * cleans up after itself (the {@link LockBackend.acquire} contract), and a node
-   * that found the keys held has nothing of ours: neither costs a release.
+   * keys or failed (a timeout or error may have left them taken; the nodes were told
+   * not to clean up themselves), as soon as it settles. A node that found the keys
+   * held has nothing of ours and costs no release.
    */
   #undo(attempts: readonly Promise<AttemptResult>[], request: AttemptRequest): void {
     const { keys, token, mode } = request
+    const release = (i: number) => this.#nodes[i]?.releaseQuietly({ keys, token, publisherId: '', mode })
     attempts.forEach((attempt, i) => {
       attempt.then(
         (r) => {
-          if (r.acquired) this.#nodes[i]?.releaseQuietly({ keys, token, publisherId: '', mode })
+          if (r.acquired) release(i)
         },
-        () => {},
+        () => release(i),
       )
     })
   }

@@ -124,7 +124,8 @@ export class SingleNodeBackend implements LockBackend {
     } catch (err) {
       // The request may have been applied (or may still be, from an offline queue):
       // release the token once it settles, in order on the same connection.
-      this.releaseQuietly({ keys, token, publisherId: '', mode: request.mode })
+      if (request.callerUndoes !== true)
+        this.releaseQuietly({ keys, token, publisherId: '', mode: request.mode })
       throw toBackendError('acquire', err, [token])
     }
   }

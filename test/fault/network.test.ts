@@ -216,6 +216,40 @@ describeMatrix('faults between client and Redis (loopback proxy)', (ctx) => {
     await direct.close()
   })
 
+  test('the subscriber closed while its re-subscription after a reconnect is unanswered: no unhandled rejection', async () => {
+    const unhandled: unknown[] = []
+    const record = (err: unknown) => unhandled.push(err)
+    process.on('unhandledRejection', record)
+    try {
+      const { faulty, direct } = await lockers({ lifetimeMs: 2000 })
+      const held = await direct.acquire('resubscribe')
+      const pending = outcome(
+        faulty.acquire('resubscribe', { retryIntervalMs: 5000, retryTimeoutMs: 10_000 }),
+      )
+      await sleep(200) // parked, subscribed
+      // Every connection is reset; the subscriber's SUBSCRIBE after the reconnect runs,
+      // and its reply never comes.
+      proxy.setMode({ kind: 'mute-after', match: 'subscribe' })
+      proxy.resetAll()
+      await waitFor(() => proxy.mutedCount > 0, {
+        timeoutMs: 5000,
+        message: 'the subscriber did not subscribe again after the reconnect',
+      })
+      await sleep(20)
+      await faulty.close() // the subscriber connection closes with that SUBSCRIBE unanswered
+      const result = await pending
+      assert.ok(typeof result === 'string' && result.startsWith('ERR_LOCK'), `the wait ended with ${result}`)
+      await sleep(300)
+      assert.deepEqual(unhandled.map(String), [])
+      proxy.setMode({ kind: 'pass' })
+      await held.release()
+      await direct.close()
+    } finally {
+      process.off('unhandledRejection', record)
+      proxy.setMode({ kind: 'pass' })
+    }
+  })
+
   test('a subscriber behind a refusing proxy still gets the lock by polling', async () => {
     const { faulty, direct } = await lockers({ lifetimeMs: 2000 })
     const held = await direct.acquire('refuse')

@@ -19,6 +19,12 @@ export type ProxyMode =
    * one cut the mode is 'pass' again.
    */
   | { kind: 'cut-next-chunk'; fraction: number }
+  /**
+   * Passes until a client sends a chunk holding `match` (ASCII, any case; e.g. a command
+   * name), then drops every later reply on that connection: the request runs, its
+   * answer never comes. Other connections pass.
+   */
+  | { kind: 'mute-after'; match: string }
 
 export interface ProxyTarget {
   host: string
@@ -95,6 +101,8 @@ class Link {
   resetArmed = false
   /** A side closed during 'blackhole'; the other side is closed when the partition heals. */
   closePending = false
+  /** Set in 'mute-after' once the client sent the match: no reply gets through any more. */
+  muted = false
 
   constructor(client: net.Socket, upstream: net.Socket) {
     this.client = client
@@ -151,6 +159,9 @@ export class FaultProxy {
   get mode(): ProxyMode {
     return this.#mode
   }
+
+  /** Connections muted by 'mute-after' so far (closed ones included). */
+  mutedCount = 0
 
   /** Number of proxied client connections currently open. */
   get connectionCount(): number {
@@ -210,6 +221,13 @@ export class FaultProxy {
         return
       case 'blackhole':
         return
+      case 'mute-after':
+        if (!link.muted && chunk.toString('latin1').toLowerCase().includes(mode.match.toLowerCase())) {
+          link.muted = true
+          this.mutedCount++
+        }
+        link.toServer.push(chunk, 0)
+        return
       case 'reset-after-request':
       case 'cut-next-chunk': {
         // Only the first request goes through; the connection is about to die anyway.
@@ -241,6 +259,9 @@ export class FaultProxy {
       case 'reset-after-request':
       case 'cut-next-chunk':
         link.toClient.push(chunk, 0)
+        return
+      case 'mute-after':
+        if (!link.muted) link.toClient.push(chunk, 0)
         return
       case 'delay':
         link.toClient.push(chunk, delayOf(mode))

@@ -211,6 +211,30 @@ describe('quorum of 3 [ioredis] under faults', () => {
     await cleanUp()
   })
 
+  test('a node that grants late, after a majority did, keeps the key: the lease is on every node', async () => {
+    const l = locker(await clients(3), { prefix: 'q12:' })
+    await (await l.acquire('warm')).release()
+    servers[2]?.pause()
+    // Lease 2 s: a per-node bound of 200 ms; the first extension comes after 1 s.
+    const lock = await l.acquire('k', { lifetimeMs: 2000 })
+    await sleep(nodeTimeoutMs(2000, 2000))
+    servers[2]?.resume() // the stopped node now runs the SET it was sent
+    await sleep(100)
+    assert.deepEqual(await values('q12:k', 3), [lock.token, lock.token, lock.token])
+    assert.equal(await lock.release(), true)
+    assert.deepEqual(await values('q12:k', 3), [null, null, null])
+    // An attempt that fails as a whole is undone on every node, the late ones included.
+    servers[1]?.pause()
+    servers[2]?.pause()
+    await rejectsWith(l.tryAcquire('gone', { lifetimeMs: 2000 }), 'ERR_LOCK_QUORUM')
+    servers[1]?.resume()
+    servers[2]?.resume()
+    await waitFor(async () => (await values('q12:gone', 3)).every((v) => v === null), {
+      message: 'a failed attempt left a key behind',
+    })
+    await cleanUp()
+  })
+
   test('a holder is told by its deadline when a majority stops answering', async () => {
     const l = locker(await clients(3), { prefix: 'q6:' })
     const lock = await l.acquire('k', { lifetimeMs: 600 })

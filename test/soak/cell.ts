@@ -85,8 +85,6 @@ export class Cell {
   readonly problems: string[] = []
   startAt = 0
   endAt = 0
-  /** The latest restart of a lock node: which node, and when it was killed. */
-  lastRestart: { node: number; at: number } | undefined
 
   private constructor(options: CellOptions) {
     this.options = options

@@ -15,9 +15,10 @@ import type { HoldSpec } from './variants.js'
  *   and only reported; overlaps across the restart are reported apart.
  * - Q: a Redlock quorum of 3 independent masters, each worker reaching each one
  *   through its own proxy; faults hit one node (paused, or killed and restarted
- *   empty) or one worker's link to one node at a time, plus holder pauses and kills.
- *   One node faulted at a time is inside the contract: no overlap at all, restarts
- *   included. Lost counter updates are only reported (holders are paused).
+ *   empty after more than a lease: Redlock's delayed restart) or one worker's link
+ *   to one node at a time, plus holder pauses and kills. One node faulted at a time
+ *   is inside the contract: no overlap at all, restarts included. Lost counter
+ *   updates are only reported (holders are paused).
  * - S: shared and exclusive acquisitions of one key (readers and writers) under
  *   phase A's faults. Never an exclusive grant beside any other; shared grants do
  *   overlap (at least two at once, or the phase proved nothing); writers' counter

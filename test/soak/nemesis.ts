@@ -146,6 +146,11 @@ export function planFaults(
         // their retryTimeoutMs (3 s) and get the keys after the restart.
         fault.durationMs = Math.round(rng.range(1000, 2000))
         break
+      case 'node-restart':
+        // Redlock's delayed restart: a node back empty sooner than a lease after its
+        // crash can cost a lease held on a bare majority (see SAFETY.md).
+        fault.durationMs = Math.round(rng.range(1.2, 2.5) * lifetimeMs)
+        break
       default:
         break
     }
@@ -191,28 +196,6 @@ function heal(link: FaultProxy): void {
   link.resetAll()
 }
 
-/**
- * The node a quorum restart hits. A node restarted empty has lost the keys of every
- * lease granted before it, and those leases live on with the other nodes as long as
- * they are extended: restarting a second node while one of them is still held would
- * be two nodes misbehaving at once (a second majority could form). So a different
- * node is restarted only once every grant that could predate the last restart has
- * ended: no live worker holds a grant logged less than two leases after it began (an
- * acquisition takes at most a lease, its log line a moment more); until then the
- * same node is restarted again.
- */
-function restartNode(cell: Cell, pick: number): { node: number; redirected: boolean } {
-  const drawn = pick % cell.options.nodes.length
-  const last = cell.lastRestart
-  if (last === undefined || last.node === drawn) return { node: drawn, redirected: false }
-  cell.refresh()
-  const bound = last.at + 2 * cell.options.lifetimeMs
-  const old = cell.slots.some(
-    (s) => !s.worker.exitInfo && [...s.holding.values()].some((h) => h.since <= bound),
-  )
-  return old ? { node: last.node, redirected: true } : { node: drawn, redirected: false }
-}
-
 /** Runs one fault to completion (including its heal) and logs both ends with monotonic times. */
 export async function inject(cell: Cell, fault: Fault): Promise<void> {
   const log = cell.nemesisLog
@@ -243,10 +226,11 @@ export async function inject(cell: Cell, fault: Fault): Promise<void> {
       break
     }
     case 'node-restart': {
-      const { node, redirected } = restartNode(cell, fault.pick)
+      const node = fault.pick % cell.options.nodes.length
       const server = cell.options.nodes[node] as RedisServer
-      cell.lastRestart = { node, at: monoMs() }
-      log.write('fault-start', { ...base, node, pid: server.pid, redirected })
+      log.write('fault-start', { ...base, node, pid: server.pid, downMs: fault.durationMs })
+      await server.kill()
+      await sleep(fault.durationMs)
       await server.restart()
       break
     }
