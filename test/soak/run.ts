@@ -31,7 +31,16 @@ function failures(phases: readonly PhaseResult[], report: Pick<SoakReport, 'cont
   const out: string[] = []
   for (const { spec, result } of phases) {
     const c = result.check
-    if (c.overlaps > 0) out.push(`phase ${spec.name}: ${c.overlaps} overlapping valid grants`)
+    if (c.overlaps > 0) {
+      // Enough to start from when only CI's output is left (the logs stay on that machine).
+      const seen = c.examples
+        .slice(0, 3)
+        .map(
+          (o) =>
+            `${o.key}: worker ${o.a.w} ${o.a.kind} ${o.a.start}-${o.a.end} ms and worker ${o.b.w} ${o.b.kind} ${o.b.start}-${o.b.end} ms (${o.overlapMs} ms)`,
+        )
+      out.push(`phase ${spec.name}: ${c.overlaps} overlapping valid grants; ${seen.join('; ')}`)
+    }
     if (c.overLimit > 0) {
       out.push(`phase ${spec.name}: ${c.overLimit} semaphore grants beyond the limit of ${c.semaphoreLimit}`)
     }
