@@ -20,6 +20,22 @@ export interface ReplicaAck {
   readonly timeoutMs: number
 }
 
+const sentNothingErrors = new WeakSet<object>()
+
+/**
+ * Marks `err` as the failure of an operation that sent nothing to Redis (a client
+ * reconnecting): there is nothing to undo, and a quorum sends no release for it.
+ */
+export function sentNothing<E extends Error>(err: E): E {
+  sentNothingErrors.add(err)
+  return err
+}
+
+/** True for an error marked by {@link sentNothing}. */
+export function wasSentNothing(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && sentNothingErrors.has(err)
+}
+
 /** One acquisition attempt, as a backend runs it. */
 export interface AttemptRequest extends S.AcquireRequest {
   /**

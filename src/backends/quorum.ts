@@ -11,7 +11,7 @@ import type {
   ReleaseResult,
   Subscriber,
 } from './lock-backend.js'
-import { unsupportedReplicas } from './lock-backend.js'
+import { unsupportedReplicas, wasSentNothing } from './lock-backend.js'
 import {
   acquireOutcome,
   contention,
@@ -175,7 +175,8 @@ export class QuorumBackend implements LockBackend {
    * After a failed attempt, releases the token on each node whose own attempt took the
    * keys or failed (a timeout or error may have left them taken; the nodes were told
    * not to clean up themselves), as soon as it settles. A node that found the keys
-   * held has nothing of ours and costs no release.
+   * held, or failed without sending anything (its client reconnecting), has nothing
+   * of ours and costs no release.
    */
   #undo(attempts: readonly Promise<AttemptResult>[], request: AttemptRequest): void {
     const { keys, token, mode } = request
@@ -185,7 +186,9 @@ export class QuorumBackend implements LockBackend {
         (r) => {
           if (r.acquired) release(i)
         },
-        () => release(i),
+        (err: unknown) => {
+          if (!wasSentNothing(err)) release(i)
+        },
       )
     })
   }

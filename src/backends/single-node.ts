@@ -26,7 +26,7 @@ import {
   withSource,
 } from '../scripts/index.js'
 import { unexpectedReply } from '../scripts/script.js'
-import type { AttemptRequest, LockBackend } from './lock-backend.js'
+import { type AttemptRequest, type LockBackend, sentNothing } from './lock-backend.js'
 import { acquireConfirmed } from './replicas.js'
 import { ScriptRunner, toBackendError } from './script-runner.js'
 
@@ -102,7 +102,9 @@ export class SingleNodeBackend implements LockBackend {
     const { keys, token, lifetimeMs, timeoutMs, fencing } = request
     if (this.adapter.isReconnecting?.()) {
       // Nothing is sent: a command now would sit in the client's offline queue.
-      throw new BackendError('acquire', 'acquire failed: the client is reconnecting to Redis (not connected)')
+      throw sentNothing(
+        new BackendError('acquire', 'acquire failed: the client is reconnecting to Redis (not connected)'),
+      )
     }
     const startedAt = performance.now()
     const setNx = this.adapter.setNx

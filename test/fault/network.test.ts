@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type Lock, LockError, Locker, type LockLostError } from '../../src/index.js'
+import { releaseChannel } from '../../src/internal/keys.js'
 import { describeMatrix } from '../helpers/matrix.js'
 import { type FaultProxy, startProxy } from '../helpers/proxy.js'
 import { waitFor } from '../helpers/wait.js'
@@ -226,7 +227,14 @@ describeMatrix('faults between client and Redis (loopback proxy)', (ctx) => {
       const pending = outcome(
         faulty.acquire('resubscribe', { retryIntervalMs: 5000, retryTimeoutMs: 10_000 }),
       )
-      await sleep(200) // parked, subscribed
+      // Parked and subscribed: the waiter's own SUBSCRIBE must not be the one muted below.
+      await waitFor(async () => {
+        const [, count] = (await ctx.admin.pubsub('NUMSUB', releaseChannel('resubscribe'))) as [
+          string,
+          number,
+        ]
+        return Number(count) > 0
+      })
       // Every connection is reset; the subscriber's SUBSCRIBE after the reconnect runs,
       // and its reply never comes.
       proxy.setMode({ kind: 'mute-after', match: 'subscribe' })

@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import type { Subscriber } from '../../src/adapters/adapter.js'
-import type {
-  AttemptRequest,
-  AttemptResult,
-  ExtendRequest,
-  ExtendStatus,
-  KeyState,
-  ReleaseRequest,
-  ReleaseResult,
+import {
+  type AttemptRequest,
+  type AttemptResult,
+  type ExtendRequest,
+  type ExtendStatus,
+  type KeyState,
+  type ReleaseRequest,
+  type ReleaseResult,
+  sentNothing,
 } from '../../src/backends/lock-backend.js'
 import { nodeTimeoutMs, QuorumBackend, type QuorumNode, quorumOf } from '../../src/backends/quorum.js'
 import { QuorumSubscriber } from '../../src/backends/quorum-subscriber.js'
@@ -57,7 +58,10 @@ class FakeNode implements QuorumNode {
     if (this.serverIdError) return Promise.reject(this.serverIdError)
     return Promise.resolve(this.runId)
   }
+  /** What each acquisition asked for: a quorum's nodes are told the caller undoes. */
+  readonly callerUndoes: (boolean | undefined)[] = []
   acquire(request: AttemptRequest): Promise<AttemptResult> {
+    this.callerUndoes.push(request.callerUndoes)
     return this.#answer(this.acquireAnswer, request.timeoutMs)
   }
   extend(_b: readonly ExtendRequest[], ms: number): Promise<ExtendStatus[]> {
@@ -171,6 +175,22 @@ describe('QuorumBackend.acquire', () => {
     assert.deepEqual(
       nodes.map((n) => n.released),
       [1, 0, 1],
+    )
+    assert.deepEqual(
+      nodes.map((n) => n.callerUndoes),
+      [[true], [true], [true]],
+    )
+  })
+
+  test('a failed node that sent nothing (its client reconnecting) costs no release', async () => {
+    const { nodes, quorum } = setup(3)
+    nodes[1]!.acquireAnswer = held(50)
+    nodes[2]!.acquireAnswer = sentNothing(new BackendError('acquire', 'the client is reconnecting'))
+    await assert.rejects(quorum.acquire(attempt(['k'], 't', 1000, 900)), QuorumError)
+    await settle()
+    assert.deepEqual(
+      nodes.map((n) => n.released),
+      [1, 0, 0],
     )
   })
 

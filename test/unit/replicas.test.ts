@@ -408,3 +408,21 @@ describe('backends that cannot wait for replicas', () => {
     assert.equal(adapter.calls.length, 0)
   })
 })
+
+describe('Backend.acquire cleanup after a failed attempt', () => {
+  for (const callerUndoes of [false, true]) {
+    test(`an attempt that failed is released by the backend${callerUndoes ? ' unless the caller undoes it (a quorum node)' : ''}`, async () => {
+      const { adapter, backend } = setup()
+      adapter.acquireReply = undefined
+      const failing = adapter.handler
+      adapter.handler = (call) => {
+        const reply = failing?.(call)
+        if (reply === undefined) throw new Error('ERR connection lost')
+        return reply
+      }
+      await assert.rejects(backend.acquire({ ...attempt(['k'], 't', 1000, 900), callerUndoes }), BackendError)
+      await new Promise((r) => setImmediate(r))
+      assert.deepEqual(adapter.log, callerUndoes ? ['acquire'] : ['acquire', 'release'])
+    })
+  }
+})
