@@ -183,32 +183,48 @@ local out = {}
 local ms = ARGV[1]
 local n = tonumber(ms)
 local now = nowMs()
+local ends = now + n
+-- Per lock key, read once: 0 gone, -1 another kind or owner, 1 holders (pruned).
 local seen, armed = {}, {}
 for l = 1, #KEYS / 2 do
   local K, H, token = KEYS[2 * l - 1], KEYS[2 * l], ARGV[l + 1]
-  local v = seen[K]
-  if v == nil then
-    v = redis.pcall('GET', K)
+  local state = seen[K]
+  if state == nil then
+    local v = redis.pcall('GET', K)
     if type(v) == 'table' then
       if not string.find(v.err, '^WRONGTYPE') then return v end
-      v = true -- another type: another owner
+      state = -1 -- another type: another owner
+    elseif not v then
+      state = 0
+    else
+      local kind = kindOf(v)
+      if kind == 's' or kind == 'n' then
+        -- Holders whose lease has ended are dropped (as an acquisition drops them):
+        -- an entry past its end is not revived by the ZADD XX below.
+        redis.call('ZREMRANGEBYSCORE', H, '-inf', now)
+        state = 1
+      else
+        state = -1
+      end
     end
-    seen[K] = v
+    seen[K] = state
   end
-  local kind = v and v ~= true and kindOf(v)
-  if not v then
-    out[l] = 0
-  elseif kind ~= 's' and kind ~= 'n' then
-    out[l] = -1
-  elseif tonumber(redis.call('ZSCORE', H, token) or '0') <= now then
-    out[l] = 0
-  else
-    redis.call('ZADD', H, 'XX', now + n, token)
+  if state ~= 1 then
+    out[l] = state
+  elseif redis.call('ZADD', H, 'XX', 'CH', ends, token) == 1 or redis.call('ZSCORE', H, token) then
+    -- (CH counts 0 for an entry whose end did not change: it is there all the same.)
     if not armed[K] then
       armed[K] = true
-      arm(K, H, n)
+      -- The set's TTL is never below the key's, and the key's is never below its
+      -- longest holder's: a key re-armed is re-armed with its set, one PTTL read.
+      if redis.call('PTTL', K) < n then
+        redis.call('PEXPIRE', K, n)
+        redis.call('PEXPIRE', H, n)
+      end
     end
     out[l] = 1
+  else
+    out[l] = 0
   end
 end
 return out
