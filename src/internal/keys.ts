@@ -81,3 +81,21 @@ export function writerKey(key: string): string {
 export function releaseChannel(key: string): string {
   return companion(key, 'released')
 }
+
+/**
+ * Lua: `releaseChannel(key)`, the same name as {@link releaseChannel} builds, so a
+ * release script names the channel itself, and only when it publishes: the common
+ * release (nobody waits) carries no channel argument.
+ */
+export const LUA_RELEASE_CHANNEL = `
+local function releaseChannel(key)
+  local open = string.find(key, '{', 1, true)
+  if open then
+    local close = string.find(key, '}', open + 1, true)
+    if close and close > open + 1 then return key .. '\0arl:released' end
+  end
+  if string.find(key, '}', 1, true) then return key .. '\0arl:released' end
+  local head = open and string.sub(key, 1, open - 1) or key
+  return head .. '\0arl:released:{' .. key .. '}'
+end
+`

@@ -1,4 +1,4 @@
-import { holdersKey, releaseChannel } from '../internal/keys.js'
+import { holdersKey, LUA_RELEASE_CHANNEL } from '../internal/keys.js'
 import { TOKEN_LENGTH } from '../internal/token.js'
 import {
   type AcquireRequest,
@@ -167,7 +167,7 @@ return {1, s, room}
 
 /** The release script body for holders; only the publishing command differs between modes. */
 function releaseHolderSource(publish: 'PUBLISH' | 'SPUBLISH'): string {
-  return `${LUA_OURS}${LUA_KIND}
+  return `${LUA_OURS}${LUA_KIND}${LUA_RELEASE_CHANNEL}
 local n = #KEYS / 2
 local removed = 0
 local heard = 0
@@ -184,15 +184,16 @@ for i = 1, n do
     -- Expired entries left behind keep the key only until its TTL (acquisitions drop them).
     if redis.call('ZCARD', H) == 0 then redis.call('DEL', K, H) end
     -- Marked: someone waits for this key (a permit, or the last shared holder's exit).
-    if marked(v) then heard = heard + redis.call('${publish}', ARGV[2 + i], ARGV[2]) end
+    if marked(v) then heard = heard + redis.call('${publish}', releaseChannel(K), ARGV[2]) end
   end
 end
+if heard == 0 then return removed end
 return {removed, heard}
 `
 }
 
 function encodeReleaseHolder({ keys, token, publisherId }: ReleaseRequest) {
-  return { keys: [...keys, ...keys.map(holdersKey)], args: [token, publisherId, ...keys.map(releaseChannel)] }
+  return { keys: [...keys, ...keys.map(holdersKey)], args: [token, publisherId] }
 }
 
 function releaseHolderScript(
@@ -208,9 +209,10 @@ function releaseHolderScript(
  *
  * KEYS[1..n]   lock keys; KEYS[n+1..2n] their holders sets
  * ARGV[1]      the holder's token
- * ARGV[2]      message published (the releasing Locker's id)
- * ARGV[3..]    the release channel of each key
- * Returns      {removed, receivers}: keys from whose holders set the token was removed
+ * ARGV[2]      message published (the releasing Locker's id) on each key's release
+ *              channel (named by the script, see LUA_RELEASE_CHANNEL)
+ * Returns      removed (an integer) when nobody heard, else {removed, receivers}:
+ *              keys from whose holders set the token was removed
  *              (an entry past its lease that no acquisition dropped yet counts too: the
  *              caller's own deadline says whether it was still held), and subscribers
  *              that heard about it. A key of another kind or type is not touched.

@@ -1,4 +1,4 @@
-import { releaseChannel } from '../internal/keys.js'
+import { LUA_RELEASE_CHANNEL } from '../internal/keys.js'
 import type { HoldMode } from './acquire.js'
 import { type ScriptArgs, type TypedScript, typedScript, unexpectedReply } from './script.js'
 
@@ -22,7 +22,7 @@ export interface ReleaseResult {
 
 /** The release script body; only the publishing command differs between modes. */
 function releaseSource(publish: 'PUBLISH' | 'SPUBLISH'): string {
-  return `
+  return `${LUA_RELEASE_CHANNEL}
 local n = 0
 local heard = 0
 for i = 1, #KEYS do
@@ -36,23 +36,31 @@ for i = 1, #KEYS do
     redis.call('DEL', KEYS[i])
     n = n + 1
     -- Marked: someone waits for this key.
-    if v ~= ARGV[1] then heard = heard + redis.call('${publish}', ARGV[2 + i], ARGV[2]) end
+    if v ~= ARGV[1] then heard = heard + redis.call('${publish}', releaseChannel(KEYS[i]), ARGV[2]) end
   end
 end
+if heard == 0 then return n end
 return {n, heard}
 `
 }
 
 function encodeRelease({ keys, token, publisherId }: ReleaseRequest): ScriptArgs {
-  const args =
-    keys.length === 1
-      ? [token, publisherId, releaseChannel(keys[0] as string)]
-      : [token, publisherId, ...keys.map(releaseChannel)]
-  return { keys, args }
+  return { keys, args: [token, publisherId] }
 }
 
-/** Decodes {removed, receivers} (RELEASE and RELEASE_HOLDER share the shape). */
+/** Nobody heard a release: the common reply, an integer. */
+const UNHEARD = [0, 1, 2, 3].map((removed) => Object.freeze({ removed, receivers: 0 }))
+
+/**
+ * Decodes a release reply (RELEASE and RELEASE_HOLDER share the shape): the number of
+ * keys removed when nobody heard the announcement (an integer is the cheapest reply to
+ * send and parse, and the usual one), else {removed, receivers}.
+ */
 export function decodeRelease(reply: unknown): ReleaseResult {
+  if (typeof reply === 'number' || typeof reply === 'bigint') {
+    const removed = Number(reply)
+    return UNHEARD[removed] ?? { removed, receivers: 0 }
+  }
   if (!Array.isArray(reply)) throw unexpectedReply('release', reply)
   return { removed: Number(reply[0]), receivers: Number(reply[1]) }
 }
@@ -72,9 +80,10 @@ function releaseScript(
  *
  * KEYS[1..n]   lock keys
  * ARGV[1]      owner token
- * ARGV[2]      message published on release (the releasing Locker's id)
- * ARGV[3..]    the release channel of each key, in KEYS order
- * Returns      {deleted, receivers}: how many keys were deleted (0: nothing of ours was
+ * ARGV[2]      message published on release (the releasing Locker's id), on each
+ *              key's release channel (named by the script, see LUA_RELEASE_CHANNEL)
+ * Returns      deleted, an integer, when nobody heard an announcement; else
+ *              {deleted, receivers}: how many keys were deleted (0: nothing of ours was
  *              left) and how many subscribers got the announcements (waiters exist).
  *              A key of another type is not ours: left alone, like another owner's.
  * Cluster      PUBLISH is broadcast over the cluster bus to every node; the cluster

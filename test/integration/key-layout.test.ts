@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { BackendError, type Lock, Locker, LockLostError } from '../../src/index.js'
-import { fenceKey, RESERVED, releaseChannel } from '../../src/internal/keys.js'
+import { fenceKey, LUA_RELEASE_CHANNEL, RESERVED, releaseChannel } from '../../src/internal/keys.js'
 import { withoutWaitingMark } from '../../src/scripts/index.js'
 import { rejectsWith } from '../helpers/assertions.js'
 import { describeMatrix } from '../helpers/matrix.js'
@@ -22,6 +22,27 @@ async function commandCalls(info: string): Promise<number> {
 }
 
 describeMatrix('key layout: every key and channel under the prefix, in the key slot', (ctx) => {
+  test("the release scripts name a key's release channel exactly as releaseChannel does (tags, braces, NUL-free keys)", async () => {
+    const keys = [
+      'k',
+      'app:x',
+      'p:{t}k',
+      '{t}',
+      'a{}b',
+      '{}{t}',
+      'x}y',
+      '}{',
+      'a{b',
+      'a{b}c{d}',
+      'ünï:cödé',
+      '',
+    ]
+    for (const key of keys) {
+      const inLua = await ctx.admin.eval(`${LUA_RELEASE_CHANNEL} return releaseChannel(KEYS[1])`, 1, key)
+      assert.equal(inLua, releaseChannel(key), JSON.stringify(key))
+    }
+  })
+
   test('a Redis user limited to ~app:* &app:* acquires with fencing, inspects, is woken by a release, extends and releases (prefix app:)', async () => {
     await ctx.admin.call('ACL', 'SETUSER', 'u', 'reset', 'on', '>pw', '~app:*', '&app:*', '+@all')
     await ctx.admin.call('ACL', 'LOG', 'RESET')

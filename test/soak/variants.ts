@@ -1,4 +1,5 @@
 import type { Clock } from '../../src/internal/clock.js'
+import { LUA_RELEASE_CHANNEL } from '../../src/internal/keys.js'
 import type { LockerInternals } from '../../src/internal/testing.js'
 import { ACQUIRE, ACQUIRE_HOLDER } from '../../src/scripts/index.js'
 
@@ -68,14 +69,14 @@ const writerIgnoresReaders = (): string =>
 
 /**
  * RELEASE without the owner check: deletes the keys whoever holds them. Same KEYS,
- * ARGV and reply shape `{deleted, receivers}` as the real script, so the Locker
+ * ARGV and a reply the real script may give (`{deleted, receivers}`), so the Locker
  * cannot tell the difference; a late release of an expired lease then deletes the
  * next holder's lock.
  */
-const PLAIN_DEL_RELEASE = `
+const PLAIN_DEL_RELEASE = `${LUA_RELEASE_CHANNEL}
 local heard = 0
 for i = 1, #KEYS do
-  heard = heard + redis.call('PUBLISH', ARGV[2 + i], ARGV[2])
+  heard = heard + redis.call('PUBLISH', releaseChannel(KEYS[i]), ARGV[2])
 end
 return {redis.call('DEL', unpack(KEYS)), heard}
 `

@@ -116,14 +116,15 @@ describe('scripts: encode and decode (pure, no Redis)', () => {
     assert.deepEqual(ACQUIRE_HOLDER.decode([-1, 1, 'shared', 0]).acquired, false)
   })
 
-  test('RELEASE_HOLDER: lock keys then holders sets; ARGV token, publisher, channels', () => {
+  test('RELEASE_HOLDER: lock keys then holders sets; ARGV token, publisher (the script names the channels)', () => {
     assert.deepEqual(RELEASE_HOLDER.encode({ keys: ['k'], token, publisherId: 'me', mode: SHARED }), {
       keys: ['k', `k${NS}holders:{k}`],
-      args: [token, 'me', `k${NS}released:{k}`],
+      args: [token, 'me'],
     })
     assert.match(RELEASE_HOLDER.source, /'PUBLISH'/)
     assert.match(RELEASE_HOLDER_SHARDED.source, /'SPUBLISH'/)
-    assert.deepEqual(RELEASE_HOLDER.decode([1, 0]), { removed: 1, receivers: 0 })
+    assert.deepEqual(RELEASE_HOLDER.decode([1, 2]), { removed: 1, receivers: 2 })
+    assert.deepEqual(RELEASE_HOLDER.decode(1), { removed: 1, receivers: 0 })
   })
 
   test('ACQUIRE replies: {1}, {1, fence}, {0, pttl, i}; anything else is a BackendError', () => {
@@ -175,18 +176,21 @@ describe('scripts: encode and decode (pure, no Redis)', () => {
     assert.throws(() => EXTEND.decode('OK'), BackendError)
   })
 
-  test('RELEASE: ARGV token, publisher, then one release channel per key (in its slot)', () => {
+  test('RELEASE: ARGV token and publisher only (the script names each key\'s channel); an integer reply when nobody heard', () => {
     assert.deepEqual(RELEASE.encode({ keys: ['k'], token, publisherId: 'me' }), {
       keys: ['k'],
-      args: [token, 'me', `k${NS}released:{k}`],
+      args: [token, 'me'],
     })
     assert.deepEqual(RELEASE_SHARDED.encode({ keys: ['{u}a', 'b'], token, publisherId: '' }), {
       keys: ['{u}a', 'b'],
-      args: [token, '', `{u}a${NS}released`, `b${NS}released:{b}`],
+      args: [token, ''],
     })
     assert.deepEqual(RELEASE.decode([1, 2]), { removed: 1, receivers: 2 })
+    assert.deepEqual(RELEASE.decode(1), { removed: 1, receivers: 0 })
+    assert.deepEqual(RELEASE.decode(0), { removed: 0, receivers: 0 })
+    assert.deepEqual(RELEASE.decode(7), { removed: 7, receivers: 0 })
     assert.throws(
-      () => RELEASE.decode(1),
+      () => RELEASE.decode('1'),
       (err) => err instanceof BackendError && err.operation === 'release',
     )
     assert.match(RELEASE.source, /'PUBLISH'/)
