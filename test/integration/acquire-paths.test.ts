@@ -4,7 +4,7 @@ import type { RedisAdapter } from '../../src/adapters/adapter.js'
 import { adapterFor } from '../../src/adapters/detect.js'
 import { SingleNodeBackend } from '../../src/backends/single-node.js'
 import { Locker } from '../../src/index.js'
-import { fenceKey, holdersKey, releaseChannel, writerKey } from '../../src/internal/keys.js'
+import { fenceKey, holdersKey, writerKey } from '../../src/internal/keys.js'
 import {
   ACQUIRE,
   ACQUIRE_HOLDER,

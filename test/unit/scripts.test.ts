@@ -176,7 +176,7 @@ describe('scripts: encode and decode (pure, no Redis)', () => {
     assert.throws(() => EXTEND.decode('OK'), BackendError)
   })
 
-  test('RELEASE: ARGV token and publisher only (the script names each key\'s channel); an integer reply when nobody heard', () => {
+  test("RELEASE: ARGV token and publisher only (the script names each key's channel); an integer reply when nobody heard", () => {
     assert.deepEqual(RELEASE.encode({ keys: ['k'], token, publisherId: 'me' }), {
       keys: ['k'],
       args: [token, 'me'],
