@@ -121,9 +121,10 @@ export class IoRedisAdapter implements RedisAdapter {
     return this.#client.eval(source, keys.length, ...keys, ...args)
   }
 
-  async setNx(key: string, value: string, ms: number): Promise<boolean> {
+  setNx(key: string, value: string, ms: number): Promise<boolean> {
     this.#cork.hold()
-    return (await this.#client.set(key, value, 'PX', ms, 'NX')) === 'OK'
+    // A plain reaction, not an async function: one promise less per acquisition.
+    return this.#client.set(key, value, 'PX', ms, 'NX').then(isOk)
   }
 
   /** The connection ioredis sends a keyed command of `slot` on: the pool's connection to `slots[slot][0]`. */
@@ -195,6 +196,8 @@ export class IoRedisAdapter implements RedisAdapter {
     }
   }
 }
+
+const isOk = (reply: unknown): boolean => reply === 'OK'
 
 /** Errors on our own connections are handled by reconnecting; without a listener ioredis prints them. */
 function quiet(client: IoRedisCommands, ...events: string[]): void {

@@ -10,6 +10,10 @@ interface PendingCall {
   readonly reject: (err: unknown) => void
 }
 
+function isNoScript(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith('NOSCRIPT')
+}
+
 /** How much later than its deadline the shared watchdog may reject a hung call. */
 export const WATCHDOG_SLACK_MS = 20
 
@@ -41,7 +45,20 @@ export class ScriptRunner {
     const { keys, args } = script.encode(request)
     let reply: unknown
     try {
-      reply = await this.bounded(this.run(script, keys, args), timeoutMs, operation)
+      if (this.loaded.has(script.sha)) {
+        const sentAt = performance.now()
+        try {
+          reply = await this.bounded(this.adapter.evalsha(script.sha, keys, args), timeoutMs, operation)
+        } catch (err) {
+          // The server lost its script cache (restart, SCRIPT FLUSH, failover): send the
+          // source once, within what is left of the bound; it caches the script again.
+          if (!isNoScript(err)) throw err
+          const left = Math.max(1, timeoutMs - (performance.now() - sentAt))
+          reply = await this.bounded(this.adapter.eval(script.source, keys, args), left, operation)
+        }
+      } else {
+        reply = await this.bounded(this.run(script, keys, args), timeoutMs, operation)
+      }
     } catch (err) {
       // The arguments are the leases' owner tokens: none may reach an error message.
       throw toBackendError(operation, err, args)
@@ -88,9 +105,7 @@ export class ScriptRunner {
     return this.adapter.evalsha(script.sha, keys, args).catch((err: unknown) => {
       // The server lost its script cache (restart, SCRIPT FLUSH, failover): send the
       // source once, which also caches it again for the next EVALSHA.
-      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
-        return this.adapter.eval(script.source, keys, args)
-      }
+      if (isNoScript(err)) return this.adapter.eval(script.source, keys, args)
       throw err
     })
   }
