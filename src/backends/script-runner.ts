@@ -57,7 +57,11 @@ export class ScriptRunner {
           reply = await this.bounded(this.adapter.eval(script.source, keys, args), left, operation)
         }
       } else {
-        reply = await this.bounded(this.run(script, keys, args), timeoutMs, operation)
+        // The first call of each script sends its source (EVAL caches it): an EVALSHA
+        // that is bound to fail with NOSCRIPT would cost a whole extra round trip, which
+        // on a slow link can be the difference between extending a lease and losing it.
+        reply = await this.bounded(this.adapter.eval(script.source, keys, args), timeoutMs, operation)
+        this.loaded.add(script.sha)
       }
     } catch (err) {
       // The arguments are the leases' owner tokens: none may reach an error message.
@@ -88,25 +92,6 @@ export class ScriptRunner {
           reject(e)
         },
       )
-    })
-  }
-
-  /** One script call, unbounded: EVAL on first use, then EVALSHA (EVAL again on NOSCRIPT). */
-  run(script: Script, keys: readonly string[], args: readonly string[]): Promise<unknown> {
-    // The first call of each script sends its source (EVAL caches it): an EVALSHA
-    // that is bound to fail with NOSCRIPT would cost a whole extra round trip, which
-    // on a slow link can be the difference between extending a lease and losing it.
-    if (!this.loaded.has(script.sha)) {
-      return this.adapter.eval(script.source, keys, args).then((reply) => {
-        this.loaded.add(script.sha)
-        return reply
-      })
-    }
-    return this.adapter.evalsha(script.sha, keys, args).catch((err: unknown) => {
-      // The server lost its script cache (restart, SCRIPT FLUSH, failover): send the
-      // source once, which also caches it again for the next EVALSHA.
-      if (isNoScript(err)) return this.adapter.eval(script.source, keys, args)
-      throw err
     })
   }
 

@@ -179,12 +179,18 @@ for i = 1, n do
     v = false
   end
   local kind = v and kindOf(v)
-  if (kind == 's' or kind == 'n') and redis.call('ZREM', H, ARGV[1]) == 1 then
-    removed = removed + 1
-    -- Expired entries left behind keep the key only until its TTL (acquisitions drop them).
-    if redis.call('ZCARD', H) == 0 then redis.call('DEL', K, H) end
+  if kind == 's' or kind == 'n' then
+    local was = redis.call('ZREM', H, ARGV[1])
+    removed = removed + was
+    -- Expired entries left behind keep the key only until its TTL (acquisitions and
+    -- extensions drop them). An entry already dropped (was = 0) by one of those still
+    -- lets its holder's release delete a key left empty and wake whoever waits.
+    local empty = redis.call('ZCARD', H) == 0
+    if empty then redis.call('DEL', K, H) end
     -- Marked: someone waits for this key (a permit, or the last shared holder's exit).
-    if marked(v) then heard = heard + redis.call('${publish}', releaseChannel(K), ARGV[2]) end
+    if marked(v) and (was == 1 or empty) then
+      heard = heard + redis.call('${publish}', releaseChannel(K), ARGV[2])
+    end
   end
 end
 if heard == 0 then return removed end
@@ -213,7 +219,7 @@ function releaseHolderScript(
  *              channel (named by the script, see LUA_RELEASE_CHANNEL)
  * Returns      removed (an integer) when nobody heard, else {removed, receivers}:
  *              keys from whose holders set the token was removed
- *              (an entry past its lease that no acquisition dropped yet counts too: the
+ *              (an entry past its lease that no acquisition or extension dropped yet counts too: the
  *              caller's own deadline says whether it was still held), and subscribers
  *              that heard about it. A key of another kind or type is not touched.
  */

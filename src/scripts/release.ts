@@ -57,11 +57,18 @@ const UNHEARD = [0, 1, 2, 3].map((removed) => Object.freeze({ removed, receivers
  * send and parse, and the usual one), else {removed, receivers}.
  */
 export function decodeRelease(reply: unknown): ReleaseResult {
-  if (typeof reply === 'number' || typeof reply === 'bigint') {
-    const removed = Number(reply)
+  if (!Array.isArray(reply)) {
+    // A number, a bigint, or a numeric string (ioredis `stringNumbers`, a node-redis
+    // type mapping): the keys removed, nobody heard.
+    const removed =
+      typeof reply === 'number' ||
+      typeof reply === 'bigint' ||
+      (typeof reply === 'string' && /^\d+$/.test(reply))
+        ? Number(reply)
+        : Number.NaN
+    if (!Number.isInteger(removed)) throw unexpectedReply('release', reply)
     return UNHEARD[removed] ?? { removed, receivers: 0 }
   }
-  if (!Array.isArray(reply)) throw unexpectedReply('release', reply)
   return { removed: Number(reply[0]), receivers: Number(reply[1]) }
 }
 

@@ -4,7 +4,7 @@ import type { RedisAdapter } from '../../src/adapters/adapter.js'
 import { adapterFor } from '../../src/adapters/detect.js'
 import { SingleNodeBackend } from '../../src/backends/single-node.js'
 import { Locker } from '../../src/index.js'
-import { fenceKey, holdersKey, writerKey } from '../../src/internal/keys.js'
+import { fenceKey, holdersKey, releaseChannel, writerKey } from '../../src/internal/keys.js'
 import {
   ACQUIRE,
   ACQUIRE_HOLDER,
@@ -14,6 +14,7 @@ import {
   INSPECT,
   MEMORY_POLICY,
   RELEASE,
+  RELEASE_HOLDER,
   SHARED,
   uniformKind,
 } from '../../src/scripts/index.js'
@@ -127,6 +128,49 @@ describeMatrix('acquire paths', (ctx) => {
     // ...but the first reader's request delivered again is the same holder, not a newcomer.
     assert.equal(((await run(tok('r'))) as unknown[])[0], 1)
     assert.deepEqual(await ctx.admin.zrange(holdersKey('ap7:k'), '0', '-1'), [tok('r')])
+  })
+
+  test('RELEASE_HOLDER of an entry an extension already dropped: removes nothing, but deletes a key left empty and announces it when marked', async () => {
+    // The last holder's entry is gone (dropped as expired); the key is marked: a writer waits.
+    await ctx.admin.set('ap9:s', 'arl1.sem.3!', 'PX', 1000)
+    const { keys, args } = RELEASE_HOLDER.encode({
+      keys: ['ap9:s'],
+      token: 'tlate',
+      publisherId: 'me',
+      mode: SEM3,
+    })
+    const sub = ctx.admin.duplicate()
+    const heard: string[] = []
+    sub.on('message', (_channel: string, message: string) => heard.push(message))
+    await sub.subscribe(releaseChannel('ap9:s'))
+    try {
+      const reply = await (ctx.admin.eval as (...a: string[]) => Promise<unknown>).call(
+        ctx.admin,
+        RELEASE_HOLDER.source,
+        String(keys.length),
+        ...keys,
+        ...args,
+      )
+      assert.deepEqual(RELEASE_HOLDER.decode(reply), { removed: 0, receivers: 1 })
+      assert.equal(await ctx.admin.exists('ap9:s', holdersKey('ap9:s')), 0, 'the empty key is deleted')
+      await waitFor(() => heard.length === 1)
+      assert.deepEqual(heard, ['me'])
+      // Another holder still listed: nothing deleted, nothing announced.
+      await ctx.admin.set('ap9:t', 'arl1.sem.3!', 'PX', 1000)
+      await ctx.admin.zadd(holdersKey('ap9:t'), String(Date.now() + 900), 'tother')
+      const other = RELEASE_HOLDER.encode({ keys: ['ap9:t'], token: 'tlate', publisherId: 'me', mode: SEM3 })
+      const again = await (ctx.admin.eval as (...a: string[]) => Promise<unknown>).call(
+        ctx.admin,
+        RELEASE_HOLDER.source,
+        String(other.keys.length),
+        ...other.keys,
+        ...other.args,
+      )
+      assert.deepEqual(RELEASE_HOLDER.decode(again), { removed: 0, receivers: 0 })
+      assert.equal(await ctx.admin.get('ap9:t'), 'arl1.sem.3!')
+    } finally {
+      sub.disconnect()
+    }
   })
 
   test('EXTEND_HOLDERS_UNIFORM: live holders re-armed (the key once), a gone or expired entry 0 (expired ones dropped), another kind -1, nothing re-created', async () => {

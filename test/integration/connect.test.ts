@@ -82,3 +82,29 @@ describe('fromUrl says why it cannot connect', () => {
     assert.match(err.message, /TLS/)
   })
 })
+
+describe('a client configured to return integers as strings', () => {
+  let server: RedisServer
+  before(async () => {
+    server = await startRedis()
+  })
+  after(() => server.stop())
+
+  test('ioredis with stringNumbers: acquire, fenced acquire, extend, release, semaphore permits and inspect work', async () => {
+    const client = new Redis({ port: server.port, host: '127.0.0.1', stringNumbers: true })
+    const l = new Locker(client, { lifetimeMs: 2000 })
+    try {
+      const lock = await l.acquire('sn', { fencing: true })
+      await lock.extend()
+      assert.equal((await l.inspect('sn')).isHeld, true)
+      assert.equal(await lock.release(), true)
+      const permits = [await l.acquire('sn-sem', { limit: 2 }), await l.acquire('sn-sem', { limit: 2 })]
+      assert.equal(await l.tryAcquire('sn-sem', { limit: 2 }), null)
+      for (const p of permits) assert.equal(await p.release(), true)
+      assert.equal(Number(await client.exists('sn', 'sn-sem')), 0)
+    } finally {
+      await l.close()
+      client.disconnect()
+    }
+  })
+})

@@ -189,10 +189,17 @@ describe('scripts: encode and decode (pure, no Redis)', () => {
     assert.deepEqual(RELEASE.decode(1), { removed: 1, receivers: 0 })
     assert.deepEqual(RELEASE.decode(0), { removed: 0, receivers: 0 })
     assert.deepEqual(RELEASE.decode(7), { removed: 7, receivers: 0 })
-    assert.throws(
-      () => RELEASE.decode('1'),
-      (err) => err instanceof BackendError && err.operation === 'release',
-    )
+    assert.deepEqual(RELEASE.decode(1n), { removed: 1, receivers: 0 })
+    // Clients told to return integers as strings (ioredis stringNumbers, node-redis type mappings).
+    assert.deepEqual(RELEASE.decode('1'), { removed: 1, receivers: 0 })
+    assert.deepEqual(RELEASE.decode(['1', '2']), { removed: 1, receivers: 2 })
+    for (const bad of ['OK', '', null, undefined, { removed: 1 }, 1.5, true]) {
+      assert.throws(
+        () => RELEASE.decode(bad),
+        (err) => err instanceof BackendError && err.operation === 'release',
+        JSON.stringify(bad),
+      )
+    }
     assert.match(RELEASE.source, /'PUBLISH'/)
     assert.match(RELEASE_SHARDED.source, /'SPUBLISH'/)
   })
