@@ -1,7 +1,7 @@
 import type { RedisAdapter } from '../adapters/adapter.js'
 import { BackendError } from '../errors.js'
 import { toBackendError } from '../internal/sanitize.js'
-import type { Script, TypedScript } from '../scripts/index.js'
+import type { TypedScript } from '../scripts/index.js'
 
 interface PendingCall {
   readonly at: number
