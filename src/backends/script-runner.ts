@@ -1,7 +1,7 @@
 import type { RedisAdapter } from '../adapters/adapter.js'
 import { BackendError } from '../errors.js'
 import { toBackendError } from '../internal/sanitize.js'
-import type { TypedScript } from '../scripts/index.js'
+import type { Script, TypedScript } from '../scripts/index.js'
 
 interface PendingCall {
   readonly at: number
@@ -43,25 +43,23 @@ export class ScriptRunner {
     operation: BackendError['operation'],
   ): Promise<Res> {
     const { keys, args } = script.encode(request)
+    const at = performance.now() + timeoutMs
     let reply: unknown
     try {
       if (this.loaded.has(script.sha)) {
-        const sentAt = performance.now()
         try {
-          reply = await this.bounded(this.adapter.evalsha(script.sha, keys, args), timeoutMs, operation)
+          reply = await this.#until(this.adapter.evalsha(script.sha, keys, args), at, timeoutMs, operation)
         } catch (err) {
           // The server lost its script cache (restart, SCRIPT FLUSH, failover): send the
-          // source once, within what is left of the bound; it caches the script again.
+          // source once, within the same bound.
           if (!isNoScript(err)) throw err
-          const left = Math.max(1, timeoutMs - (performance.now() - sentAt))
-          reply = await this.bounded(this.adapter.eval(script.source, keys, args), left, operation)
+          reply = await this.#load(script, keys, args, at, timeoutMs, operation)
         }
       } else {
         // The first call of each script sends its source (EVAL caches it): an EVALSHA
         // that is bound to fail with NOSCRIPT would cost a whole extra round trip, which
         // on a slow link can be the difference between extending a lease and losing it.
-        reply = await this.bounded(this.adapter.eval(script.source, keys, args), timeoutMs, operation)
-        this.loaded.add(script.sha)
+        reply = await this.#load(script, keys, args, at, timeoutMs, operation)
       }
     } catch (err) {
       // The arguments are the leases' owner tokens: none may reach an error message.
@@ -78,8 +76,27 @@ export class ScriptRunner {
    * checked against the deadline separately.
    */
   bounded<T>(p: Promise<T>, ms: number, operation: BackendError['operation']): Promise<T> {
+    return this.#until(p, performance.now() + ms, ms, operation)
+  }
+
+  /** EVAL of the script's source (which caches it on the server), bounded like {@link bounded}. */
+  async #load(
+    script: Script,
+    keys: readonly string[],
+    args: readonly string[],
+    at: number,
+    ms: number,
+    operation: BackendError['operation'],
+  ): Promise<unknown> {
+    const reply = await this.#until(this.adapter.eval(script.source, keys, args), at, ms, operation)
+    this.loaded.add(script.sha)
+    return reply
+  }
+
+  /** {@link bounded} with its deadline `at` (monotonic ms) given; `ms` is for the message. */
+  #until<T>(p: Promise<T>, at: number, ms: number, operation: BackendError['operation']): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const call: PendingCall = { at: performance.now() + ms, ms, operation, reject }
+      const call: PendingCall = { at, ms, operation, reject }
       this.#pending.add(call)
       if (call.at + WATCHDOG_SLACK_MS < this.#watchdogAt) this.#armWatchdog(call.at)
       p.then(

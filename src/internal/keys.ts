@@ -77,10 +77,15 @@ export function writerKey(key: string): string {
   return companion(key, 'writer')
 }
 
+const RELEASED = 'released'
+
 /** The pub/sub channel on which releases of `key` (a full lock key) are announced. */
 export function releaseChannel(key: string): string {
-  return companion(key, 'released')
+  return companion(key, RELEASED)
 }
+
+/** {@link RESERVED} as Lua source text: its NUL written as an escape. */
+const LUA_RESERVED = `\\0${RESERVED.slice(1)}`
 
 /**
  * Lua: `releaseChannel(key)`, the same name as {@link releaseChannel} builds, so a
@@ -92,10 +97,10 @@ local function releaseChannel(key)
   local open = string.find(key, '{', 1, true)
   if open then
     local close = string.find(key, '}', open + 1, true)
-    if close and close > open + 1 then return key .. '\0arl:released' end
+    if close and close > open + 1 then return key .. '${LUA_RESERVED}${RELEASED}' end
   end
-  if string.find(key, '}', 1, true) then return key .. '\0arl:released' end
+  if string.find(key, '}', 1, true) then return key .. '${LUA_RESERVED}${RELEASED}' end
   local head = open and string.sub(key, 1, open - 1) or key
-  return head .. '\0arl:released:{' .. key .. '}'
+  return head .. '${LUA_RESERVED}${RELEASED}:{' .. key .. '}'
 end
 `
