@@ -30,7 +30,10 @@ interface GlideConfig {
 
 /** What `GlideClient` and `GlideClusterClient` have in common, by shape, so GLIDE stays optional. */
 export interface GlideLike {
-  customCommand(args: string[], options?: { decoder?: number; route?: KeyRoute }): Promise<unknown>
+  customCommand(
+    args: string[],
+    options?: { decoder?: number; route?: KeyRoute | 'allPrimaries' },
+  ): Promise<unknown>
   invokeScript(...args: never[]): unknown
   close(message?: string): void
   /** `GlideClient` 2.3+: dynamic subscriptions. */
@@ -197,10 +200,11 @@ export function keyInSlot(slot: number): string {
  * configuration with a message callback (GLIDE hands a client's pub/sub messages
  * either to the callback of its configuration or to `getPubSubMessage()`, so the
  * caller's client is left alone). GLIDE re-subscribes after a reconnect by itself but
- * tells nobody; the subscriber notices by polling `getSubscriptions()` (local, no
- * round trip) for a confirmed channel that is no longer active, and reports the
- * reconnect once all are back. An outage shorter than the poll may go unnoticed:
- * waiters then fall back to their retry interval.
+ * tells nobody, often within a few milliseconds; the subscriber notices the reconnect
+ * by asking, while it has channels, for the id of its connection(s) (`CLIENT ID`, on
+ * every primary for a cluster client): a new id is a new connection, after which
+ * messages may have been missed. It reports the reconnect once `getSubscriptions()`
+ * (local) shows every confirmed channel active again.
  */
 function subscriberDriver(client: GlideLike, sharded: boolean, events: SubscriberEvents): SubscriberDriver {
   const confirmed = new Set<string>()
@@ -212,7 +216,7 @@ function subscriberDriver(client: GlideLike, sharded: boolean, events: Subscribe
     opening ??= createSubscriberClient(client, events).then(
       (sub) => {
         events.ready()
-        watch = watchSubscriptions(sub, sharded ? SHARDED : EXACT, confirmed, events)
+        watch = watchSubscriptions(sub, sharded, confirmed, events)
         return sub
       },
       (err: unknown) => {
@@ -271,25 +275,54 @@ async function createSubscriberClient(client: GlideLike, events: SubscriberEvent
   })
 }
 
-/** Reports a reconnect (`ready`) once every confirmed channel is active again after some were not. */
+/**
+ * Reports a reconnect (`ready`) once every confirmed channel is active again after the
+ * subscriber's connection changed (a new `CLIENT ID`), failed to answer, or lost one of them.
+ */
 function watchSubscriptions(
   sub: GlideLike,
-  mode: number,
+  sharded: boolean,
   confirmed: ReadonlySet<string>,
   events: SubscriberEvents,
 ): NodeJS.Timeout | undefined {
   const getSubscriptions = sub.getSubscriptions
   if (typeof getSubscriptions !== 'function') return undefined
+  const mode = sharded ? SHARDED : EXACT
   let lost = false
   let checking = false
+  /**
+   * The connection ids last seen, first asked for as the client opens: a baseline taken
+   * only at the first poll could already be the new connection's.
+   */
+  let seen: string | undefined
+  connectionIds(sub, sharded).then(
+    (ids) => {
+      seen ??= ids
+    },
+    () => {},
+  )
   const timer = setInterval(() => {
-    if (confirmed.size === 0) lost = false
-    if (checking || confirmed.size === 0) return
+    if (confirmed.size === 0) {
+      lost = false // nothing waits, so nothing was missed; `seen` stays the baseline
+      return
+    }
+    if (checking) return
     checking = true
-    getSubscriptions
-      .call(sub)
-      .then(({ actualSubscriptions }) => {
-        const active = actualSubscriptions[mode]
+    connectionIds(sub, sharded)
+      .then(
+        (ids) => {
+          if (seen !== undefined && ids !== seen) lost = true
+          seen = ids
+          return getSubscriptions.call(sub)
+        },
+        () => {
+          lost = true // no answer: the connection is in trouble, messages may be missed
+          return undefined
+        },
+      )
+      .then((subscriptions) => {
+        if (subscriptions === undefined) return
+        const active = subscriptions.actualSubscriptions[mode]
         const missing = [...confirmed].some((c) => !active?.has(c))
         if (missing) lost = true
         else if (lost) {
@@ -304,4 +337,21 @@ function watchSubscriptions(
   }, WATCH_MS)
   timer.unref()
   return timer
+}
+
+/**
+ * The id of each connection the subscriber holds, as one comparable string: `CLIENT ID`
+ * on a standalone client's connection, or on every primary's for a cluster client
+ * (whose reply is a list of `{ key: address, value: id }`, in no set order).
+ */
+async function connectionIds(sub: GlideLike, sharded: boolean): Promise<string> {
+  const reply = await sub.customCommand(
+    ['CLIENT', 'ID'],
+    sharded ? { decoder: STRING_DECODER, route: 'allPrimaries' } : { decoder: STRING_DECODER },
+  )
+  if (!sharded || typeof reply !== 'object' || reply === null) return String(reply)
+  const entries = Array.isArray(reply)
+    ? reply.map((e: { key?: unknown; value?: unknown }) => `${String(e.key)}=${String(e.value)}`)
+    : Object.entries(reply).map(([k, v]) => `${k}=${String(v)}`)
+  return entries.sort().join(',')
 }

@@ -72,7 +72,7 @@ describeMatrix('wake-ups and batching', (ctx) => {
     const holder = await locker()
     const waiter = await locker()
     const held = await holder.acquire('w3', { lifetimeMs: 10_000 })
-    const pending = waiter.acquire('w3', { retryIntervalMs: 3000, retryTimeoutMs: 10_000 })
+    const pending = waiter.acquire('w3', { retryIntervalMs: 5000, retryTimeoutMs: 10_000 })
     await sleep(200)
     const killed = await ctx.admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
     assert.ok(Number(killed) >= 1, 'a subscriber connection existed')
@@ -80,8 +80,11 @@ describeMatrix('wake-ups and batching', (ctx) => {
     const releasedAt = performance.now()
     const lock = await pending
     const took = performance.now() - releasedAt
-    // The bound the design promises is the retry interval; reconnect wakes it sooner.
-    assert.ok(took < 3000 + 300, `took ${Math.round(took)} ms`)
+    // The release may be published while the subscriber reconnects. The bound the design
+    // promises is the retry interval (5 s, ~4.8 s from here); noticing the reconnect makes
+    // the waiter look again at once. GLIDE re-subscribes within milliseconds and tells
+    // nobody: only its changed connection id shows it (it took ~2.8 s here before).
+    assert.ok(took < 2500, `took ${Math.round(took)} ms: the reconnect was not noticed`)
     await lock.release()
     await holder.close()
     await waiter.close()

@@ -250,6 +250,54 @@ describe('GLIDE adapter: commands', () => {
     assert.deepEqual(log, ['subscribe ch', 'unsubscribe ch', 'unsubscribeLazy null', 'close'])
   })
 
+  test('a reconnect too quick to see in getSubscriptions() is reported by the new connection id', async () => {
+    // GLIDE re-subscribes within milliseconds of a reconnect: polls never see a channel missing.
+    let id: number | Error = 6
+    const commands: string[] = []
+    class FakeGlideClient {
+      config = { addresses: [{ host: 'h', port: 1 }] }
+      static async createClient() {
+        return Object.assign(new FakeGlideClient(), {
+          subscribe: async () => {},
+          unsubscribe: async () => {},
+          unsubscribeLazy: async () => {},
+          getSubscriptions: async () => ({ actualSubscriptions: { 0: new Set(['ch']) } }),
+          customCommand: async (args: string[]) => {
+            commands.push(args.join(' '))
+            if (id instanceof Error) throw id
+            return id
+          },
+          close: () => {},
+        })
+      }
+      customCommand = async () => 'OK'
+      invokeScript = async () => null
+      subscribe = async () => {}
+      close = () => {}
+    }
+    const sub = adapterFor(new FakeGlideClient(), false).createSubscriber()
+    let reconnects = 0
+    sub.onReconnect(() => reconnects++)
+    await sub.subscribe('ch')
+    await new Promise((r) => setTimeout(r, 450))
+    assert.equal(reconnects, 0, 'the same connection: nothing to report')
+    assert.ok(commands.length >= 1 && commands.every((c) => c === 'CLIENT ID'), commands.join())
+    id = 7 // a new connection, already subscribed again
+    await new Promise((r) => setTimeout(r, 450))
+    assert.equal(reconnects, 1, 'the new id is a reconnect')
+    id = new Error('connection closed') // no answer: the connection is in trouble
+    await new Promise((r) => setTimeout(r, 450))
+    assert.equal(reconnects, 1, 'not while it does not answer')
+    id = 7
+    await new Promise((r) => setTimeout(r, 450))
+    assert.equal(reconnects, 2, 'reported once it answers again')
+    await sub.unsubscribe('ch')
+    const asked = commands.length
+    await new Promise((r) => setTimeout(r, 450))
+    assert.equal(commands.length, asked, 'no channel: no CLIENT ID')
+    await sub.close()
+  })
+
   test('close() closes the client only when owned', async () => {
     let closed = 0
     const { client } = fakeGlide()
