@@ -55,6 +55,13 @@ interface GlideClass {
   createClient(config: object): Promise<GlideLike>
 }
 
+/** A GLIDE RequestError with a server's wording (an error reply), not one of its connection errors. */
+function isServerReply(err: unknown): boolean {
+  if (!(err instanceof Error) || (err.name !== 'RequestError' && err.name !== 'ExecAbortError')) return false
+  // "An error was signalled by the server: - Kind: ..." for the codes GLIDE knows, "CODE: ..." for others.
+  return /^(An error was signalled by the server|[A-Z][A-Z0-9_]*: )/.test(err.message)
+}
+
 /** True for a GLIDE `GlideClient` or `GlideClusterClient` (or anything shaped like one). */
 export function isGlide(client: unknown): client is GlideLike {
   const c = client as Partial<GlideLike> | null
@@ -156,11 +163,7 @@ export class GlideAdapter implements RedisAdapter {
 
   /** Error replies only: GLIDE's RequestError with a server's wording, not its connection errors. */
   isReplyError(err: unknown): boolean {
-    if (err instanceof NoScriptError) return true
-    if (!(err instanceof Error) || (err.name !== 'RequestError' && err.name !== 'ExecAbortError'))
-      return false
-    // "An error was signalled by the server: - Kind: ..." for the codes GLIDE knows, "CODE: ..." for others.
-    return /^(An error was signalled by the server|[A-Z][A-Z0-9_]*: )/.test(err.message)
+    return err instanceof NoScriptError || isServerReply(err)
   }
 
   createSubscriber(): Subscriber {
@@ -295,12 +298,41 @@ function watchSubscriptions(
    * only at the first poll could already be the new connection's.
    */
   let seen: string | undefined
-  connectionIds(sub, sharded).then(
+  /** False once the server refused CLIENT ID (an ACL without it): getSubscriptions() alone then. */
+  let ask = true
+  const askIds = async (): Promise<string | undefined> => {
+    if (!ask) return undefined
+    try {
+      return await connectionIds(sub, sharded)
+    } catch (err) {
+      if (!isServerReply(err)) throw err
+      ask = false
+      return undefined
+    }
+  }
+  askIds().then(
     (ids) => {
       seen ??= ids
     },
     () => {},
   )
+  const poll = async () => {
+    try {
+      const ids = await askIds()
+      if (ids !== undefined && seen !== undefined && ids !== seen) lost = true
+      seen = ids ?? seen
+    } catch {
+      lost = true // no answer: the connection is in trouble, messages may be missed
+      return
+    }
+    const active = (await getSubscriptions.call(sub)).actualSubscriptions[mode]
+    const missing = [...confirmed].some((c) => !active?.has(c))
+    if (missing) lost = true
+    else if (lost) {
+      lost = false
+      events.ready()
+    }
+  }
   const timer = setInterval(() => {
     if (confirmed.size === 0) {
       lost = false // nothing waits, so nothing was missed; `seen` stays the baseline
@@ -308,28 +340,7 @@ function watchSubscriptions(
     }
     if (checking) return
     checking = true
-    connectionIds(sub, sharded)
-      .then(
-        (ids) => {
-          if (seen !== undefined && ids !== seen) lost = true
-          seen = ids
-          return getSubscriptions.call(sub)
-        },
-        () => {
-          lost = true // no answer: the connection is in trouble, messages may be missed
-          return undefined
-        },
-      )
-      .then((subscriptions) => {
-        if (subscriptions === undefined) return
-        const active = subscriptions.actualSubscriptions[mode]
-        const missing = [...confirmed].some((c) => !active?.has(c))
-        if (missing) lost = true
-        else if (lost) {
-          lost = false
-          events.ready()
-        }
-      })
+    poll()
       .catch(() => {})
       .finally(() => {
         checking = false

@@ -216,6 +216,43 @@ describeMatrix('acquire paths', (ctx) => {
     assert.equal(await ctx.admin.exists('ap8:none', holdersKey('ap8:none')), 0)
   })
 
+  test('EXTEND_HOLDERS_UNIFORM: 1,200 holders of one key (three ZADD chunks), interleaved with another key, one of them gone', async () => {
+    const now = Date.now()
+    const many = Array.from({ length: 1200 }, (_, i) => `h${i}`)
+    const mode = { kind: 'semaphore', limit: 2000 } as const
+    await ctx.admin.set('ap10:s', 'arl1.sem.2000', 'PX', 1000)
+    await ctx.admin.zadd(
+      holdersKey('ap10:s'),
+      ...many.filter((t) => t !== 'h700').flatMap((t) => [String(now + 900), t]),
+    )
+    await ctx.admin.pexpire(holdersKey('ap10:s'), 1000)
+    await ctx.admin.set('ap10:t', 'arl1.sem.2000', 'PX', 1000)
+    await ctx.admin.zadd(holdersKey('ap10:t'), String(now + 900), 'other')
+    await ctx.admin.pexpire(holdersKey('ap10:t'), 1000)
+    const batch = many.map((token) => ({ keys: ['ap10:s'], token, lifetimeMs: 5000, mode }))
+    batch.splice(600, 0, { keys: ['ap10:t'], token: 'other', lifetimeMs: 5000, mode })
+    const { keys, args } = EXTEND_HOLDERS_UNIFORM.encode(batch)
+    const reply = await (ctx.admin.eval as (...a: string[]) => Promise<unknown>).call(
+      ctx.admin,
+      EXTEND_HOLDERS_UNIFORM.source,
+      String(keys.length),
+      ...keys,
+      ...args,
+    )
+    const statuses = EXTEND_HOLDERS_UNIFORM.decode(reply)
+    assert.equal(statuses.length, 1201)
+    const wrong = batch.filter((l, i) => statuses[i] !== (l.token === 'h700' ? 0 : 1)).map((l) => l.token)
+    assert.deepEqual(wrong, [], 'every present holder 1, the gone one 0')
+    const ends = await ctx.admin.zrange(holdersKey('ap10:s'), '0', '-1', 'WITHSCORES')
+    for (let i = 1; i < ends.length; i += 2)
+      assert.ok(Number(ends[i]) > now + 4000, `${ends[i - 1]} extended`)
+    assert.equal(await ctx.admin.zscore(holdersKey('ap10:s'), 'h700'), null, 'the gone one not re-created')
+    for (const k of ['ap10:s', 'ap10:t']) {
+      assert.ok((await ctx.admin.pttl(k)) > 4000, `${k} re-armed`)
+      assert.ok((await ctx.admin.pttl(holdersKey(k))) > 4000, `${k}'s set re-armed`)
+    }
+  })
+
   test('ACQUIRE_HOLDER: a holders set re-created under a key with a longer TTL gets that TTL (never left without one)', async () => {
     // A long-lease holder left; the short-lease ones expired: the key lives on, its set is gone.
     await ctx.admin.set('ap9:s', 'arl1.sem.3', 'PX', 60_000)

@@ -298,6 +298,51 @@ describe('GLIDE adapter: commands', () => {
     await sub.close()
   })
 
+  test('a server that refuses CLIENT ID (an ACL without it) leaves the getSubscriptions() poll alone', async () => {
+    const active = new Set<string>()
+    let asked = 0
+    class FakeGlideClient {
+      config = { addresses: [{ host: 'h', port: 1 }] }
+      static async createClient() {
+        return Object.assign(new FakeGlideClient(), {
+          subscribe: async (channels: string[]) => {
+            for (const c of channels) active.add(c)
+          },
+          unsubscribe: async () => {},
+          unsubscribeLazy: async () => {},
+          getSubscriptions: async () => ({ actualSubscriptions: { 0: new Set(active) } }),
+          customCommand: async () => {
+            asked++
+            throw Object.assign(
+              new Error('NOPERM: User lim has no permissions to run the client|id command'),
+              {
+                name: 'RequestError',
+              },
+            )
+          },
+          close: () => {},
+        })
+      }
+      customCommand = async () => 'OK'
+      invokeScript = async () => null
+      subscribe = async () => {}
+      close = () => {}
+    }
+    const sub = adapterFor(new FakeGlideClient(), false).createSubscriber()
+    let reconnects = 0
+    sub.onReconnect(() => reconnects++)
+    await sub.subscribe('ch')
+    await new Promise((r) => setTimeout(r, 450))
+    assert.equal(reconnects, 0, 'a refusal is not a reconnect')
+    assert.equal(asked, 1, 'asked once, then not again')
+    active.clear()
+    await new Promise((r) => setTimeout(r, 450))
+    active.add('ch')
+    await new Promise((r) => setTimeout(r, 450))
+    assert.equal(reconnects, 1, 'a channel lost and back is still reported')
+    await sub.close()
+  })
+
   test('close() closes the client only when owned', async () => {
     let closed = 0
     const { client } = fakeGlide()
