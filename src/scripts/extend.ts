@@ -167,9 +167,8 @@ return out
 
 /**
  * {@link EXTEND} for a batch of holders (shared locks, semaphore permits) of one key
- * each and one lease length: a third of the arguments; each lock key is read, its
- * holders' new ends written in one ZADD and the key re-armed once, however many of its
- * holders the batch carries.
+ * each and one lease length: a third of the arguments, each lock key read and
+ * re-armed once however many of its holders the batch carries.
  *
  * KEYS         per lease its lock key and the key's holders set
  * ARGV[1]      lease length in ms, for all
@@ -185,13 +184,11 @@ local ms = ARGV[1]
 local n = tonumber(ms)
 local now = nowMs()
 local ends = now + n
--- Pass 1, per lock key read once: 0 gone, -1 another kind or owner, else its holders
--- set and the batch's leases on it (pruned of holders whose lease has ended, as an
--- acquisition prunes them: an entry past its end is not revived by the ZADD XX below).
-local sets, order = {}, {}
+-- Per lock key, read once: 0 gone, -1 another kind or owner, 1 holders (pruned).
+local seen, armed = {}, {}
 for l = 1, #KEYS / 2 do
-  local K = KEYS[2 * l - 1]
-  local state = sets[K]
+  local K, H, token = KEYS[2 * l - 1], KEYS[2 * l], ARGV[l + 1]
+  local state = seen[K]
   if state == nil then
     local v = redis.pcall('GET', K)
     if type(v) == 'table' then
@@ -202,51 +199,32 @@ for l = 1, #KEYS / 2 do
     else
       local kind = kindOf(v)
       if kind == 's' or kind == 'n' then
-        redis.call('ZREMRANGEBYSCORE', KEYS[2 * l], '-inf', now)
-        state = { H = KEYS[2 * l], at = {} }
-        order[#order + 1] = K
+        -- Holders whose lease has ended are dropped (as an acquisition drops them):
+        -- an entry past its end is not revived by the ZADD XX below.
+        redis.call('ZREMRANGEBYSCORE', H, '-inf', now)
+        state = 1
       else
         state = -1
       end
     end
-    sets[K] = state
+    seen[K] = state
   end
-  if type(state) == 'table' then
-    state.at[#state.at + 1] = l
-  else
+  if state ~= 1 then
     out[l] = state
-  end
-end
--- Pass 2, per key: its holders' new end in one ZADD XX (in chunks, under Lua's unpack
--- limit). CH counts the entries present, unless one's end did not change (the same ms
--- twice): only then is each entry looked up on its own.
-for _, K in ipairs(order) do
-  local set = sets[K]
-  local H, at = set.H, set.at
-  local any = false
-  for c = 1, #at, 500 do
-    local last = math.min(c + 499, #at)
-    local zargs = {}
-    for i = c, last do
-      zargs[#zargs + 1] = ends
-      zargs[#zargs + 1] = ARGV[at[i] + 1]
-    end
-    local each = redis.call('ZADD', H, 'XX', 'CH', unpack(zargs)) ~= last - c + 1
-    for i = c, last do
-      local l = at[i]
-      if each and not redis.call('ZSCORE', H, ARGV[l + 1]) then
-        out[l] = 0
-      else
-        out[l] = 1
-        any = true
+  elseif redis.call('ZADD', H, 'XX', 'CH', ends, token) == 1 or redis.call('ZSCORE', H, token) then
+    -- (CH counts 0 for an entry whose end did not change: it is there all the same.)
+    if not armed[K] then
+      armed[K] = true
+      -- The set's TTL is never below the key's, and the key's is never below its
+      -- longest holder's: a key re-armed is re-armed with its set, one PTTL read.
+      if redis.call('PTTL', K) < n then
+        redis.call('PEXPIRE', K, n)
+        redis.call('PEXPIRE', H, n)
       end
     end
-  end
-  -- The set's TTL is never below the key's, and the key's is never below its longest
-  -- holder's: a key re-armed is re-armed with its set, one PTTL read.
-  if any and redis.call('PTTL', K) < n then
-    redis.call('PEXPIRE', K, n)
-    redis.call('PEXPIRE', H, n)
+    out[l] = 1
+  else
+    out[l] = 0
   end
 end
 return out

@@ -254,28 +254,14 @@ describe('GLIDE adapter: commands', () => {
     // GLIDE re-subscribes within milliseconds of a reconnect: polls never see a channel missing.
     let id: number | Error = 6
     const commands: string[] = []
-    class FakeGlideClient {
-      config = { addresses: [{ host: 'h', port: 1 }] }
-      static async createClient() {
-        return Object.assign(new FakeGlideClient(), {
-          subscribe: async () => {},
-          unsubscribe: async () => {},
-          unsubscribeLazy: async () => {},
-          getSubscriptions: async () => ({ actualSubscriptions: { 0: new Set(['ch']) } }),
-          customCommand: async (args: string[]) => {
-            commands.push(args.join(' '))
-            if (id instanceof Error) throw id
-            return id
-          },
-          close: () => {},
-        })
-      }
-      customCommand = async () => 'OK'
-      invokeScript = async () => null
-      subscribe = async () => {}
-      close = () => {}
-    }
-    const sub = adapterFor(new FakeGlideClient(), false).createSubscriber()
+    const sub = subscriberOn({
+      getSubscriptions: async () => ({ actualSubscriptions: { 0: new Set(['ch']) } }),
+      customCommand: async (args: string[]) => {
+        commands.push(args.join(' '))
+        if (id instanceof Error) throw id
+        return id
+      },
+    })
     let reconnects = 0
     sub.onReconnect(() => reconnects++)
     await sub.subscribe('ch')
@@ -301,34 +287,17 @@ describe('GLIDE adapter: commands', () => {
   test('a server that refuses CLIENT ID (an ACL without it) leaves the getSubscriptions() poll alone', async () => {
     const active = new Set<string>()
     let asked = 0
-    class FakeGlideClient {
-      config = { addresses: [{ host: 'h', port: 1 }] }
-      static async createClient() {
-        return Object.assign(new FakeGlideClient(), {
-          subscribe: async (channels: string[]) => {
-            for (const c of channels) active.add(c)
-          },
-          unsubscribe: async () => {},
-          unsubscribeLazy: async () => {},
-          getSubscriptions: async () => ({ actualSubscriptions: { 0: new Set(active) } }),
-          customCommand: async () => {
-            asked++
-            throw Object.assign(
-              new Error('NOPERM: User lim has no permissions to run the client|id command'),
-              {
-                name: 'RequestError',
-              },
-            )
-          },
-          close: () => {},
-        })
-      }
-      customCommand = async () => 'OK'
-      invokeScript = async () => null
-      subscribe = async () => {}
-      close = () => {}
-    }
-    const sub = adapterFor(new FakeGlideClient(), false).createSubscriber()
+    const sub = subscriberOn({
+      subscribe: async (channels: string[]) => {
+        for (const c of channels) active.add(c)
+      },
+      getSubscriptions: async () => ({ actualSubscriptions: { 0: new Set(active) } }),
+      customCommand: async () => {
+        asked++
+        const refusal = new Error('NOPERM: User lim has no permissions to run the client|id command')
+        throw Object.assign(refusal, { name: 'RequestError' })
+      },
+    })
     let reconnects = 0
     sub.onReconnect(() => reconnects++)
     await sub.subscribe('ch')
@@ -353,3 +322,22 @@ describe('GLIDE adapter: commands', () => {
     assert.equal(closed, 1)
   })
 })
+
+/** A subscriber whose own GLIDE client is a fake with `methods` (no-ops for the rest). */
+function subscriberOn(methods: Record<string, unknown>) {
+  class FakeGlideClient {
+    config = { addresses: [{ host: 'h', port: 1 }] }
+    static async createClient() {
+      return Object.assign(
+        new FakeGlideClient(),
+        { subscribe: async () => {}, unsubscribe: async () => {}, unsubscribeLazy: async () => {} },
+        methods,
+      )
+    }
+    customCommand = async () => 'OK'
+    invokeScript = async () => null
+    subscribe = async () => {}
+    close = () => {}
+  }
+  return adapterFor(new FakeGlideClient(), false).createSubscriber()
+}
