@@ -52,7 +52,6 @@ function acquireArgs(keys: string[], token: string, lifetimeMs: number, fencing:
   return [String(k.length), ...k, ...args]
 }
 
-/** EVAL of ACQUIRE with {@link acquireArgs}. */
 /** One script run by EVAL of its source, with what its encoder makes of `request`. */
 function evalScript<Q>(
   admin: { eval: unknown },
@@ -67,6 +66,7 @@ function evalScript<Q>(
   return run.call(admin, script.source, String(keys.length), ...keys, ...args)
 }
 
+/** EVAL of ACQUIRE with {@link acquireArgs}. */
 function evalAcquire(admin: { eval: unknown }, ...args: string[]): Promise<unknown> {
   return (admin.eval as (...a: string[]) => Promise<unknown>).call(admin, ACQUIRE.source, ...args)
 }
@@ -118,22 +118,14 @@ describeMatrix('acquire paths', (ctx) => {
   })
 
   test('ACQUIRE_HOLDER: a replayed shared request counts as added even behind a writer mark (no orphan holder)', async () => {
-    const run = (token: string) => {
-      const { keys, args } = ACQUIRE_HOLDER.encode({
+    const run = (token: string) =>
+      evalScript(ctx.admin, ACQUIRE_HOLDER, {
         keys: ['ap7:k'],
         token,
         lifetimeMs: 9000,
         fencing: false,
         mode: SHARED,
       })
-      return (ctx.admin.eval as (...a: string[]) => Promise<unknown>).call(
-        ctx.admin,
-        ACQUIRE_HOLDER.source,
-        String(keys.length),
-        ...keys,
-        ...args,
-      )
-    }
     assert.equal(((await run(tok('r'))) as unknown[])[0], 1)
     // A writer now waits for the holders: new readers are kept out...
     await ctx.admin.set(writerKey('ap7:k'), tok('w'), 'PX', 5000)
@@ -147,24 +139,17 @@ describeMatrix('acquire paths', (ctx) => {
   test('RELEASE_HOLDER of an entry an extension already dropped: removes nothing, but deletes a key left empty and announces it when marked', async () => {
     // The last holder's entry is gone (dropped as expired); the key is marked: a writer waits.
     await ctx.admin.set('ap9:s', 'arl1.sem.3!', 'PX', 1000)
-    const { keys, args } = RELEASE_HOLDER.encode({
-      keys: ['ap9:s'],
-      token: 'tlate',
-      publisherId: 'me',
-      mode: SEM3,
-    })
     const sub = ctx.admin.duplicate()
     const heard: string[] = []
     sub.on('message', (_channel: string, message: string) => heard.push(message))
     await sub.subscribe(releaseChannel('ap9:s'))
     try {
-      const reply = await (ctx.admin.eval as (...a: string[]) => Promise<unknown>).call(
-        ctx.admin,
-        RELEASE_HOLDER.source,
-        String(keys.length),
-        ...keys,
-        ...args,
-      )
+      const reply = await evalScript(ctx.admin, RELEASE_HOLDER, {
+        keys: ['ap9:s'],
+        token: 'tlate',
+        publisherId: 'me',
+        mode: SEM3,
+      })
       assert.deepEqual(RELEASE_HOLDER.decode(reply), { removed: 0, receivers: 1 })
       assert.equal(await ctx.admin.exists('ap9:s', holdersKey('ap9:s')), 0, 'the empty key is deleted')
       await waitFor(() => heard.length === 1)
@@ -172,14 +157,12 @@ describeMatrix('acquire paths', (ctx) => {
       // Another holder still listed: nothing deleted, nothing announced.
       await ctx.admin.set('ap9:t', 'arl1.sem.3!', 'PX', 1000)
       await ctx.admin.zadd(holdersKey('ap9:t'), String(Date.now() + 900), 'tother')
-      const other = RELEASE_HOLDER.encode({ keys: ['ap9:t'], token: 'tlate', publisherId: 'me', mode: SEM3 })
-      const again = await (ctx.admin.eval as (...a: string[]) => Promise<unknown>).call(
-        ctx.admin,
-        RELEASE_HOLDER.source,
-        String(other.keys.length),
-        ...other.keys,
-        ...other.args,
-      )
+      const again = await evalScript(ctx.admin, RELEASE_HOLDER, {
+        keys: ['ap9:t'],
+        token: 'tlate',
+        publisherId: 'me',
+        mode: SEM3,
+      })
       assert.deepEqual(RELEASE_HOLDER.decode(again), { removed: 0, receivers: 0 })
       assert.equal(await ctx.admin.get('ap9:t'), 'arl1.sem.3!')
     } finally {
@@ -227,27 +210,27 @@ describeMatrix('acquire paths', (ctx) => {
     const now = Date.now()
     const many = Array.from({ length: 1200 }, (_, i) => `h${i}`)
     const mode = { kind: 'semaphore', limit: 2000 } as const
-    await ctx.admin.set('ap10:s', 'arl1.sem.2000', 'PX', 1000)
+    await ctx.admin.set('ap12:s', 'arl1.sem.2000', 'PX', 1000)
     await ctx.admin.zadd(
-      holdersKey('ap10:s'),
+      holdersKey('ap12:s'),
       ...many.filter((t) => t !== 'h700').flatMap((t) => [String(now + 900), t]),
     )
-    await ctx.admin.pexpire(holdersKey('ap10:s'), 1000)
-    await ctx.admin.set('ap10:t', 'arl1.sem.2000', 'PX', 1000)
-    await ctx.admin.zadd(holdersKey('ap10:t'), String(now + 900), 'other')
-    await ctx.admin.pexpire(holdersKey('ap10:t'), 1000)
-    const batch = many.map((token) => ({ keys: ['ap10:s'], token, lifetimeMs: 5000, mode }))
-    batch.splice(600, 0, { keys: ['ap10:t'], token: 'other', lifetimeMs: 5000, mode })
+    await ctx.admin.pexpire(holdersKey('ap12:s'), 1000)
+    await ctx.admin.set('ap12:t', 'arl1.sem.2000', 'PX', 1000)
+    await ctx.admin.zadd(holdersKey('ap12:t'), String(now + 900), 'other')
+    await ctx.admin.pexpire(holdersKey('ap12:t'), 1000)
+    const batch = many.map((token) => ({ keys: ['ap12:s'], token, lifetimeMs: 5000, mode }))
+    batch.splice(600, 0, { keys: ['ap12:t'], token: 'other', lifetimeMs: 5000, mode })
     const reply = await evalScript(ctx.admin, EXTEND_HOLDERS_UNIFORM, batch)
     const statuses = EXTEND_HOLDERS_UNIFORM.decode(reply)
     assert.equal(statuses.length, 1201)
     const wrong = batch.filter((l, i) => statuses[i] !== (l.token === 'h700' ? 0 : 1)).map((l) => l.token)
     assert.deepEqual(wrong, [], 'every present holder 1, the gone one 0')
-    const ends = await ctx.admin.zrange(holdersKey('ap10:s'), '0', '-1', 'WITHSCORES')
+    const ends = await ctx.admin.zrange(holdersKey('ap12:s'), '0', '-1', 'WITHSCORES')
     for (let i = 1; i < ends.length; i += 2)
       assert.ok(Number(ends[i]) > now + 4000, `${ends[i - 1]} extended`)
-    assert.equal(await ctx.admin.zscore(holdersKey('ap10:s'), 'h700'), null, 'the gone one not re-created')
-    for (const k of ['ap10:s', 'ap10:t']) {
+    assert.equal(await ctx.admin.zscore(holdersKey('ap12:s'), 'h700'), null, 'the gone one not re-created')
+    for (const k of ['ap12:s', 'ap12:t']) {
       assert.ok((await ctx.admin.pttl(k)) > 4000, `${k} re-armed`)
       assert.ok((await ctx.admin.pttl(holdersKey(k))) > 4000, `${k}'s set re-armed`)
     }
@@ -256,20 +239,13 @@ describeMatrix('acquire paths', (ctx) => {
   test('ACQUIRE_HOLDER: a holders set re-created under a key with a longer TTL gets that TTL (never left without one)', async () => {
     // A long-lease holder left; the short-lease ones expired: the key lives on, its set is gone.
     await ctx.admin.set('ap9:s', 'arl1.sem.3', 'PX', 60_000)
-    const { keys, args } = ACQUIRE_HOLDER.encode({
+    const reply = await evalScript(ctx.admin, ACQUIRE_HOLDER, {
       keys: ['ap9:s'],
       token: tok('c'),
       lifetimeMs: 300,
       fencing: false,
       mode: SEM3,
     })
-    const reply = await (ctx.admin.eval as (...a: string[]) => Promise<unknown>).call(
-      ctx.admin,
-      ACQUIRE_HOLDER.source,
-      String(keys.length),
-      ...keys,
-      ...args,
-    )
     assert.equal((reply as unknown[])[0], 1)
     const setTtl = await ctx.admin.pttl(holdersKey('ap9:s'))
     assert.ok(setTtl > 50_000, `holders set TTL ${setTtl}`)
