@@ -1,57 +1,23 @@
 import type { LockBackend } from './backends/lock-backend.js'
 import { type AcquireTally, publishRelease, releaseTraced, traceRelease } from './diagnostics.js'
-import {
-  AcquireTimeoutError,
-  BackendError,
-  type LockError,
-  LockerClosedError,
-  QuorumError,
-} from './errors.js'
+import { AcquireTimeoutError, BackendError, LockerClosedError } from './errors.js'
 import { onAbort, raceAbort } from './internal/abort.js'
 import type { Clock } from './internal/clock.js'
 import { HandoffYield } from './internal/handoff-yield.js'
+import { backoffMs, gaveUp, jitter } from './internal/retry.js'
 import { newToken } from './internal/token.js'
 import { isTransient } from './internal/transient.js'
 import { kindConflict, writerMarkMs } from './kinds.js'
 import { type Lease, Leases, validityMs } from './leases.js'
 import type { Lock } from './lock.js'
 import { type ResolvedLockOptions, replicaAck } from './options.js'
-import type { AttemptResult, HoldKind, HoldMode, KeyState } from './scripts/index.js'
+import type { AttemptResult, HoldKind, HoldMode, KeyState, ReleaseResult } from './scripts/index.js'
 import { Waiters, type WaitOutcome } from './waiters.js'
 
 /** A failed attempt: which key was held, and for how much longer (ms; -1: no TTL). */
 type Blocked = Extract<AttemptResult, { acquired: false }>
 
 const NO_SIGNALS: readonly (AbortSignal | undefined)[] = []
-
-/** A random share of `ms`: spreads retries of many processes apart. */
-function jitter(ms: number): number {
-  return Math.random() * Math.max(0, ms)
-}
-
-/**
- * The wait before retrying after the `failures`-th transient failure in a row:
- * exponential from 50 ms up to the retry interval (at most 1 s), with full jitter,
- * so a restarting Redis is not hit by every waiter at once.
- */
-export function backoffMs(failures: number, retryIntervalMs: number): number {
-  const cap = Math.min(Math.max(50, retryIntervalMs), 1000)
-  return jitter(Math.min(cap, 50 * 2 ** Math.min(failures - 1, 10)))
-}
-
-/**
- * The error of an acquire that gave up on transient failures: the last one as cause;
- * a quorum's own error as it is (its code and node outcomes say more).
- */
-function gaveUp(last: unknown, attempts: number, waitedMs: number): LockError {
-  if (last instanceof QuorumError) return last
-  const text = last instanceof Error ? last.message : String(last)
-  return new BackendError(
-    'acquire',
-    `acquire gave up after ${attempts} attempt${attempts === 1 ? '' : 's'} in ${Math.round(waitedMs)} ms (retryTimeoutMs), Redis failing: ${text}`,
-    { cause: last, attempts },
-  )
-}
 
 /** What an Acquisition is built from. */
 export interface AcquisitionOptions {
@@ -275,7 +241,11 @@ export class Acquisition {
     await this.#backend.close()
   }
 
-  async #attempt(
+  /**
+   * Sends one attempt; resolves the Lock, or where the keys are held. A promise chain,
+   * not an async function: it runs on every acquisition (see ScriptRunner.call).
+   */
+  #attempt(
     keys: string[],
     opts: ResolvedLockOptions,
     signal: AbortSignal | undefined,
@@ -284,29 +254,46 @@ export class Acquisition {
     single: boolean,
   ): Promise<Lock | Blocked> {
     const token = newToken()
-    const { lifetimeMs, fencing } = opts
+    const { lifetimeMs, fencing, mode } = opts
     const sentAt = this.#clock.now()
     // The lease counts from when the request was sent (replica WAIT included); a later reply is useless.
     const ack = replicaAck(opts)
-    const { mode } = opts
-    const pending = this.#backend.acquire({
-      keys,
-      token,
-      lifetimeMs,
-      fencing,
-      mode,
-      writerMarkMs: mode.kind !== 'exclusive' ? undefined : single ? 0 : writerMarkMs(opts),
-      companions,
-      contended,
-      timeoutMs: Math.min(validityMs(lifetimeMs), opts.attemptTimeoutMs + (ack ? ack.timeoutMs : 0)),
-      ack,
-    })
+    let pending: Promise<AttemptResult>
+    try {
+      pending = this.#backend.acquire({
+        keys,
+        token,
+        lifetimeMs,
+        fencing,
+        mode,
+        writerMarkMs: mode.kind !== 'exclusive' ? undefined : single ? 0 : writerMarkMs(opts),
+        companions,
+        contended,
+        timeoutMs: Math.min(validityMs(lifetimeMs), opts.attemptTimeoutMs + (ack ? ack.timeoutMs : 0)),
+        ack,
+      })
+    } catch (err) {
+      return Promise.reject(err)
+    }
     const reply = signal
-      ? await raceAbort(pending, signal, (late) =>
+      ? raceAbort(pending, signal, (late) =>
           this.#track(late.then((r) => (r.acquired ? this.#undo(keys, token, 5000, mode) : undefined))),
         )
-      : await pending
+      : pending
+    return reply.then((r) => this.#answered(r, keys, token, opts, signal, sentAt))
+  }
+
+  /** An attempt's reply: where the keys are held, or the Lock once the grant is checked still valid. */
+  #answered(
+    reply: AttemptResult,
+    keys: string[],
+    token: string,
+    opts: ResolvedLockOptions,
+    signal: AbortSignal | undefined,
+    sentAt: number,
+  ): Lock | Blocked {
     if (!reply.acquired) return reply
+    const { lifetimeMs, mode } = opts
     if (this.isClosed || signal?.aborted) {
       // Nobody will hold it: the caller gave up (or the Locker closed) while the reply was on its way.
       this.#undo(keys, token, 5000, mode)
@@ -326,10 +313,21 @@ export class Acquisition {
     return this.leases.add(keys, token, reply.fence, opts, sentAt)
   }
 
-  async #release(lease: Lease): Promise<boolean> {
+  #release(lease: Lease): Promise<boolean> {
     const sentAt = this.#clock.now()
     const request = { keys: lease.keys, token: lease.token, publisherId: this.#id, mode: lease.mode }
-    const { removed, receivers } = await this.#backend.release(request, Math.max(1000, lease.lifetimeMs))
+    // A reaction, not an async function: one frame less on every release.
+    let pending: Promise<ReleaseResult>
+    try {
+      pending = this.#backend.release(request, Math.max(1000, lease.lifetimeMs))
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return pending.then((result) => this.#released(lease, result, sentAt))
+  }
+
+  /** After Redis answered a release: count it, announce it, hand the keys over locally. */
+  #released(lease: Lease, { removed, receivers }: ReleaseResult, sentAt: number): boolean {
     this.released++
     publishRelease(lease, removed > 0)
     if (removed === 0) return false

@@ -3,6 +3,7 @@ import { extendObserved, publishExtend, publishLost } from './diagnostics.js'
 import { BackendError, LockLostError, type LockLostReason, QuorumError } from './errors.js'
 import { checkOnRead } from './internal/abort.js'
 import type { Clock, TimerHandle } from './internal/clock.js'
+import { LinkedSet, type Links } from './internal/links.js'
 import { type Lock, LockHandle } from './lock.js'
 import type { ResolvedLockOptions } from './options.js'
 import type { HoldKind, HoldMode } from './scripts/index.js'
@@ -45,7 +46,7 @@ export interface LeaseHooks {
 type State = 'held' | 'released' | 'lost'
 
 /** One lease's state: only {@link Leases} reads or writes it. */
-class Entry implements Lease {
+class Entry implements Lease, Links<Entry> {
   readonly keys: readonly string[]
   readonly token: string
   readonly fence: bigint | undefined
@@ -74,6 +75,10 @@ class Entry implements Lease {
    * then noticed after its first extension instead of at once.
    */
   unwatched: Lock | undefined
+  /** The held table's links (see LinkedSet). */
+  prev: Entry | undefined = undefined
+  next: Entry | undefined = undefined
+  listed = false
 
   constructor(
     keys: readonly string[],
@@ -111,7 +116,8 @@ export class Leases {
   readonly #backend: LockBackend
   readonly #clock: Clock
   readonly #hooks: LeaseHooks
-  readonly #held = new Set<Entry>()
+  /** Held leases: a LinkedSet, so taking one in and out allocates nothing. */
+  readonly #held = new LinkedSet<Entry>()
   readonly #registry = new FinalizationRegistry<Entry>((entry) => this.#lose(entry, 'abandoned'))
   #timer: TimerHandle | undefined
   #timerAt = Number.POSITIVE_INFINITY
@@ -187,7 +193,7 @@ export class Leases {
   /** Leases held now, by kind. */
   byKind(): Record<HoldKind, number> {
     const out: Record<HoldKind, number> = { exclusive: 0, shared: 0, semaphore: 0 }
-    for (const entry of this.#held) out[entry.mode.kind]++
+    for (const entry of this.#held.toArray()) out[entry.mode.kind]++
     return out
   }
 
@@ -243,7 +249,7 @@ export class Leases {
 
   /** Marks every held lease lost with reason `closed` and stops the timer. */
   closeAll(): void {
-    for (const entry of [...this.#held]) this.#lose(entry, 'closed')
+    for (const entry of this.#held.toArray()) this.#lose(entry, 'closed')
     this.#stopped = true
     this.#disarm()
   }
@@ -290,7 +296,7 @@ export class Leases {
     const now = this.#clock.now()
     const due: Entry[] = []
     let next = Number.POSITIVE_INFINITY
-    for (const entry of this.#held) {
+    for (const entry of this.#held.toArray()) {
       if (!this.isHeld(entry)) continue
       if (!entry.inFlight && entry.nextDueAt <= now + entry.batchWindowMs) due.push(entry)
       else next = Math.min(next, entry.inFlight ? entry.deadline : Math.min(entry.nextDueAt, entry.deadline))

@@ -118,7 +118,6 @@ export class Locker implements AsyncDisposable {
    * @throws `options.signal.reason` when that signal aborts first.
    */
   acquire(keys: string | readonly string[], options?: AcquireOptions): Promise<Lock> {
-    // #acquire is async: bad input rejects, it never throws synchronously.
     return this.#acquire(keys, options, false) as Promise<Lock>
   }
 
@@ -198,28 +197,32 @@ export class Locker implements AsyncDisposable {
     return this.close()
   }
 
-  async #acquire(
-    keysIn: unknown,
-    options: AcquireOptions | undefined,
-    single: boolean,
-  ): Promise<Lock | null> {
-    checkOptionNames(options, ACQUIRE_OPTION_NAMES, 'acquire')
-    const opts =
-      options === undefined ? this.#resolvedDefaults : resolveLockOptions([this.#defaults, options])
-    const keys = resolveKeys(keysIn, this.#prefix)
-    checkModeKeys(opts.mode, keys)
-    this.#acquisition.checkKeys(keys, opts.mode)
-    const signal = options?.signal
-    if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      throw new InvalidArgumentError('signal', `signal must be an AbortSignal; received ${describe(signal)}`)
+  /** Checks the input, then runs the acquisition; bad input rejects, it never throws synchronously. */
+  #acquire(keysIn: unknown, options: AcquireOptions | undefined, single: boolean): Promise<Lock | null> {
+    try {
+      checkOptionNames(options, ACQUIRE_OPTION_NAMES, 'acquire')
+      const opts =
+        options === undefined ? this.#resolvedDefaults : resolveLockOptions([this.#defaults, options])
+      const keys = resolveKeys(keysIn, this.#prefix)
+      checkModeKeys(opts.mode, keys)
+      this.#acquisition.checkKeys(keys, opts.mode)
+      const signal = options?.signal
+      if (signal !== undefined && !(signal instanceof AbortSignal)) {
+        throw new InvalidArgumentError(
+          'signal',
+          `signal must be an AbortSignal; received ${describe(signal)}`,
+        )
+      }
+      this.#throwIfClosed()
+      signal?.throwIfAborted()
+      this.#checkEviction()
+      if (!acquireObserved()) return this.#acquisition.run(keys, opts, signal, single, undefined)
+      return observeAcquire(keys, opts.mode, single, this.#now, LockHandle.fenceOf, (tally) =>
+        this.#acquisition.run(keys, opts, signal, single, tally),
+      )
+    } catch (err) {
+      return Promise.reject(err)
     }
-    this.#throwIfClosed()
-    signal?.throwIfAborted()
-    this.#checkEviction()
-    if (!acquireObserved()) return this.#acquisition.run(keys, opts, signal, single, undefined)
-    return observeAcquire(keys, opts.mode, single, this.#now, LockHandle.fenceOf, (tally) =>
-      this.#acquisition.run(keys, opts, signal, single, tally),
-    )
   }
 
   /** One key, checked, with the prefix. */

@@ -38,6 +38,8 @@ interface KeyQueue {
 
 /** How long an idle key's subscription is kept, so a busy key does not churn SUBSCRIBE/UNSUBSCRIBE. */
 export const LINGER_MS = 2000
+/** Keys with no attempt in flight kept in the attempt counts before they are dropped together. */
+const SWEEP_AT = 256
 const SUBSCRIBE_BACKOFF_MS = 5000
 
 /**
@@ -56,8 +58,15 @@ export class Waiters {
   readonly #selfId: string
   readonly #queues = new Map<string, KeyQueue>()
   readonly #byChannel = new Map<string, KeyQueue>()
-  /** Attempts in flight per key (see {@link Waiters.isBusy}). */
+  /**
+   * Attempts in flight per key (see {@link Waiters.isBusy}). A key whose count falls
+   * to 0 stays until {@link SWEEP_AT} such keys have piled up, then they go together:
+   * deleting each at once would make the Map reallocate its table on most cycles of an
+   * uncontended loop on fresh keys (see internal/links.ts).
+   */
   readonly #attempting = new Map<string, number>()
+  /** Keys in {@link Waiters.#attempting} at 0. */
+  #idleAttemptKeys = 0
   #subscriber: Subscriber | undefined
   #seq = 0
   #closed = false
@@ -86,18 +95,31 @@ export class Waiters {
    * arrive together cost one attempt, not one each.
    */
   isBusy(key: string): boolean {
-    return this.hasWaiters(key) || (this.#attempting.get(key) ?? 0) > 0
+    return this.hasWaiters(key) || this.#attemptsOn(key) > 0
   }
 
   /** Counts an attempt at `key` in flight, until {@link Waiters.endAttempt}. */
   beginAttempt(key: string): void {
-    this.#attempting.set(key, (this.#attempting.get(key) ?? 0) + 1)
+    const n = this.#attempting.get(key)
+    if (n === 0) this.#idleAttemptKeys--
+    this.#attempting.set(key, (n ?? 0) + 1)
   }
 
   endAttempt(key: string): void {
-    const n = (this.#attempting.get(key) ?? 1) - 1
-    if (n > 0) this.#attempting.set(key, n)
-    else this.#attempting.delete(key)
+    const n = this.#attempting.get(key)
+    if (n === undefined || n <= 0) return
+    this.#attempting.set(key, n - 1)
+    if (n === 1 && ++this.#idleAttemptKeys >= SWEEP_AT) this.#sweepAttempting()
+  }
+
+  #sweepAttempting(): void {
+    for (const [key, n] of this.#attempting) if (n === 0) this.#attempting.delete(key)
+    this.#idleAttemptKeys = 0
+  }
+
+  /** Attempts in flight on `key`. */
+  #attemptsOn(key: string): number {
+    return this.#attempting.get(key) ?? 0
   }
 
   get waiting(): number {
@@ -321,7 +343,7 @@ export class Waiters {
       if (q.waiters.length > 0 || q.subscribing) return
       // A waiter of the key is attempting (it left the queue for that): keep the queue,
       // its generation and subscription, or a release during the attempt goes unseen.
-      if (this.#attempting.has(q.key)) return this.#scheduleLinger(q)
+      if (this.#attemptsOn(q.key) > 0) return this.#scheduleLinger(q)
       this.#queues.delete(q.key)
       this.#byChannel.delete(q.channel)
       if (q.subscription === 'active') this.#subscriber?.unsubscribe(q.channel).catch(() => {})

@@ -102,7 +102,13 @@ export async function throughputWorker(task: Msg, io: WorkerIo): Promise<void> {
     if (!adapter || errors.has(lib)) return
     try {
       await probe.flush() // fresh-key loops leave fence marks; every round starts from an empty db
-      globalThis.gc?.()
+      // A young-generation collection: the previous library's garbage is not collected
+      // on this one's time. Not a full one: V8 then drops the optimized code of the
+      // functions, so every round would start interpreted and recompile its hot path
+      // while it is measured (each hot function was optimized once per round, and a
+      // 750 ms round of 5,000-8,000 cycles lost 12-20 % of its time to 2-5 ms stalls;
+      // the library with the most JavaScript per cycle loses most).
+      globalThis.gc?.({ type: 'minor' })
       const s0 = await probe.snapshot()
       const c0 = clientCounts()
       const w0 = socketWriteCount()
@@ -137,6 +143,7 @@ export async function throughputWorker(task: Msg, io: WorkerIo): Promise<void> {
       errors.set(lib, errorText(err))
     }
   }
+  globalThis.gc?.() // once, before anything is measured
   for (const v of variants) await once(v.label, 'warm', p.warmupMs, false)
   for (let r = 0; r < p.rounds; r++) for (const v of variants) await once(v.label, `r${r}`, p.roundMs, true)
 
@@ -276,7 +283,7 @@ function render(p: ThroughputParams, results: LibThroughput[], strays: string[])
       ? '1. Uncontended: sequential acquire + release, fresh key each cycle'
       : `2. ${p.concurrency} concurrent loops on distinct keys (one process)`,
     notes: [
-      `${p.rounds} interleaved rounds × ${p.roundMs} ms per library after a ${p.warmupMs} ms warm-up; every value is the median over rounds; × raw = median over rounds of the ratio to the raw floor's same round.`,
+      `${p.rounds} interleaved rounds × ${p.roundMs} ms per library after a ${p.warmupMs} ms warm-up; every value is the median over rounds; × raw = median over rounds of the ratio to the raw floor's same round. Before each round a young-generation GC (a full GC only once, before the warm-up: a full one discards V8's optimized code, and every round then measured recompilation).`,
       seq
         ? 'Latency = one acquire + release cycle.'
         : `Each loop reuses its own key; latency = one cycle of one loop with ${p.concurrency} in flight.`,

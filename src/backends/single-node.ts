@@ -98,25 +98,45 @@ export class SingleNodeBackend implements LockBackend {
   }
 
   /** {@link SingleNodeBackend.acquire} without replica confirmation; `timeoutMs` bounds it. */
-  async attempt(request: AttemptRequest): Promise<AttemptResult> {
-    const { keys, token, lifetimeMs, timeoutMs, fencing } = request
+  attempt(request: AttemptRequest): Promise<AttemptResult> {
     if (this.adapter.isReconnecting?.()) {
       // Nothing is sent: a command now would sit in the client's offline queue.
-      throw sentNothing(
-        new BackendError('acquire', 'acquire failed: the client is reconnecting to Redis (not connected)'),
+      return Promise.reject(
+        sentNothing(
+          new BackendError('acquire', 'acquire failed: the client is reconnecting to Redis (not connected)'),
+        ),
       )
     }
     const startedAt = performance.now()
+    const { keys, token, lifetimeMs, timeoutMs, fencing } = request
     const setNx = this.adapter.setNx
+    const only = keys.length === 1 ? keys[0] : undefined
+    if (!isHolder(request.mode) && !fencing && only !== undefined && setNx && request.contended !== true) {
+      // The fast path, a promise chain rather than an async function (it runs on every
+      // uncontended acquisition): the SET, and the script only when the key is taken.
+      let set: Promise<boolean>
+      try {
+        set = setNx.call(this.adapter, only, token, lifetimeMs)
+      } catch (err) {
+        return Promise.reject(this.#failed(request, err))
+      }
+      return this.runner.bounded(set, timeoutMs, 'acquire').then(
+        (ok) => (ok ? ACQUIRED : this.#scripted(request, startedAt)),
+        (err: unknown) => {
+          throw this.#failed(request, err)
+        },
+      )
+    }
+    return this.#scripted(request, startedAt)
+  }
+
+  /** An attempt by script (holders, fencing, several keys, a taken key), within what is left of `timeoutMs`. */
+  async #scripted(request: AttemptRequest, startedAt: number): Promise<AttemptResult> {
+    const { timeoutMs } = request
+    const left = () => Math.max(1, timeoutMs - (performance.now() - startedAt))
     try {
       if (isHolder(request.mode))
-        return await this.runner.call(this.scripts.acquireHolder, request, timeoutMs, 'acquire')
-      const only = keys.length === 1 ? keys[0] : undefined
-      if (!fencing && only !== undefined && setNx && request.contended !== true) {
-        const set = setNx.call(this.adapter, only, token, lifetimeMs)
-        if (await this.runner.bounded(set, timeoutMs, 'acquire')) return ACQUIRED
-      }
-      const left = () => Math.max(1, timeoutMs - (performance.now() - startedAt))
+        return await this.runner.call(this.scripts.acquireHolder, request, left(), 'acquire')
       const result = await this.runner.call(this.scripts.acquire, request, left(), 'acquire')
       if (result.acquired || result.companions !== true || request.companions === true || result.pttl > 0) {
         return result
@@ -124,12 +144,20 @@ export class SingleNodeBackend implements LockBackend {
       // A shared lock or semaphore: the script needs its holders set and writer mark.
       return await this.runner.call(this.scripts.acquire, { ...request, companions: true }, left(), 'acquire')
     } catch (err) {
-      // The request may have been applied (or may still be, from an offline queue):
-      // release the token once it settles, in order on the same connection.
-      if (request.callerUndoes !== true)
-        this.releaseQuietly({ keys, token, publisherId: '', mode: request.mode })
-      throw toBackendError('acquire', err, [token])
+      throw this.#failed(request, err)
     }
+  }
+
+  /**
+   * A failed attempt: the request may have been applied (or may still be, from an
+   * offline queue), so the token is released once it settles, in order on the same
+   * connection. Returns the error to throw.
+   */
+  #failed(request: AttemptRequest, err: unknown): BackendError {
+    const { keys, token } = request
+    if (request.callerUndoes !== true)
+      this.releaseQuietly({ keys, token, publisherId: '', mode: request.mode })
+    return toBackendError('acquire', err, [token])
   }
 
   /**

@@ -368,4 +368,37 @@ describe('Waiters', () => {
     assert.deepEqual(outcomes([late]), ['aborted'])
     assert.equal(clock.pendingTimers, 0)
   })
+
+  test('attempt counts: a key is busy exactly while an attempt on it is in flight, across the batched cleanup of idle keys', () => {
+    const { waiters } = setup()
+    waiters.beginAttempt('a')
+    waiters.beginAttempt('a')
+    // Far more keys than are kept at 0 before they are dropped together (256).
+    for (let i = 0; i < 1000; i++) {
+      waiters.beginAttempt(`k${i}`)
+      assert.equal(waiters.isBusy(`k${i}`), true)
+      waiters.endAttempt(`k${i}`)
+      assert.equal(waiters.isBusy(`k${i}`), false)
+    }
+    assert.equal(waiters.isBusy('a'), true, 'two attempts in flight survive the cleanups')
+    waiters.endAttempt('a')
+    assert.equal(waiters.isBusy('a'), true, 'one attempt still in flight')
+    // A key that went idle and is attempted again counts from 0.
+    waiters.beginAttempt('k3')
+    assert.equal(waiters.isBusy('k3'), true)
+    waiters.endAttempt('a')
+    waiters.endAttempt('a') // one end too many is ignored
+    assert.equal(waiters.isBusy('a'), false)
+    for (let i = 0; i < 600; i++) {
+      waiters.beginAttempt(`m${i}`)
+      waiters.endAttempt(`m${i}`)
+    }
+    assert.equal(
+      waiters.isBusy('k3'),
+      true,
+      'an attempt begun again after its key went idle is still counted',
+    )
+    waiters.beginAttempt('a')
+    assert.equal(waiters.isBusy('a'), true, 'an extra end never makes a later attempt invisible')
+  })
 })
