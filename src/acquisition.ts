@@ -134,7 +134,13 @@ export class Acquisition {
         try {
           attempts++
           if (tally !== undefined) tally.attempts = attempts
-          result = await this.#attempt(keys, opts, signal, contended, companions, single)
+          // Woken by a release of the key it waits for: the key is most likely free, so the
+          // cheapest attempt (a plain SET NX PX where it applies) goes first, as on a first
+          // try; a failed SET is followed by the script, whose failure marks the new holder.
+          // Not after shared holders blocked it: taking such a key must end the writer mark
+          // and pass on the waiting mark, which only the script does.
+          const viaScript = contended && (wokenOn !== attemptedKey || companions)
+          result = await this.#attempt(keys, opts, signal, viaScript, companions, single)
           waiters.endAttempt(attemptedKey)
         } catch (err) {
           waiters.endAttempt(attemptedKey)

@@ -103,6 +103,40 @@ describeMatrix('acquire paths', (ctx) => {
     await l.close()
   })
 
+  test('a waiter woken by a release takes the key with a plain SET NX PX: the release is the only script in the handoff', async () => {
+    const holderLocker = new Locker(await ctx.client(), { prefix: 'ap13:' })
+    const waiterLocker = new Locker(await ctx.client(), { prefix: 'ap13:', retryIntervalMs: 5000 })
+    // The one-time eviction checks (a script each) first.
+    await (await holderLocker.acquire('warm-up')).release()
+    await (await waiterLocker.acquire('warm-up')).release()
+    await waitFor(
+      async () => ((await ctx.admin.call('SCRIPT', 'EXISTS', MEMORY_POLICY.sha)) as number[])[0] === 1,
+    )
+    const held = await holderLocker.acquire('k', { lifetimeMs: 10_000 })
+    const pending = waiterLocker.acquire('k', { lifetimeMs: 10_000 })
+    // Blocked: its failed attempt (a script) marked the holder's value for the release to publish.
+    await waitFor(async () => String(await ctx.admin.get('ap13:k')).endsWith('!'))
+    await waitFor(
+      async () =>
+        Number(((await ctx.admin.call('PUBSUB', 'NUMSUB', releaseChannel('ap13:k'))) as unknown[])[1]) === 1,
+    )
+    await new Promise((r) => setTimeout(r, 50)) // the waiter's subscribe-then-retry is over
+    const count = (info: string, cmd: string) =>
+      Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(info)?.[1] ?? 0)
+    const scripts = (info: string) => count(info, 'evalsha') + count(info, 'eval')
+    const before = await ctx.admin.info('commandstats')
+    const started = performance.now()
+    await held.release()
+    const lock = await pending
+    const after = await ctx.admin.info('commandstats')
+    assert.ok(performance.now() - started < 2500, 'woken by the release, not by its 5 s retry interval')
+    assert.equal(scripts(after) - scripts(before), 1, 'only the holder’s release ran a script')
+    assert.equal(count(after, 'set') - count(before, 'set'), 1)
+    await lock.release()
+    await holderLocker.close()
+    await waiterLocker.close()
+  })
+
   test('a resent SET of our own that answers "not set" still counts as acquired (no orphaned lock)', async () => {
     const adapter = replayingSetNx(adapterFor(await ctx.client(), false))
     const backend = new SingleNodeBackend(adapter)
