@@ -16,7 +16,6 @@ import { Waiters, type WaitOutcome } from './waiters.js'
 
 /** A failed attempt: which key was held, and for how much longer (ms; -1: no TTL). */
 type Blocked = Extract<AttemptResult, { acquired: false }>
-
 const NO_SIGNALS: readonly (AbortSignal | undefined)[] = []
 
 /** What an Acquisition is built from. */
@@ -134,11 +133,8 @@ export class Acquisition {
         try {
           attempts++
           if (tally !== undefined) tally.attempts = attempts
-          // Woken by a release of the key it waits for: the key is most likely free, so the
-          // cheapest attempt (a plain SET NX PX where it applies) goes first, as on a first
-          // try; a failed SET is followed by the script, whose failure marks the new holder.
-          // Not after shared holders blocked it: taking such a key must end the writer mark
-          // and pass on the waiting mark, which only the script does.
+          // Woken by a release of this key: likely free, so a plain SET NX PX first, as on a first try
+          // (not after shared holders blocked it: only the script ends their writer mark).
           const viaScript = contended && (wokenOn !== attemptedKey || companions)
           result = await this.#attempt(keys, opts, signal, viaScript, companions, single)
           waiters.endAttempt(attemptedKey)
