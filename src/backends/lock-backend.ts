@@ -46,7 +46,8 @@ export interface AttemptRequest extends S.AcquireRequest {
   /**
    * The keys were held at this caller's previous attempt: go straight to the acquire
    * script (which tries the SET itself) instead of a plain SET first, so a waiter's
-   * retry costs one request, not two.
+   * retry costs one request, not two. Left unset by a waiter that a release of the key
+   * woke (the key is then most likely free: the plain SET goes first, see Acquisition.run).
    */
   readonly contended?: boolean | undefined
   /** Replica confirmation to wait for; none when absent. */

@@ -2,7 +2,7 @@ import type { RedisAdapter } from '../adapters/adapter.js'
 import { BackendError } from '../errors.js'
 import { LinkedSet, type Links } from '../internal/links.js'
 import { toBackendError } from '../internal/sanitize.js'
-import type { Script, TypedScript } from '../scripts/index.js'
+import type { Script, ScriptArgs, TypedScript } from '../scripts/index.js'
 
 interface PendingCall extends Links<PendingCall> {
   readonly at: number
@@ -47,13 +47,13 @@ export class ScriptRunner {
     timeoutMs: number,
     operation: BackendError['operation'],
   ): Promise<Res> {
-    let keys: readonly string[]
-    let args: readonly string[]
+    let encoded: ScriptArgs
     try {
-      ;({ keys, args } = script.encode(request))
+      encoded = script.encode(request)
     } catch (err) {
       return Promise.reject(err)
     }
+    const { keys, args } = encoded
     const at = performance.now() + timeoutMs
     // The arguments are the leases' owner tokens: none may reach an error message.
     const failed = (err: unknown): never => {
@@ -65,15 +65,18 @@ export class ScriptRunner {
       // on a slow link can be the difference between extending a lease and losing it.
       return this.#load(script, keys, args, at, timeoutMs, operation).then(script.decode, failed)
     }
-    return this.#until(this.adapter.evalsha(script.sha, keys, args), at, timeoutMs, operation).then(
-      script.decode,
-      (err: unknown) => {
-        // The server lost its script cache (restart, SCRIPT FLUSH, failover): send the
-        // source once, within the same bound.
-        if (!isNoScript(err)) failed(err)
-        return this.#load(script, keys, args, at, timeoutMs, operation).then(script.decode, failed)
-      },
-    )
+    let sent: Promise<unknown>
+    try {
+      sent = this.adapter.evalsha(script.sha, keys, args)
+    } catch (err) {
+      return Promise.reject(toBackendError(operation, err, args))
+    }
+    return this.#until(sent, at, timeoutMs, operation).then(script.decode, (err: unknown) => {
+      // The server lost its script cache (restart, SCRIPT FLUSH, failover): send the
+      // source once, within the same bound (#load is async: it never throws).
+      if (!isNoScript(err)) failed(err)
+      return this.#load(script, keys, args, at, timeoutMs, operation).then(script.decode, failed)
+    })
   }
 
   /**
