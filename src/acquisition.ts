@@ -316,7 +316,6 @@ export class Acquisition {
   }
 
   #release(lease: Lease): Promise<boolean> {
-    const sentAt = this.#clock.now()
     const request = { keys: lease.keys, token: lease.token, publisherId: this.#id, mode: lease.mode }
     // A reaction, not an async function: one frame less on every release.
     let pending: Promise<ReleaseResult>
@@ -325,6 +324,7 @@ export class Acquisition {
     } catch (err) {
       return Promise.reject(err)
     }
+    const sentAt = this.#clock.now() // after the write: it only sizes the hand-over yield
     return pending.then((result) => this.#released(lease, result, sentAt))
   }
 

@@ -111,20 +111,33 @@ export class IoRedisAdapter implements RedisAdapter {
     return this.#wasReady && status !== 'end'
   }
 
+  // Each command: written first, the end-of-turn flush scheduled after (TickCork.enter).
   evalsha(sha: string, keys: readonly string[], args: readonly string[]): Promise<unknown> {
-    this.#cork.hold()
-    return this.#client.evalsha(sha, keys.length, ...keys, ...args)
+    if (!this.#cork.enter()) return this.#client.evalsha(sha, keys.length, ...keys, ...args)
+    try {
+      return this.#client.evalsha(sha, keys.length, ...keys, ...args)
+    } finally {
+      this.#cork.scheduleFlush()
+    }
   }
 
   eval(source: string, keys: readonly string[], args: readonly string[]): Promise<unknown> {
-    this.#cork.hold()
-    return this.#client.eval(source, keys.length, ...keys, ...args)
+    if (!this.#cork.enter()) return this.#client.eval(source, keys.length, ...keys, ...args)
+    try {
+      return this.#client.eval(source, keys.length, ...keys, ...args)
+    } finally {
+      this.#cork.scheduleFlush()
+    }
   }
 
   setNx(key: string, value: string, ms: number): Promise<boolean> {
-    this.#cork.hold()
     // A plain reaction, not an async function: one promise less per acquisition.
-    return this.#client.set(key, value, 'PX', ms, 'NX').then(isOk)
+    if (!this.#cork.enter()) return this.#client.set(key, value, 'PX', ms, 'NX').then(isOk)
+    try {
+      return this.#client.set(key, value, 'PX', ms, 'NX').then(isOk)
+    } finally {
+      this.#cork.scheduleFlush()
+    }
   }
 
   /** The connection ioredis sends a keyed command of `slot` on: the pool's connection to `slots[slot][0]`. */

@@ -54,19 +54,36 @@ export class TickCork {
 
   /** Call before sending a command: the first call of a turn corks until the turn ends. */
   hold(): void {
+    if (this.enter()) this.scheduleFlush()
+  }
+
+  /**
+   * {@link hold} in two steps, for a command sent in between: true for the turn's first
+   * command, whose caller must call {@link scheduleFlush} once it has sent it (in a
+   * `finally`: until then every later command of the process is corked). Scheduling the
+   * end-of-turn flush after the write instead of before keeps it off the lone command's
+   * way to the socket: measured on a release after 30 ms idle, the `process.nextTick`
+   * call took about a third of the library's time before the write.
+   */
+  enter(): boolean {
     if (this.#scheduled) {
-      if (++this.#held <= this.#limit) return
+      if (++this.#held <= this.#limit) return false
       // A full batch goes now, so Redis works on it while we prepare the rest.
       this.#uncork()
       this.#limit = Math.min(this.#limit * BATCH_GROWTH, MAX_BATCH)
       this.#held = 1
       this.#cork()
-      return
+      return false
     }
     // The turn's first command is a batch of one: nothing to cork, it is written at once.
     this.#scheduled = true
     this.#held = 1
     this.#limit = 1
+    return true
+  }
+
+  /** After the turn's first command was sent: uncork whatever follows it when the turn ends. */
+  scheduleFlush(): void {
     process.nextTick(this.#flush)
   }
 

@@ -54,7 +54,6 @@ export class ScriptRunner {
       return Promise.reject(err)
     }
     const { keys, args } = encoded
-    const at = performance.now() + timeoutMs
     // The arguments are the leases' owner tokens: none may reach an error message.
     const failed = (err: unknown): never => {
       throw toBackendError(operation, err, args)
@@ -63,6 +62,7 @@ export class ScriptRunner {
       // The first call of each script sends its source (EVAL caches it): an EVALSHA
       // that is bound to fail with NOSCRIPT would cost a whole extra round trip, which
       // on a slow link can be the difference between extending a lease and losing it.
+      const at = performance.now() + timeoutMs
       return this.#load(script, keys, args, at, timeoutMs, operation).then(script.decode, failed)
     }
     let sent: Promise<unknown>
@@ -71,6 +71,8 @@ export class ScriptRunner {
     } catch (err) {
       return Promise.reject(toBackendError(operation, err, args))
     }
+    // The bound counts from just after the write (µs later than before it): it only catches hangs.
+    const at = performance.now() + timeoutMs
     return this.#until(sent, at, timeoutMs, operation).then(script.decode, (err: unknown) => {
       // The server lost its script cache (restart, SCRIPT FLUSH, failover): send the
       // source once, within the same bound (#load is async: it never throws).

@@ -33,7 +33,7 @@ describeMatrix('one write per turn (issue 14)', (ctx) => {
 
   if (ctx.kind === 'ioredis')
     test('negative control: without TickCork, ioredis writes each of the 32 commands on its own', async (t) => {
-      t.mock.method(TickCork.prototype, 'hold', () => {})
+      t.mock.method(TickCork.prototype, 'enter', () => false)
       const locker = new Locker(await ctx.client(), { lifetimeMs: 30_000 })
       await warmLocker(locker)
       const keys = Array.from({ length: 32 }, (_, i) => `coalesce:n:${i}`)

@@ -114,3 +114,58 @@ test('a socket replaced between batches: the old one is uncorked, the new one he
   assert.deepEqual(old.writes.flat(), [0, 1])
   assert.deepEqual(current.writes.flat(), [2, 3, 4, 5])
 })
+
+test("the ioredis adapter writes a turn's first command before it schedules the turn's end", async (t) => {
+  const { IoRedisAdapter } = await import('../../src/adapters/ioredis.js')
+  const socket = new FakeSocket()
+  const scheduled = t.mock.method(process, 'nextTick')
+  const count = () => scheduled.mock.callCount()
+  /** Per command sent: how many nextTick calls had been made by then. */
+  const seen: number[] = []
+  let fail = false
+  const record = () => {
+    seen.push(count())
+    if (fail) throw new Error('client threw')
+    return Promise.resolve('OK')
+  }
+  const client = {
+    status: 'ready',
+    stream: socket,
+    evalsha: record,
+    eval: record,
+    set: record,
+    call: record,
+    duplicate: () => client,
+    subscribe: record,
+    unsubscribe: record,
+    on: () => client,
+    quit: record,
+    disconnect: () => {},
+  }
+  const adapter = new IoRedisAdapter(client as never, false)
+  for (const send of [
+    () => adapter.evalsha('sha', ['k'], ['a']),
+    () => adapter.setNx('k', 'v', 1000),
+    () => adapter.eval('return 1', [], []),
+  ]) {
+    await tick()
+    const before = count()
+    const sent = send()
+    assert.equal(seen.at(-1), before, 'the first command of the turn was sent before any nextTick')
+    assert.equal(count(), before + 1, 'and the flush was scheduled right after it')
+    await sent
+  }
+  // A client that throws synchronously still leaves the turn's end scheduled, so the
+  // next turn is not corked for ever.
+  await tick()
+  fail = true
+  const before = count()
+  assert.throws(() => adapter.evalsha('sha', ['k'], ['a']), /client threw/)
+  assert.equal(count(), before + 1)
+  fail = false
+  await tick()
+  const again = count()
+  await adapter.evalsha('sha', ['k'], ['a'])
+  assert.equal(seen.at(-1), again, 'the next turn starts with a lone command again')
+  assert.equal(socket.corks, 0, 'nothing left corked')
+})
