@@ -219,13 +219,14 @@ for i = 1, n do
         for j = 1, i - 1 do redis.call('DEL', KEYS[j]) end
         return ${luaNotALock('K')}
       end
-      local holders = 0
+      local holders, now = 0, 0
       if kind ~= 'x' and not full then
         for j = 1, i - 1 do redis.call('DEL', KEYS[j]) end
         return {2, i}
       end
       if kind ~= 'x' then
-        redis.call('ZREMRANGEBYSCORE', H, '-inf', nowMs())
+        now = nowMs()
+        redis.call('ZREMRANGEBYSCORE', H, '-inf', now)
         holders = redis.call('ZCARD', H)
       end
       if kind == 'n' and holders > 0 then
@@ -240,7 +241,9 @@ for i = 1, n do
         -- Shared holders: keep newcomers out until this writer had its turn.
         if kind == 's' then
           if ARGV[5] ~= '0' then redis.call('SET', W, ARGV[1], 'PX', ARGV[5]) end
-          return {0, pttl, i, 's'}
+          -- Until the last holder's lease ends (the key itself may outlive it: see HOLDERS_KEY_SLACK).
+          local last = redis.call('ZRANGE', H, -1, -1, 'WITHSCORES')
+          return {0, math.max(0, tonumber(last[2]) - now), i, 's'}
         end
         return {0, pttl, i}
       end

@@ -63,8 +63,16 @@ export function extendEntries(call: ScriptCall): ExtendEntry[] {
   }
   if (call.script === EXTEND_HOLDERS_UNIFORM.sha || call.script === EXTEND_HOLDERS_UNIFORM.source) {
     const lifetimeMs = Number(call.args[0])
-    // Lock key, holders set, lock key, holders set...
-    return call.args.slice(1).map((token, i) => ({ token, lifetimeMs, keys: [call.keys[2 * i] as string] }))
+    // Per run of holders of one key: KEYS lock key, holders set; ARGV count, tokens.
+    const out: ExtendEntry[] = []
+    let a = 1
+    for (let r = 0; r < call.keys.length / 2; r++) {
+      const count = Number(call.args[a])
+      for (let i = 1; i <= count; i++)
+        out.push({ token: call.args[a + i] as string, lifetimeMs, keys: [call.keys[2 * r] as string] })
+      a += count + 1
+    }
+    return out
   }
   const n = Number(call.args[0])
   const out: ExtendEntry[] = []

@@ -240,6 +240,70 @@ describeMatrix('acquire paths', (ctx) => {
     assert.equal(await ctx.admin.exists('ap8:none', holdersKey('ap8:none')), 0)
   })
 
+  test('EXTEND_HOLDERS_UNIFORM: the holders of a key cost one GET and one ZADD; a re-armed key gets two leases and is left alone while it has more than one', async () => {
+    const count = async (cmd: string) =>
+      Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(await ctx.admin.info('commandstats'))?.[1] ?? 0)
+    const now = Date.now()
+    await ctx.admin.set('ap14:s', 'arl1.sem.3', 'PX', 1000)
+    await ctx.admin.zadd(
+      holdersKey('ap14:s'),
+      String(now + 900),
+      'ta',
+      String(now + 900),
+      'tb',
+      String(now + 900),
+      'tc',
+    )
+    await ctx.admin.pexpire(holdersKey('ap14:s'), 1000)
+    const batch = ['ta', 'tb', 'tc'].map((token) => ({
+      keys: ['ap14:s'],
+      token,
+      lifetimeMs: 5000,
+      mode: SEM3,
+    }))
+    const [get0, zadd0, pexpire0] = [await count('get'), await count('zadd'), await count('pexpire')]
+    assert.deepEqual(
+      EXTEND_HOLDERS_UNIFORM.decode(await evalScript(ctx.admin, EXTEND_HOLDERS_UNIFORM, batch)),
+      [1, 1, 1],
+    )
+    assert.equal((await count('get')) - get0, 1, 'the key read once')
+    assert.equal((await count('zadd')) - zadd0, 1, 'its three holders in one ZADD')
+    assert.equal((await count('pexpire')) - pexpire0, 2, 'the key and its set re-armed')
+    for (const k of ['ap14:s', holdersKey('ap14:s')]) {
+      const pttl = await ctx.admin.pttl(k)
+      assert.ok(pttl > 9000 && pttl <= 10_000, `${k}: two leases (${pttl} ms)`)
+    }
+    // The next extension finds more than one lease left on the key: no re-arm.
+    const pexpire1 = await count('pexpire')
+    assert.deepEqual(
+      EXTEND_HOLDERS_UNIFORM.decode(await evalScript(ctx.admin, EXTEND_HOLDERS_UNIFORM, batch)),
+      [1, 1, 1],
+    )
+    assert.equal((await count('pexpire')) - pexpire1, 0)
+    for (const t of ['ta', 'tb', 'tc'])
+      assert.ok(Number(await ctx.admin.zscore(holdersKey('ap14:s'), t)) > Date.now() + 4000, `${t} extended`)
+    // An exclusive attempt blocked by shared holders waits for their last lease, not for
+    // the key's TTL (which may be up to two leases longer).
+    await ctx.admin.set('ap14:r', 'arl1.shared', 'PX', 30_000)
+    await ctx.admin.zadd(holdersKey('ap14:r'), String(Date.now() + 3000), 'ra')
+    await ctx.admin.pexpire(holdersKey('ap14:r'), 30_000)
+    const blocked = ACQUIRE.decode(
+      await evalScript(ctx.admin, ACQUIRE, {
+        keys: ['ap14:r'],
+        token: tok('w'),
+        lifetimeMs: 5000,
+        fencing: false,
+        companions: true,
+        writerMarkMs: 0,
+      }),
+    )
+    assert.ok(!blocked.acquired && blocked.companions === true, 'blocked by shared holders')
+    assert.ok(
+      !blocked.acquired && blocked.pttl > 2000 && blocked.pttl <= 3000,
+      `waits ${JSON.stringify(blocked)}`,
+    )
+  })
+
   test('EXTEND_HOLDERS_UNIFORM: 1,200 holders of one key, interleaved with another key, one of them gone', async () => {
     const now = Date.now()
     const many = Array.from({ length: 1200 }, (_, i) => `h${i}`)

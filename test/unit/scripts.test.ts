@@ -6,6 +6,7 @@ import {
   ACQUIRE_HOLDER,
   EXCLUSIVE,
   EXTEND,
+  EXTEND_HOLDERS_UNIFORM,
   EXTEND_UNIFORM,
   FENCE_MARK_TTL_MS,
   INSPECT,
@@ -171,6 +172,20 @@ describe('scripts: encode and decode (pure, no Redis)', () => {
       false,
     )
     assert.deepEqual(EXTEND_UNIFORM.encode(uniform), { keys: ['a', 'b'], args: ['1000', 't1', 't2'] })
+    // Holders: per run of one key, the key and its set once; ARGV the run's count, then its tokens.
+    const sem = { kind: 'semaphore', limit: 3 } as const
+    assert.deepEqual(
+      EXTEND_HOLDERS_UNIFORM.encode([
+        { keys: ['a'], token: 't1', lifetimeMs: 1000, mode: sem },
+        { keys: ['a'], token: 't2', lifetimeMs: 1000, mode: sem },
+        { keys: ['b'], token: 't3', lifetimeMs: 1000, mode: sem },
+        { keys: ['a'], token: 't4', lifetimeMs: 1000, mode: sem },
+      ]),
+      {
+        keys: ['a', `a${NS}holders:{a}`, 'b', `b${NS}holders:{b}`, 'a', `a${NS}holders:{a}`],
+        args: ['1000', '2', 't1', 't2', '1', 't3', '1', 't4'],
+      },
+    )
     assert.deepEqual(EXTEND.decode([1, 0, -1]), [1, 0, -1])
     assert.deepEqual(EXTEND_UNIFORM.decode(['1']), [1])
     assert.throws(() => EXTEND.decode('OK'), BackendError)
