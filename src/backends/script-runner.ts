@@ -73,11 +73,40 @@ export class ScriptRunner {
     }
     // The bound counts from just after the write (µs later than before it): it only catches hangs.
     const at = performance.now() + timeoutMs
-    return this.#until(sent, at, timeoutMs, operation).then(script.decode, (err: unknown) => {
-      // The server lost its script cache (restart, SCRIPT FLUSH, failover): send the
-      // source once, within the same bound (#load is async: it never throws).
-      if (!isNoScript(err)) failed(err)
-      return this.#load(script, keys, args, at, timeoutMs, operation).then(script.decode, failed)
+    // #until and the decode in one step: a promise and a reaction less on every call.
+    return new Promise<Res>((resolve, reject) => {
+      const call: PendingCall = {
+        at,
+        ms: timeoutMs,
+        operation,
+        reject,
+        prev: undefined,
+        next: undefined,
+        listed: false,
+      }
+      this.#pending.add(call)
+      if (call.at + WATCHDOG_SLACK_MS < this.#watchdogAt) this.#armWatchdog(call.at)
+      sent.then(
+        (reply) => {
+          if (!call.listed) return // the watchdog rejected it: a late reply is dropped
+          this.#pending.delete(call)
+          let result: Res
+          try {
+            result = script.decode(reply) // a decode error is not a Redis error: not wrapped
+          } catch (err) {
+            return reject(err)
+          }
+          resolve(result)
+        },
+        (err: unknown) => {
+          if (!call.listed) return
+          this.#pending.delete(call)
+          if (!isNoScript(err)) return reject(toBackendError(operation, err, args))
+          // The server lost its script cache (restart, SCRIPT FLUSH, failover): send the
+          // source once, within the same bound (#load is async: it never throws).
+          resolve(this.#load(script, keys, args, at, timeoutMs, operation).then(script.decode, failed))
+        },
+      )
     })
   }
 
