@@ -242,12 +242,12 @@ export class Leases {
     const entry = lease as Entry
     if (entry.state === 'released' || entry.lostError?.reason === 'closed') return Promise.resolve(false)
     entry.state = 'released'
-    // The release goes out first, the bookkeeping after: a release is on the path of
-    // every handoff, and after an idle wait each step before the write costs tenfold.
+    this.#held.delete(entry) // before: a diagnostics subscriber may read stats() during the release
+    // The release goes out first, the registry after: a release is on the path of every
+    // handoff, and after an idle wait each step before the write costs tenfold.
     try {
       return this.#hooks.release(entry)
     } finally {
-      this.#held.delete(entry)
       this.#unwatch(entry)
     }
   }

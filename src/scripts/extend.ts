@@ -177,7 +177,7 @@ export const HOLDERS_KEY_SLACK = 2
 /**
  * {@link EXTEND} for a batch of holders (shared locks, semaphore permits) of one key
  * each and one lease length: a third of the arguments, and per run of holders of the
- * same key (the caller sorts the batch by key) one read of the key, one ZADD for all of
+ * same key (the caller groups the batch by key) one read of the key, one ZADD for all of
  * them and at most one re-arm.
  *
  * KEYS         per run: the lock key and its holders set

@@ -245,13 +245,14 @@ describeMatrix('acquire paths', (ctx) => {
       Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(await ctx.admin.info('commandstats'))?.[1] ?? 0)
     const now = Date.now()
     await ctx.admin.set('ap14:s', 'arl1.sem.3', 'PX', 1000)
+    // Entries far enough ahead that a slow runner cannot see them expire before the script runs.
     await ctx.admin.zadd(
       holdersKey('ap14:s'),
-      String(now + 900),
+      String(now + 4000),
       'ta',
-      String(now + 900),
+      String(now + 4000),
       'tb',
-      String(now + 900),
+      String(now + 4000),
       'tc',
     )
     await ctx.admin.pexpire(holdersKey('ap14:s'), 1000)
