@@ -196,16 +196,17 @@ export async function measureHandoff(
   } finally {
     await Promise.all(workers.map((w) => finish(w)))
   }
+  return { lib, pairs, ...latencyStats(latencies), early, latencies }
+}
+
+/** Sample count and percentiles of handoff latencies (ms); NaN where there are none. */
+export function latencyStats(latencies: readonly number[]) {
   return {
-    lib,
     samples: latencies.length,
-    pairs,
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
     meanMs: latencies.reduce((a, b) => a + b, 0) / latencies.length,
-    maxMs: Math.max(...latencies),
-    early,
-    latencies,
+    maxMs: latencies.length > 0 ? Math.max(...latencies) : Number.NaN,
   }
 }
 
@@ -220,26 +221,19 @@ export async function runHandoff(
   // workers, so a drift of the machine's speed during the run (measured on this VM:
   // the floor's p50 moved from 0.8 to 1.1 ms within half an hour) falls on both alike.
   const interleaved = libs.filter((l) => INTERLEAVED.includes(l))
-  const pooled = new Map<LibraryName, HandoffResult & { latencies: number[] }>()
+  const pooled = new Map<LibraryName, { latencies: number[]; pairs: number; early: number }>()
   try {
     for (let round = 0; round < HANDOFF_ROUNDS && interleaved.length > 1; round++) {
       for (const lib of round % 2 === 0 ? interleaved : [...interleaved].reverse()) {
-        const r = await measureHandoff(
-          port,
-          lib,
-          Math.ceil(samples / HANDOFF_ROUNDS),
-          capMs / HANDOFF_ROUNDS,
-          {
-            prefix: `ho:${lib}:${round}`,
-          },
-        )
-        const sum = pooled.get(lib)
-        if (!sum) pooled.set(lib, { ...r, latencies: [...r.latencies] })
-        else {
-          sum.latencies.push(...r.latencies)
-          sum.early += r.early
-          sum.pairs = Math.max(sum.pairs, r.pairs)
-        }
+        const perRound = Math.ceil(samples / HANDOFF_ROUNDS)
+        const r = await measureHandoff(port, lib, perRound, capMs / HANDOFF_ROUNDS, {
+          prefix: `ho:${lib}:${round}`,
+        })
+        const sum = pooled.get(lib) ?? { latencies: [], pairs: 0, early: 0 }
+        pooled.set(lib, sum)
+        sum.latencies.push(...r.latencies)
+        sum.early += r.early
+        sum.pairs = Math.max(sum.pairs, r.pairs)
       }
     }
   } catch {
@@ -248,17 +242,7 @@ export async function runHandoff(
   for (const lib of libs) {
     const sum = pooled.get(lib)
     if (sum) {
-      const l = sum.latencies
-      results.push({
-        lib,
-        samples: l.length,
-        pairs: sum.pairs,
-        p50Ms: percentile(l, 50),
-        p99Ms: percentile(l, 99),
-        meanMs: l.reduce((a, b) => a + b, 0) / l.length,
-        maxMs: Math.max(...l),
-        early: sum.early,
-      })
+      results.push({ lib, pairs: sum.pairs, ...latencyStats(sum.latencies), early: sum.early })
       continue
     }
     try {

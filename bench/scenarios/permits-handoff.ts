@@ -8,8 +8,7 @@ import type { LibraryName } from '../adapters.js'
 import { errorText } from '../child.js'
 import type { Hold } from '../lock-adapter.js'
 import { fmt, type Section, table } from '../report.js'
-import { percentile } from '../stats.js'
-import { measureHandoff } from './handoff.js'
+import { latencyStats, measureHandoff } from './handoff.js'
 import {
   floor,
   OURS,
@@ -101,11 +100,7 @@ export async function runPermitsHandoff(
       hold: v.hold,
       ...(error === undefined ? {} : { error }),
       rounds: rs,
-      samples: lat.length,
-      p50Ms: percentile(lat, 50),
-      p99Ms: percentile(lat, 99),
-      meanMs: lat.reduce((a, b) => a + b, 0) / lat.length,
-      maxMs: lat.length > 0 ? Math.max(...lat) : Number.NaN,
+      ...latencyStats(lat),
       early: earlyBy.get(v.label) ?? 0,
       p50ToMutex: error === undefined ? roundRatio(rs, mutexRounds, (x) => x.p50Ms) : Number.NaN,
     }

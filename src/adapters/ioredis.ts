@@ -113,30 +113,30 @@ export class IoRedisAdapter implements RedisAdapter {
 
   // Each command: written first, the end-of-turn flush scheduled after (TickCork.enter).
   evalsha(sha: string, keys: readonly string[], args: readonly string[]): Promise<unknown> {
-    if (!this.#cork.enter()) return this.#client.evalsha(sha, keys.length, ...keys, ...args)
+    const first = this.#cork.enter()
     try {
       return this.#client.evalsha(sha, keys.length, ...keys, ...args)
     } finally {
-      this.#cork.scheduleFlush()
+      if (first) this.#cork.scheduleFlush()
     }
   }
 
   eval(source: string, keys: readonly string[], args: readonly string[]): Promise<unknown> {
-    if (!this.#cork.enter()) return this.#client.eval(source, keys.length, ...keys, ...args)
+    const first = this.#cork.enter()
     try {
       return this.#client.eval(source, keys.length, ...keys, ...args)
     } finally {
-      this.#cork.scheduleFlush()
+      if (first) this.#cork.scheduleFlush()
     }
   }
 
   setNx(key: string, value: string, ms: number): Promise<boolean> {
-    // A plain reaction, not an async function: one promise less per acquisition.
-    if (!this.#cork.enter()) return this.#client.set(key, value, 'PX', ms, 'NX').then(isOk)
+    const first = this.#cork.enter()
     try {
+      // A plain reaction, not an async function: one promise less per acquisition.
       return this.#client.set(key, value, 'PX', ms, 'NX').then(isOk)
     } finally {
-      this.#cork.scheduleFlush()
+      if (first) this.#cork.scheduleFlush()
     }
   }
 

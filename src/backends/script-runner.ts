@@ -75,17 +75,7 @@ export class ScriptRunner {
     const at = performance.now() + timeoutMs
     // #until and the decode in one step: a promise and a reaction less on every call.
     return new Promise<Res>((resolve, reject) => {
-      const call: PendingCall = {
-        at,
-        ms: timeoutMs,
-        operation,
-        reject,
-        prev: undefined,
-        next: undefined,
-        listed: false,
-      }
-      this.#pending.add(call)
-      if (call.at + WATCHDOG_SLACK_MS < this.#watchdogAt) this.#armWatchdog(call.at)
+      const call = this.#watch(at, timeoutMs, operation, reject)
       sent.then(
         (reply) => {
           if (!call.listed) return // the watchdog rejected it: a late reply is dropped
@@ -138,9 +128,7 @@ export class ScriptRunner {
   /** {@link bounded} with its deadline `at` (monotonic ms) given; `ms` is for the message. */
   #until<T>(p: Promise<T>, at: number, ms: number, operation: BackendError['operation']): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const call: PendingCall = { at, ms, operation, reject, prev: undefined, next: undefined, listed: false }
-      this.#pending.add(call)
-      if (call.at + WATCHDOG_SLACK_MS < this.#watchdogAt) this.#armWatchdog(call.at)
+      const call = this.#watch(at, ms, operation, reject)
       p.then(
         (v) => {
           this.#pending.delete(call)
@@ -152,6 +140,19 @@ export class ScriptRunner {
         },
       )
     })
+  }
+
+  /** Lists a call for the watchdog, which rejects it with `reject` once `at` (monotonic ms) has passed. */
+  #watch(
+    at: number,
+    ms: number,
+    operation: BackendError['operation'],
+    reject: (err: unknown) => void,
+  ): PendingCall {
+    const call: PendingCall = { at, ms, operation, reject, prev: undefined, next: undefined, listed: false }
+    this.#pending.add(call)
+    if (at + WATCHDOG_SLACK_MS < this.#watchdogAt) this.#armWatchdog(at)
+    return call
   }
 
   #armWatchdog(at: number): void {

@@ -204,10 +204,10 @@ export class SingleNodeBackend implements LockBackend {
     const order: number[] = []
     for (const run of byKey.values()) for (const i of run) order.push(i)
     const grouped = order.map((i) => batch[i] as ExtendRequest)
-    const sorted = await this.runner.call(script, grouped, timeoutMs, 'extend')
-    if (sorted.length !== batch.length) throw unexpectedReply('extend', sorted)
+    const inRuns = await this.runner.call(script, grouped, timeoutMs, 'extend')
+    if (inRuns.length !== batch.length) throw unexpectedReply('extend', inRuns)
     const statuses = new Array<ExtendStatus>(batch.length)
-    for (const [j, i] of order.entries()) statuses[i] = sorted[j] as ExtendStatus
+    for (const [j, i] of order.entries()) statuses[i] = inRuns[j] as ExtendStatus
     return statuses
   }
 

@@ -233,7 +233,7 @@ for r = 1, #KEYS / 2 do
       end
       changed = changed + redis.call('ZADD', H, unpack(za))
     end
-    local any = changed > 0
+    local any = false
     for i = 1, c do
       -- CH does not count an entry whose end did not change (two extensions in one
       -- millisecond): then ask for each whether it is there.
@@ -262,18 +262,23 @@ return out
   (batch) => {
     const keys: string[] = []
     const args: string[] = [msText(batch[0]?.lifetimeMs ?? 0)]
+    /** Where the current run's count goes: the tokens after it are the run. */
+    let countAt = -1
+    const closeRun = () => {
+      if (countAt >= 0) args[countAt] = String(args.length - countAt - 1)
+    }
     let last: string | undefined
-    let count = 0
     for (const lease of batch) {
       const key = lease.keys[0] as string
       if (key !== last) {
+        closeRun()
         keys.push(key, holdersKey(key))
-        count = args.push('0') - 1
+        countAt = args.push('') - 1
         last = key
       }
-      args[count] = String(Number(args[count]) + 1)
       args.push(lease.token)
     }
+    closeRun()
     return { keys, args }
   },
   decodeStatuses,
