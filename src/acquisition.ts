@@ -7,7 +7,7 @@ import { HandoffYield } from './internal/handoff-yield.js'
 import { backoffMs, gaveUp, jitter } from './internal/retry.js'
 import { newToken } from './internal/token.js'
 import { isTransient } from './internal/transient.js'
-import { kindConflict, writerMarkMs } from './kinds.js'
+import { familyOf, kindConflict, writerMarkMs } from './kinds.js'
 import { type Lease, Leases, validityMs } from './leases.js'
 import type { Lock } from './lock.js'
 import { type ResolvedLockOptions, replicaAck } from './options.js'
@@ -86,7 +86,6 @@ export class Acquisition {
     const giveUpAt = opts.retryTimeoutMs === null ? Number.POSITIVE_INFINITY : start + opts.retryTimeoutMs
     // Closing ends every wait through Waiters.close(): no listener per waiter.
     const signals = signal === undefined ? NO_SIGNALS : [signal]
-    const shared = opts.mode.kind === 'shared'
     let attempts = 0
     let failures = 0
     /** The last attempt found the keys held (see AttemptRequest.contended). */
@@ -96,10 +95,10 @@ export class Acquisition {
     // Place in the key queues: by arrival, kept across retries.
     const seq = waiters.nextSeq()
     let watched = keys[0] as string
-    // Local fairness: a newcomer queues behind this process's waiters instead of
-    // racing them, so a releaser does not simply take its own lock back.
-    let firstWait = 0
-    if (!single) firstWait = waiters.isBusy(watched) ? opts.retryIntervalMs : this.#yields.left(watched)
+    // Local fairness: a newcomer queues behind this process's waiters (of its family)
+    // instead of racing them, so a releaser does not simply take its own lock back.
+    const busy = !single && waiters.isBusy(watched, familyOf(opts.mode))
+    let firstWait = single ? 0 : busy ? opts.retryIntervalMs : this.#yields.left(watched)
     // The key whose release message this waiter consumed, until its next attempt shows
     // what became of that key. A release message wakes one waiter per Locker; if the
     // woken one then leaves that key (blocked on another of its keys, or the attempt
@@ -109,7 +108,7 @@ export class Acquisition {
     try {
       for (;;) {
         if (firstWait > 0) {
-          const outcome = await this.#waitTurn(watched, firstWait, seq, signals, giveUpAt, shared)
+          const outcome = await this.#waitTurn(watched, firstWait, seq, signals, giveUpAt, opts.mode)
           firstWait = 0
           if (outcome === 'woken') wokenOn = watched
           this.#throwIfStopped(signal)
@@ -199,7 +198,7 @@ export class Acquisition {
             ? result.pttl + 1 + jitter(Math.min(10, opts.retryIntervalMs / 20))
             : Number.POSITIVE_INFINITY
         const bound = Math.min(opts.retryIntervalMs * (0.8 + 0.4 * Math.random()), ttlBound)
-        const outcome = await this.#waitTurn(watched, bound, seq, signals, giveUpAt, shared)
+        const outcome = await this.#waitTurn(watched, bound, seq, signals, giveUpAt, opts.mode)
         if (outcome === 'woken') wokenOn = watched
         this.#throwIfStopped(signal)
         if (outcome === 'deadline') throw new AcquireTimeoutError(keys, this.#clock.now() - start, attempts)
@@ -371,9 +370,9 @@ export class Acquisition {
     seq: number,
     signals: readonly (AbortSignal | undefined)[],
     giveUpAt: number,
-    shared: boolean,
+    mode: HoldMode,
   ): Promise<WaitOutcome> {
-    return this.waiters.wait(key, Math.max(0, boundMs), seq, signals, giveUpAt - this.#clock.now(), shared)
+    return this.waiters.wait(key, Math.max(0, boundMs), seq, signals, giveUpAt - this.#clock.now(), mode)
   }
 
   /** Sleeps `ms` (a backoff), ended early by the caller's signal or close. Never rejects. */

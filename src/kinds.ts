@@ -18,6 +18,19 @@ export function writerMarkMs(opts: ResolvedLockOptions): number {
   return 3 * opts.retryIntervalMs + opts.attemptTimeoutMs
 }
 
+/**
+ * Which acquisitions of one key can wait in one local queue: exclusive and shared ones
+ * are one family (a writer and its readers), a semaphore is a family of its own per
+ * limit. An acquisition of another family than the waiters before it does not queue
+ * behind them: its own attempt tells whether the key is held as another kind.
+ */
+export function familyOf(mode: HoldMode): string {
+  return mode.kind === 'semaphore' ? `semaphore:${mode.limit}` : LOCK_FAMILY
+}
+
+/** The family of exclusive and shared acquisitions (see {@link familyOf}). */
+export const LOCK_FAMILY = 'lock'
+
 /** What a kind of lock is called in messages. */
 function kindText(mode: HoldMode): string {
   if (mode.kind === 'semaphore') return `a semaphore with limit ${mode.limit}`

@@ -346,6 +346,15 @@ export function checkFromUrl(
       `url must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0; received ${describe(url)}`,
     )
   }
+  // The database: ioredis would parse '/abc' as NaN (and crash the process on the SELECT
+  // it sends after connecting) and '/3.7' or '/1e3' as 3 or 1, a database not asked for.
+  const db = parsed.searchParams.get('db')
+  if (!/^(\/(\d+)?)?$/.test(parsed.pathname) || (db !== null && !/^\d+$/.test(db))) {
+    throw new InvalidArgumentError(
+      'url',
+      `the database in a Redis URL must be a whole number, as in redis://127.0.0.1:6379/3; received ${describe(parsed.pathname + parsed.search)}`,
+    )
+  }
   const { connectTimeoutMs = 5000, ...lockerOptions } = options ?? {}
   return { connectTimeoutMs: checkDuration('connectTimeoutMs', connectTimeoutMs), lockerOptions }
 }

@@ -3,6 +3,8 @@ import type { LockBackend } from './backends/lock-backend.js'
 import { onAbort } from './internal/abort.js'
 import type { Clock, TimerHandle } from './internal/clock.js'
 import { releaseChannel } from './internal/keys.js'
+import { familyOf, LOCK_FAMILY } from './kinds.js'
+import { EXCLUSIVE, type HoldMode } from './scripts/index.js'
 
 /**
  * Why a wait ended: `woken` by a release, `timeout` when its bound (the holder's TTL
@@ -19,6 +21,8 @@ interface Waiter {
   bound: TimerHandle | undefined
   /** A shared hold: a release may admit it together with the shared waiters next to it. */
   readonly shared: boolean
+  /** Its acquisition's family (see familyOf in kinds.ts): newcomers queue only behind their own. */
+  readonly family: string
   settle(outcome: WaitOutcome): void
 }
 
@@ -90,12 +94,17 @@ export class Waiters {
   }
 
   /**
-   * True when this process already waits for `key` or has an attempt at it in flight:
-   * a newcomer then queues instead of sending an attempt of its own, so callers that
-   * arrive together cost one attempt, not one each.
+   * True when this process already waits for `key` in `family` (see familyOf in
+   * kinds.ts) or has an attempt at it in flight: a newcomer then queues instead of
+   * sending an attempt of its own, so callers that arrive together cost one attempt,
+   * not one each. Waiters of another family only do not count: a newcomer that might
+   * be a kind conflict (a semaphore key asked for with another limit) attempts, and is
+   * told so at once instead of timing out behind them.
    */
-  isBusy(key: string): boolean {
-    return this.hasWaiters(key) || this.#attemptsOn(key) > 0
+  isBusy(key: string, family: string = LOCK_FAMILY): boolean {
+    const waiting = this.#queues.get(key)?.waiters
+    if (waiting !== undefined && waiting.length > 0) return waiting.some((w) => w.family === family)
+    return this.#attemptsOn(key) > 0
   }
 
   /** Counts an attempt at `key` in flight, until {@link Waiters.endAttempt}. */
@@ -185,7 +194,7 @@ export class Waiters {
    * key's queue) `boundMs`, after which it attempts again; `giveUpMs` bounds the wait
    * whatever its place. One timer per key drives the attempts of a process however
    * many local waiters it has: the others wait their turn, so a held key costs one
-   * attempt per bound and process, not one per waiter. `shared` waiters are woken
+   * attempt per bound and process, not one per waiter. Shared waiters (`mode`) are woken
    * together (see {@link Waiters.notify}). Resolves, never rejects.
    */
   wait(
@@ -194,9 +203,10 @@ export class Waiters {
     seq: number,
     signals: readonly (AbortSignal | undefined)[],
     giveUpMs = Number.POSITIVE_INFINITY,
-    shared = false,
+    mode: HoldMode = EXCLUSIVE,
   ): Promise<WaitOutcome> {
     const q = this.#queue(key)
+    const shared = mode.kind === 'shared'
     if (q.linger !== undefined) {
       this.#clock.clearTimer(q.linger)
       q.linger = undefined
@@ -209,6 +219,7 @@ export class Waiters {
         boundMs,
         bound: undefined,
         shared,
+        family: familyOf(mode),
         settle: (outcome) => {
           const i = q.waiters.indexOf(waiter)
           if (i === -1) return

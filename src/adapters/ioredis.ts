@@ -98,7 +98,7 @@ export class IoRedisAdapter implements RedisAdapter {
     }
   }
 
-  /** Seen ready once: a later status other than ready means it is reconnecting. */
+  /** Seen ready once: a later status other than ready means it is reconnecting (see isReconnecting). */
   #wasReady = false
 
   isReconnecting(): boolean {
@@ -107,8 +107,9 @@ export class IoRedisAdapter implements RedisAdapter {
       this.#wasReady = true
       return false
     }
-    // 'end': closed for good; commands fail at once anyway.
-    return this.#wasReady && status !== 'end'
+    // 'reconnecting' only ever follows a lost connection, also one lost before this
+    // adapter saw the client. 'end': closed for good; commands fail at once anyway.
+    return status === 'reconnecting' || (this.#wasReady && status !== 'end')
   }
 
   // Each command: written first, the end-of-turn flush scheduled after (TickCork.enter).

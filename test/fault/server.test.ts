@@ -114,6 +114,33 @@ describeMatrix('faults on the Redis server', (ctx) => {
     }
   })
 
+  test('a Locker built on an ioredis client that is already reconnecting fails an attempt at once too', {
+    skip: ctx.kind !== 'ioredis' && 'ioredis only: its status tells a reconnect from a first connect',
+  }, async () => {
+    const client = await ctx.client()
+    await client.ping()
+    await ctx.server.kill()
+    try {
+      await sleep(300) // the client has noticed and is reconnecting
+      const l = new Locker(client, { lifetimeMs: 3000 })
+      try {
+        const started = performance.now()
+        const err = await l.tryAcquire('offline-new').then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+        const tookMs = performance.now() - started
+        assert.ok(err instanceof LockError && err.code === 'ERR_LOCK_BACKEND', String(err))
+        assert.match(err.message, /reconnecting/)
+        assert.ok(tookMs < 200, `took ${tookMs.toFixed(0)} ms`)
+      } finally {
+        await l.close()
+      }
+    } finally {
+      await ctx.server.restart()
+    }
+  })
+
   test('an outage of ~1.5 s: waiters with a long retryTimeoutMs get the lock after the restart; a short one rejects with the last error in its bound', async (t) => {
     const holder = new Locker(await ctx.client(), { lifetimeMs: 1000 })
     const waiting = new Locker(await ctx.client(), { lifetimeMs: 1000, retryIntervalMs: 200 })

@@ -74,6 +74,26 @@ describe('fromUrl says why it cannot connect', () => {
     }
   })
 
+  test('a database that is not a whole number is refused before connecting (ioredis would read /abc as NaN and crash on its SELECT, /3.7 as 3)', async () => {
+    const admin = new Redis({ port: server.port, host: '127.0.0.1', password: 'sesame' })
+    const received = async () =>
+      Number((await admin.info('stats')).match(/total_connections_received:(\d+)/)?.[1] ?? Number.NaN)
+    const before = await received()
+    for (const path of ['/abc', '/3.7', '/1e3', '/-1', '/%39%39', '/3/x', '/?db=x', '/?db=2.5']) {
+      const err = await rejection(Locker.fromUrl(`redis://:sesame@127.0.0.1:${server.port}${path}`))
+      assert.equal(err.code, 'ERR_LOCK_INVALID_ARGUMENT', path)
+      assert.match(err.message, /whole number/, path)
+    }
+    // Nothing connected: the check comes before the client is created.
+    assert.equal(await received(), before)
+    admin.disconnect()
+    // The forms that name a database (or none) still connect.
+    for (const path of ['', '/', '/0', '/7', '/?db=7']) {
+      const locker = await Locker.fromUrl(`redis://:sesame@127.0.0.1:${server.port}${path}`)
+      await locker.close()
+    }
+  })
+
   test('rediss:// against a plain server hints at TLS', async () => {
     const err = await rejection(
       Locker.fromUrl(`rediss://:sesame@127.0.0.1:${server.port}`, { connectTimeoutMs: 1000 }),

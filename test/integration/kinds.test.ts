@@ -395,6 +395,41 @@ describeMatrix('shared locks and semaphores', (ctx) => {
     await x.release()
   })
 
+  test('a kind conflict rejects at once also when the same Locker already waits on the key (it does not queue behind waiters of another kind)', async () => {
+    const [h, o] = [await locker({ lifetimeMs: 30_000 }), await locker()]
+    const cases: {
+      key: string
+      held: { limit?: number; shared?: boolean }
+      wanted: { limit?: number; shared?: boolean }
+    }[] = [
+      { key: 'kcw:x', held: {}, wanted: { limit: 2 } },
+      { key: 'kcw:sem-1', held: { limit: 1 }, wanted: { limit: 2 } },
+      { key: 'kcw:sem-2', held: { limit: 2 }, wanted: { shared: true } },
+    ]
+    for (const c of cases) {
+      const holds = [await h.acquire(c.key, c.held)]
+      if (c.held.limit === 2) holds.push(await h.acquire(c.key, c.held))
+      // A waiter of the held kind, in the Locker that then asks for another kind.
+      const waiting = o.acquire(c.key, { ...c.held, ...SLOW }).catch((err: unknown) => err)
+      await waitFor(() => o.stats().waiting === 1)
+      const started = performance.now()
+      const err = await rejectsWith(
+        o.acquire(c.key, { ...c.wanted, retryTimeoutMs: 3000 }),
+        'ERR_LOCK_INVALID_ARGUMENT',
+      )
+      assert.ok(
+        performance.now() - started < 1000,
+        `${c.key}: waited ${(performance.now() - started).toFixed(0)} ms instead of rejecting`,
+      )
+      assert.match(err.message, /held as/)
+      // The waiter of the held kind still gets its turn.
+      for (const l of holds) await l.release()
+      const got = await waiting
+      assert.ok(!(got instanceof Error), String(got))
+      await (got as Lock).release()
+    }
+  })
+
   test('a key whose holders are all gone (released or expired) takes a new kind', async () => {
     const l = await locker()
     const kinds: { shared?: boolean; limit?: number }[] = [

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { afterEach, describe, test } from 'node:test'
 import { SingleNodeBackend as Backend } from '../../src/backends/single-node.js'
 import { releaseChannel } from '../../src/internal/keys.js'
+import { EXCLUSIVE, SHARED } from '../../src/scripts/index.js'
 import { LINGER_MS, Waiters, type WaitOutcome } from '../../src/waiters.js'
 import { deferred, FakeAdapter, type FakeSubscriber } from '../helpers/fake-adapter.js'
 import { FakeClock, flushMicrotasks } from '../helpers/fake-clock.js'
@@ -39,7 +40,8 @@ function track(
   shared = false,
 ): Tracked {
   const t: Tracked = { seq, outcome: undefined }
-  void waiters.wait(key, ms, seq, signals, Number.POSITIVE_INFINITY, shared).then((o) => {
+  const mode = shared ? SHARED : EXCLUSIVE
+  void waiters.wait(key, ms, seq, signals, Number.POSITIVE_INFINITY, mode).then((o) => {
     t.outcome = o
   })
   return t
