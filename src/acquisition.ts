@@ -1,17 +1,24 @@
 import type { LockBackend } from './backends/lock-backend.js'
 import { type AcquireTally, publishRelease, releaseTraced, traceRelease } from './diagnostics.js'
 import { AcquireTimeoutError, BackendError, LockerClosedError } from './errors.js'
-import { onAbort, raceAbort } from './internal/abort.js'
+import { pause, raceAbort } from './internal/abort.js'
 import type { Clock } from './internal/clock.js'
 import { HandoffYield } from './internal/handoff-yield.js'
 import { backoffMs, gaveUp, jitter } from './internal/retry.js'
 import { newToken } from './internal/token.js'
 import { isTransient } from './internal/transient.js'
-import { familyOf, kindConflict, writerMarkMs } from './kinds.js'
+import { arrivalQueue, familyOf, kindConflict, leaveQueue, writerMarkMs } from './kinds.js'
 import { type Lease, Leases, validityMs } from './leases.js'
 import type { Lock } from './lock.js'
 import { type ResolvedLockOptions, replicaAck } from './options.js'
-import type { AttemptResult, HoldKind, HoldMode, KeyState, ReleaseResult } from './scripts/index.js'
+import type {
+  ArrivalQueue,
+  AttemptResult,
+  HoldKind,
+  HoldMode,
+  KeyState,
+  ReleaseResult,
+} from './scripts/index.js'
 import { Waiters, type WaitOutcome } from './waiters.js'
 
 /** A failed attempt: which key was held, and for how much longer (ms; -1: no TTL). */
@@ -105,6 +112,7 @@ export class Acquisition {
     // throws), the wake-up is passed to the next local waiter on it, which may never
     // have attempted, so no holder of the key carries its waiting mark.
     let wokenOn: string | undefined
+    let got = false
     try {
       for (;;) {
         if (firstWait > 0) {
@@ -151,12 +159,13 @@ export class Acquisition {
           const now = this.#clock.now()
           const backoff = backoffMs(failures, opts.retryIntervalMs)
           if (now + backoff >= giveUpAt) throw gaveUp(err, attempts, now - start)
-          await this.#pause(backoff, signal)
+          await pause(this.#clock, backoff, [this.#closed.signal, signal])
           this.#throwIfStopped(signal)
           continue
         }
         if (!('pttl' in result)) {
           wokenOn = undefined // ours now: its release hands over locally
+          got = true
           return result
         }
         if (result.conflict !== undefined) {
@@ -205,8 +214,10 @@ export class Acquisition {
       }
     } finally {
       // Leaving without the lock (timeout, abort, close, error, tryAcquire): do not
-      // keep the wake-up.
+      // keep the wake-up, nor a place in a semaphore's arrival queue no waiter refreshes.
       if (wokenOn !== undefined) waiters.wakeOne(wokenOn)
+      if (contended && !got && !single)
+        this.#track(leaveQueue(this.#backend, waiters, this.#id, keys, opts.mode))
     }
   }
 
@@ -268,6 +279,7 @@ export class Acquisition {
         fencing,
         mode,
         writerMarkMs: mode.kind !== 'exclusive' ? undefined : single ? 0 : writerMarkMs(opts),
+        queue: arrivalQueue(this.#backend, this.waiters, this.#id, keys, opts, single),
         companions,
         contended,
         timeoutMs: Math.min(validityMs(lifetimeMs), opts.attemptTimeoutMs + (ack ? ack.timeoutMs : 0)),
@@ -373,22 +385,6 @@ export class Acquisition {
     mode: HoldMode,
   ): Promise<WaitOutcome> {
     return this.waiters.wait(key, Math.max(0, boundMs), seq, signals, giveUpAt - this.#clock.now(), mode)
-  }
-
-  /** Sleeps `ms` (a backoff), ended early by the caller's signal or close. Never rejects. */
-  #pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-    if (this.isClosed || signal?.aborted) return Promise.resolve()
-    return new Promise<void>((resolve) => {
-      const stops: (() => void)[] = []
-      const done = () => {
-        this.#clock.clearTimer(timer)
-        for (const stop of stops) stop()
-        resolve()
-      }
-      const timer = this.#clock.setTimer(done, ms)
-      stops.push(onAbort(this.#closed.signal, done))
-      if (signal) stops.push(onAbort(signal, done))
-    })
   }
 
   /** Throws once closed or the caller's signal aborted. */

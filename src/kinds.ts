@@ -1,7 +1,9 @@
+import type { LockBackend } from './backends/lock-backend.js'
 import { InvalidArgumentError } from './errors.js'
 import { describe, type ResolvedLockOptions } from './options.js'
-import { EXCLUSIVE, type HoldMode, type KeyState, SHARED } from './scripts/index.js'
+import { type ArrivalQueue, EXCLUSIVE, type HoldMode, type KeyState, SHARED } from './scripts/index.js'
 import type { KeyInspection } from './types.js'
+import type { Waiters } from './waiters.js'
 
 /**
  * The kinds of lock beside the mutex (shared locks, semaphores) as the Locker sees
@@ -30,6 +32,41 @@ export function familyOf(mode: HoldMode): string {
 
 /** The family of exclusive and shared acquisitions (see {@link familyOf}). */
 export const LOCK_FAMILY = 'lock'
+
+/**
+ * A semaphore attempt's part in its key's arrival queue (see ArrivalQueue): none for
+ * the other kinds, nor on a backend without queues (a quorum). The entry outlives the
+ * Locker's retry bound as the writer mark does, so only a crashed Locker's runs out.
+ */
+export function arrivalQueue(
+  backend: LockBackend,
+  waiters: Waiters,
+  id: string,
+  keys: readonly string[],
+  opts: ResolvedLockOptions,
+  single: boolean,
+): ArrivalQueue | undefined {
+  if (opts.mode.kind !== 'semaphore' || backend.arrivalQueue !== true) return undefined
+  const more = waiters.hasWaiters(keys[0] as string)
+  return { id, join: !single, more, ttlMs: writerMarkMs(opts) }
+}
+
+/**
+ * A semaphore waiter that gives up (timeout, abort, close) takes its Locker out of the
+ * key's arrival queue, unless another of the Locker's waiters on it stays; otherwise
+ * its entry would hold back the Lockers behind it until it ran out.
+ */
+export function leaveQueue(
+  backend: LockBackend,
+  waiters: Waiters,
+  id: string,
+  keys: readonly string[],
+  mode: HoldMode,
+): Promise<unknown> {
+  if (mode.kind !== 'semaphore' || backend.arrivalQueue !== true || waiters.hasWaiters(keys[0] as string))
+    return Promise.resolve()
+  return backend.release({ keys, token: '', publisherId: id, mode, leaveQueue: id }, 5000)
+}
 
 /** What a kind of lock is called in messages. */
 function kindText(mode: HoldMode): string {

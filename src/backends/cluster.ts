@@ -71,6 +71,7 @@ function redirectOf(err: unknown): 'MOVED' | 'ASK' | undefined {
  * script's writes (see {@link ClusterBackend.acquire}).
  */
 export class ClusterBackend implements LockBackend {
+  readonly arrivalQueue = true
   readonly #adapter: RedisAdapter
   readonly #inner: SingleNodeBackend
   /** Backends on the connections to slot masters, for acquisitions with replicas. */

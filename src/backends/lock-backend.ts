@@ -69,6 +69,11 @@ export interface AttemptRequest extends S.AcquireRequest {
  */
 export interface LockBackend {
   /**
+   * True where a semaphore's waiting Lockers queue in Redis (one node, a cluster: see
+   * ACQUIRE_HOLDER). A quorum has none: its nodes' queues could disagree on who is first.
+   */
+  readonly arrivalQueue?: boolean
+  /**
    * Checks keys that are valid in general against this deployment's own rules
    * (a cluster: one hash slot) and a kind of lock it cannot hold safely (a quorum:
    * semaphores with a limit above 1) before anything is sent; throws a LockError.

@@ -65,6 +65,7 @@ export function backendScripts(overrides: ScriptOverrides = {}, sharded = false)
  * operation one script call (or a plain `SET NX PX`) through a {@link ScriptRunner}.
  */
 export class SingleNodeBackend implements LockBackend {
+  readonly arrivalQueue = true
   readonly runner: ScriptRunner
   readonly scripts: BackendScripts
 

@@ -1,3 +1,5 @@
+import type { Clock } from './clock.js'
+
 /** The callbacks waiting on each signal: one listener on the signal serves them all. */
 const watchers = new WeakMap<AbortSignal, Set<() => void>>()
 
@@ -96,4 +98,23 @@ const shadow: PropertyDescriptorMap = {
 export function checkOnRead(signal: AbortSignal, check: () => void): void {
   ;(signal as Checked)[kCheck] = check
   Object.defineProperties(signal, shadow)
+}
+
+/** Sleeps `ms` (a backoff), ended early by any of `signals`. Never rejects. */
+export function pause(
+  clock: Clock,
+  ms: number,
+  signals: readonly (AbortSignal | undefined)[],
+): Promise<void> {
+  if (signals.some((s) => s?.aborted)) return Promise.resolve()
+  return new Promise<void>((resolve) => {
+    const stops: (() => void)[] = []
+    const done = () => {
+      clock.clearTimer(timer)
+      for (const stop of stops) stop()
+      resolve()
+    }
+    const timer = clock.setTimer(done, ms)
+    for (const s of signals) if (s) stops.push(onAbort(s, done))
+  })
 }

@@ -28,7 +28,7 @@
  * - otherwise:                                      `H` NS kind `:{K}`
  *   (H is K up to its first `{`, all of K when it has none)
  *
- * with NS = {@link RESERVED} (`"\0arl:"`) and kind `fence`, `holders`, `writer` or `released`. For the prefix
+ * with NS = {@link RESERVED} (`"\0arl:"`) and kind `fence`, `holders`, `writer`, `queue` or `released`. For the prefix
  * `app:` and the key `x`: `app:x\0arl:fence:{app:x}` and `app:x\0arl:released:{app:x}`;
  * for `app:{x}`: `app:{x}\0arl:fence`.
  */
@@ -70,6 +70,14 @@ export function fenceKey(key: string): string {
 /** The sorted set of a shared lock's or semaphore's holders (token → expiry, server ms). */
 export function holdersKey(key: string): string {
   return companion(key, 'holders')
+}
+
+/**
+ * A semaphore's arrival queue: the Lockers whose waiters were turned away, oldest first
+ * (see ACQUIRE_HOLDER).
+ */
+export function queueKey(key: string): string {
+  return companion(key, 'queue')
 }
 
 /** The mark of an exclusive acquisition waiting for a shared lock's holders to leave. */

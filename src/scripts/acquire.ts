@@ -114,6 +114,26 @@ export interface AcquireRequest {
    * companions" if it meets such a key; the backend then runs it again with them.
    */
   readonly companions?: boolean | undefined
+  /** A semaphore's arrival queue (ACQUIRE_HOLDER; absent: none, as on a quorum). */
+  readonly queue?: ArrivalQueue | undefined
+}
+
+/**
+ * How an attempt at a semaphore takes part in its key's arrival queue: free permits go
+ * to the Lockers queued first, one entry per Locker (its waiters keep their own order).
+ */
+export interface ArrivalQueue {
+  /** The Locker's id (its entry in the queue). */
+  readonly id: string
+  /** Turned away, take (or keep) a place in the queue: false for a single attempt, which will not wait. */
+  readonly join: boolean
+  /** The Locker has more waiters on the key: once admitted, it queues again at the back. */
+  readonly more: boolean
+  /**
+   * How long the entry stays without a new attempt of its Locker (which refreshes it):
+   * longer than the Locker's retry bound, so only a crashed Locker's entry runs out.
+   */
+  readonly ttlMs: number
 }
 
 /** Outcome of one acquisition attempt. */

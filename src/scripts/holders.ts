@@ -1,4 +1,4 @@
-import { holdersKey, LUA_RELEASE_CHANNEL } from '../internal/keys.js'
+import { holdersKey, LUA_RELEASE_CHANNEL, queueKey } from '../internal/keys.js'
 import { TOKEN_LENGTH } from '../internal/token.js'
 import {
   type AcquireRequest,
@@ -13,7 +13,7 @@ import {
   SHARED,
 } from './acquire.js'
 import { decodeRelease, type ReleaseRequest, type ReleaseResult } from './release.js'
-import { type TypedScript, typedScript } from './script.js'
+import { msText, type TypedScript, typedScript } from './script.js'
 
 /**
  * Shared locks and semaphores: a key held by several holders at once.
@@ -27,26 +27,36 @@ import { type TypedScript, typedScript } from './script.js'
  * frees its place one lease after its last extension, whatever the others do. When
  * the last holder leaves, K and its set are deleted. The writer mark
  * (`writerKey(K)`, see ACQUIRE) keeps new shared holders out while an exclusive
- * acquisition waits for the current ones.
+ * acquisition waits for the current ones. A semaphore's arrival queue
+ * (`queueKey(K)`, a sorted set) orders the Lockers whose waiters were turned away:
+ * member `<locker id>|<server ms the entry runs out>`, scored by arrival; each new
+ * attempt of a queued Locker refreshes its entry, an entry that ran out (its Locker
+ * crashed) is dropped, and free permits go to the Lockers queued first.
  */
 
 /**
  * One attempt at a shared hold (any number of shared holders, no exclusive one) or a
  * semaphore permit (at most `limit` holders) on every key at once, or none.
  *
- * KEYS         as ACQUIRE: lock keys, holders sets, writer marks, (fence marks)
+ * KEYS         as ACQUIRE: lock keys, holders sets, writer marks (a semaphore: its
+ *              arrival queues instead), (fence marks)
  * ARGV[1]      the holder's token
  * ARGV[2]      lease length, ms
  * ARGV[3]      fence-mark TTL, ms; '0': no fencing
  * ARGV[4]      's' (shared) or the semaphore's limit
  * ARGV[5]      the marker of that kind (`arl1.shared`, `arl1.sem.<limit>`)
+ * ARGV[6..8]   a semaphore's arrival queue (absent: none): the Locker's id; flags, 'j'
+ *              join the queue when turned away, 'm' the Locker has more waiters (once
+ *              admitted it queues again, at the back); the entry's TTL, ms
  * Returns      {1, fence or false, room} when the holder was added on every key (fence
  *              as ACQUIRE); room: how many more holders a semaphore admits now (1 for
  *              a shared lock), so the caller wakes a local waiter only when one fits.
  *              {0, ms, i} when key i does not admit it now: held exclusively (ms: that
  *              holder's remaining lease, -1 no TTL), a semaphore at its limit (ms:
- *              until its first holder's lease ends), or, for a shared hold, an
- *              exclusive acquisition waiting (ms: the writer mark's TTL).
+ *              until its first holder's lease ends) or whose free permits go to
+ *              Lockers queued before this one (ms: until the first of their entries
+ *              runs out), or, for a shared hold, an exclusive acquisition waiting (ms:
+ *              the writer mark's TTL).
  *              {-1, i, kind, limit} when key i is held as another kind ('exclusive',
  *              'shared', 'semaphore' with its limit) or a semaphore with another limit;
  *              nothing was changed.
@@ -67,9 +77,41 @@ local now = nowMs()
 local function mark(key, v)
   if not marked(v) and redis.call('PTTL', key) > 0 then redis.call('APPEND', key, '!') end
 end
+local qid, qflags, qttl = ARGV[6] or '', ARGV[7] or '', tonumber(ARGV[8] or '0')
+-- A semaphore's arrival queue: the expiries of its live entries in order (entries that
+-- ran out are dropped), this Locker's place (0-based) and entry, if it has one.
+local function queued(Q)
+  local raw = redis.call('ZRANGE', Q, 0, -1)
+  local live, rank, entry = {}, nil, nil
+  for j = 1, #raw do
+    local e = raw[j]
+    local bar = string.find(e, '|', 1, true)
+    local ends = bar and tonumber(string.sub(e, bar + 1)) or 0
+    if ends < now then
+      redis.call('ZREM', Q, e)
+    else
+      if string.sub(e, 1, bar - 1) == qid then rank, entry = #live, e end
+      live[#live + 1] = ends
+    end
+  end
+  return live, rank, entry
+end
+-- Takes a place at the back of the queue, or refreshes this Locker's entry where it is.
+local function join(Q, entry)
+  if not string.find(qflags, 'j', 1, true) then return end
+  local at = now
+  if entry then
+    at = redis.call('ZSCORE', Q, entry)
+    redis.call('ZREM', Q, entry)
+  end
+  redis.call('ZADD', Q, at, qid .. '|' .. (now + qttl))
+  if redis.call('PTTL', Q) < qttl then redis.call('PEXPIRE', Q, qttl) end
+end
 -- First every key is checked (nothing but expired holders and waiting marks is
 -- written), then the holder is added to all of them: all or nothing.
 local vals, room = {}, 1
+-- Per key, a semaphore's queue: this Locker's entry (false: none), and whether others wait.
+local entries, waiting = {}, {}
 for i = 1, n do
   local K, H, W = KEYS[i], KEYS[n + i], KEYS[2 * n + i]
   local v = redis.pcall('GET', K)
@@ -98,12 +140,26 @@ for i = 1, n do
   end
   if not shared then
     room = limit - holders - 1
-    -- At the limit, unless this very request was delivered twice (then it counts as added).
-    if holders >= limit and not redis.call('ZSCORE', H, token) then
-      mark(K, v)
+    -- Turned away at the limit, or when the free permits go to Lockers queued before
+    -- this one; unless this very request was delivered twice (then it counts as added).
+    local live, rank, entry = {}, nil, nil
+    if qid ~= '' then live, rank, entry = queued(W) end
+    local full = holders >= limit
+    local behind = not full and (rank or #live) >= limit - holders
+    if (full or behind) and not (holders > 0 and redis.call('ZSCORE', H, token)) then
+      if qid ~= '' then join(W, entry) end
+      if v then mark(K, v) end
+      if behind then
+        -- Until the first of the entries queued ahead (that take the free permits) runs out.
+        local soon = live[1]
+        for j = 2, limit - holders do soon = math.min(soon, live[j]) end
+        return {0, math.max(1, soon - now), i}
+      end
       local first = redis.call('ZRANGE', H, 0, 0, 'WITHSCORES')
       return {0, math.max(0, tonumber(first[2]) - now), i}
     end
+    entries[i] = entry or false
+    waiting[i] = #live > (rank and 1 or 0) or string.find(qflags, 'm', 1, true) ~= nil
   else
     local wait = redis.call('PTTL', W)
     if wait > 0 and not (holders > 0 and redis.call('ZSCORE', H, token)) then
@@ -121,13 +177,24 @@ end
 for i = 1, n do
   local K, H = KEYS[i], KEYS[n + i]
   local v = vals[i]
+  if entries[i] ~= nil and qid ~= '' then
+    -- Admitted: out of the queue, or back in at its end for the Locker's next waiter.
+    local Q = KEYS[2 * n + i]
+    if entries[i] then redis.call('ZREM', Q, entries[i]) end
+    if string.find(qflags, 'm', 1, true) then
+      redis.call('ZADD', Q, now, qid .. '|' .. (now + qttl))
+      if redis.call('PTTL', Q) < qttl then redis.call('PEXPIRE', Q, qttl) end
+    end
+  end
+  -- Others queued for a permit: the new holder's release must announce itself.
+  local bang = waiting[i] and '!' or ''
   if not v then
     redis.call('DEL', H)
-    redis.call('SET', K, ARGV[5], 'PX', ms)
+    redis.call('SET', K, ARGV[5] .. bang, 'PX', ms)
     redis.call('ZADD', H, now + ms, token)
     redis.call('PEXPIRE', H, ms)
   else
-    if marked(v) then
+    if marked(v) or bang ~= '' then
       if v ~= ARGV[5] .. '!' then redis.call('SET', K, ARGV[5] .. '!', 'KEEPTTL') end
     elseif v ~= ARGV[5] then
       redis.call('SET', K, ARGV[5], 'KEEPTTL')
@@ -151,16 +218,22 @@ return {1, s, room}
 `,
   (request) => {
     const mode = request.mode ?? SHARED
-    return {
-      keys: companionKeys(request.keys, request.fencing),
-      args: [
-        request.token,
-        String(request.lifetimeMs),
-        request.fencing ? String(FENCE_MARK_TTL_MS) : '0',
-        mode.kind === 'shared' ? 's' : String(mode.limit),
-        markerOf(mode),
-      ],
+    const { queue } = request
+    const keys = companionKeys(request.keys, request.fencing)
+    const args = [
+      request.token,
+      String(request.lifetimeMs),
+      request.fencing ? String(FENCE_MARK_TTL_MS) : '0',
+      mode.kind === 'shared' ? 's' : String(mode.limit),
+      markerOf(mode),
+    ]
+    if (mode.kind === 'semaphore' && queue !== undefined) {
+      // A semaphore has no writer mark: its arrival queues take their place.
+      const n = request.keys.length
+      for (let i = 0; i < n; i++) keys[2 * n + i] = queueKey(request.keys[i] as string)
+      args.push(queue.id, `${queue.join ? 'j' : ''}${queue.more ? 'm' : ''}`, msText(queue.ttlMs))
     }
+    return { keys, args }
   },
   decodeAttempt, // same reply shapes as ACQUIRE
 )
@@ -168,10 +241,26 @@ return {1, s, room}
 /** The release script body for holders; only the publishing command differs between modes. */
 function releaseHolderSource(publish: 'PUBLISH' | 'SPUBLISH'): string {
   return `${LUA_OURS}${LUA_KIND}${LUA_RELEASE_CHANNEL}
-local n = #KEYS / 2
+local qid = ARGV[3]
+local n = #KEYS / (qid and 3 or 2)
 local removed = 0
 local heard = 0
-for i = 1, n do
+if qid then
+  -- A waiting Locker leaves the keys' arrival queues: whoever queued after it may go now.
+  for i = 1, n do
+    local Q = KEYS[2 * n + i]
+    local raw = redis.call('ZRANGE', Q, 0, -1)
+    local left = false
+    for j = 1, #raw do
+      if string.sub(raw[j], 1, #qid + 1) == qid .. '|' then
+        redis.call('ZREM', Q, raw[j])
+        left = true
+      end
+    end
+    if left and #raw > 1 then heard = heard + redis.call('${publish}', releaseChannel(KEYS[i]), ARGV[2]) end
+  end
+end
+for i = 1, ARGV[1] == '' and 0 or n do
   local K, H = KEYS[i], KEYS[n + i]
   local v = redis.pcall('GET', K)
   if type(v) == 'table' then
@@ -198,8 +287,13 @@ return {removed, heard}
 `
 }
 
-function encodeReleaseHolder({ keys, token, publisherId }: ReleaseRequest) {
-  return { keys: [...keys, ...keys.map(holdersKey)], args: [token, publisherId] }
+function encodeReleaseHolder({ keys, token, publisherId, leaveQueue }: ReleaseRequest) {
+  if (leaveQueue === undefined)
+    return { keys: [...keys, ...keys.map(holdersKey)], args: [token, publisherId] }
+  return {
+    keys: [...keys, ...keys.map(holdersKey), ...keys.map(queueKey)],
+    args: [token, publisherId, leaveQueue],
+  }
 }
 
 function releaseHolderScript(
@@ -213,10 +307,13 @@ function releaseHolderScript(
  * Removes one holder (its token) from a shared lock's or semaphore's keys and, when
  * someone waits, announces it; the last holder's exit deletes the key and its set.
  *
- * KEYS[1..n]   lock keys; KEYS[n+1..2n] their holders sets
- * ARGV[1]      the holder's token
+ * KEYS[1..n]   lock keys; KEYS[n+1..2n] their holders sets; with ARGV[3],
+ *              KEYS[2n+1..3n] their arrival queues
+ * ARGV[1]      the holder's token; '' for none (only leaving the queues)
  * ARGV[2]      message published (the releasing Locker's id) on each key's release
  *              channel (named by the script, see LUA_RELEASE_CHANNEL)
+ * ARGV[3]      optional: a Locker id whose arrival-queue entries are removed (a
+ *              waiting Locker giving up); announced when others queued behind it
  * Returns      removed (an integer) when nobody heard, else {removed, receivers}:
  *              keys from whose holders set the token was removed
  *              (an entry past its lease that no acquisition or extension dropped yet counts too: the

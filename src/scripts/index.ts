@@ -8,6 +8,7 @@ export {
   ACQUIRE,
   ACQUIRED,
   type AcquireRequest,
+  type ArrivalQueue,
   type AttemptResult,
   EXCLUSIVE,
   FENCE_MARK_TTL_MS,

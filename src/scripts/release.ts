@@ -10,6 +10,11 @@ export interface ReleaseRequest {
   readonly publisherId: string
   /** How the keys are held; exclusive when absent (a holder of a shared lock or semaphore uses RELEASE_HOLDER). */
   readonly mode?: HoldMode | undefined
+  /**
+   * A semaphore's waiting Locker that gives up its place: its id, removed from the
+   * keys' arrival queues (RELEASE_HOLDER only; with an empty token nothing else is done).
+   */
+  readonly leaveQueue?: string | undefined
 }
 
 /** Outcome of a release. */

@@ -3,7 +3,7 @@ import { after, afterEach, before, describe, test } from 'node:test'
 import calculateSlot from 'cluster-key-slot'
 import { Redis } from 'ioredis'
 import { InvalidArgumentError, type Lock, Locker } from '../../src/index.js'
-import { fenceKey, holdersKey, releaseChannel, writerKey } from '../../src/internal/keys.js'
+import { fenceKey, holdersKey, queueKey, releaseChannel, writerKey } from '../../src/internal/keys.js'
 import { rejectsWith } from '../helpers/assertions.js'
 import { type LocalCluster, startCluster } from '../helpers/cluster.js'
 import { ClusterLockers } from '../helpers/cluster-clients.js'
@@ -47,7 +47,13 @@ describe('shared locks and semaphores on Redis Cluster', () => {
         ['a hash tag', `{${kind}:doc}:rw`],
       ] as const) {
         test(`shared holders coexist; a writer waits and is woken by SPUBLISH from the last release (key with ${label})`, async () => {
-          for (const companion of [holdersKey(key), writerKey(key), fenceKey(key), releaseChannel(key)]) {
+          for (const companion of [
+            holdersKey(key),
+            writerKey(key),
+            queueKey(key),
+            fenceKey(key),
+            releaseChannel(key),
+          ]) {
             assert.equal(
               calculateSlot(companion),
               calculateSlot(key),

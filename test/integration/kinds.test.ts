@@ -11,9 +11,9 @@ import {
   Locker,
   LockLostError,
 } from '../../src/index.js'
-import { fenceKey, holdersKey, writerKey } from '../../src/internal/keys.js'
+import { fenceKey, holdersKey, queueKey, writerKey } from '../../src/internal/keys.js'
 import { createLocker } from '../../src/internal/testing.js'
-import { ACQUIRE_HOLDER } from '../../src/scripts/index.js'
+import { ACQUIRE_HOLDER, RELEASE_HOLDER } from '../../src/scripts/index.js'
 import { rejectsWith } from '../helpers/assertions.js'
 import { describeMatrix } from '../helpers/matrix.js'
 import { spawnWorker, type Worker } from '../helpers/processes.js'
@@ -228,8 +228,10 @@ describeMatrix('shared locks and semaphores', (ctx) => {
     const correct = await maxConcurrent(lockers, 'sem:load', 3, 1000)
     assert.ok(correct.cycles > 30, `only ${correct.cycles} critical sections`)
     assert.equal(correct.max, 3, `max ${correct.max} holders inside at once`)
-    const broken = ACQUIRE_HOLDER.source.replace('holders >= limit', 'false')
-    assert.notEqual(broken, ACQUIRE_HOLDER.source)
+    // Neither the limit nor the arrival queue (which admits no more than the free permits) holds anyone back.
+    const noLimit = ACQUIRE_HOLDER.source.replace('local full = holders >= limit', 'local full = false')
+    const broken = noLimit.replace('local behind = not full and', 'local behind = false and')
+    assert.ok(noLimit !== ACQUIRE_HOLDER.source && broken !== noLimit)
     const bad = await Promise.all(
       [0, 1, 2].map(async () => {
         const l = createLocker(await ctx.client(), undefined, { scripts: { acquireHolder: broken } })
@@ -239,6 +241,119 @@ describeMatrix('shared locks and semaphores', (ctx) => {
     )
     const control = await maxConcurrent(bad, 'sem:load-broken', 3, 500)
     assert.ok(control.max > 3, `the checker missed a semaphore ignoring its limit (max ${control.max})`)
+  })
+
+  /** Four Lockers (each its own process, as far as Redis can tell) wait in turn; the order they get the permit in. */
+  async function servedOrder(key: string, waiters: Locker[]): Promise<number[]> {
+    const holder = await locker()
+    const held = await holder.acquire(key, { limit: 1, ...LONG })
+    const order: number[] = []
+    const done: Promise<void>[] = []
+    for (const [i, w] of waiters.entries()) {
+      done.push(
+        w.acquire(key, { limit: 1, ...SLOW }).then(async (l) => {
+          order.push(i)
+          await sleep(20)
+          await l.release()
+        }),
+      )
+      await sleep(150) // its first attempt has met the holder (and queued) before the next arrives
+    }
+    await held.release()
+    await Promise.all(done)
+    return order
+  }
+
+  test('semaphore waiters of several Lockers get freed permits in the order they arrived (arrival queue); negative control: without it the order is the race’s', async () => {
+    const ordered = await Promise.all([0, 1, 2, 3].map(() => locker()))
+    for (let round = 0; round < 2; round++) {
+      assert.deepEqual(await servedOrder(`fifo:${round}`, ordered), [0, 1, 2, 3], `round ${round}`)
+    }
+    assert.equal(await ctx.admin.exists(queueKey('fifo:0'), queueKey('fifo:1')), 0, 'queues left behind')
+    // The same script with the queue switched off (no Locker id): a release wakes every
+    // Locker and the first attempt to arrive wins.
+    const noQueue = ACQUIRE_HOLDER.source.replace(
+      "local qid, qflags, qttl = ARGV[6] or ''",
+      "local qid, qflags, qttl = ''",
+    )
+    assert.notEqual(noQueue, ACQUIRE_HOLDER.source)
+    const racing = await Promise.all(
+      [0, 1, 2, 3].map(async () => {
+        const l = createLocker(await ctx.client(), undefined, { scripts: { acquireHolder: noQueue } })
+        open.add(l)
+        return l
+      }),
+    )
+    const orders: string[] = []
+    for (let round = 0; round < 4; round++) orders.push((await servedOrder(`race:${round}`, racing)).join())
+    assert.ok(
+      orders.some((o) => o !== '0,1,2,3'),
+      `every round in arrival order without the queue (${orders.join(' / ')}): the check cannot tell`,
+    )
+  })
+
+  test('a semaphore waiter that gives up takes its Locker out of the queue: the next Locker is not held back (negative control: a release that ignores it)', async () => {
+    for (const variant of ['leaves', 'stays'] as const) {
+      const scripts =
+        variant === 'stays'
+          ? { releaseHolder: RELEASE_HOLDER.source.replace('local qid = ARGV[3]', 'local qid = nil') }
+          : {}
+      const make = async () => {
+        const l = createLocker(await ctx.client(), undefined, { scripts })
+        open.add(l)
+        return l
+      }
+      const [h, quitter, next] = [await make(), await make(), await make()]
+      const key = `fifo-leave:${variant}`
+      const held = await h.acquire(key, { limit: 1, ...LONG })
+      const gaveUp = quitter
+        .acquire(key, { limit: 1, ...SLOW, retryTimeoutMs: 300 })
+        .catch((err: unknown) => err)
+      await sleep(100)
+      const waiting = track(next.acquire(key, { limit: 1, ...SLOW }))
+      const err = (await gaveUp) as LockError
+      assert.equal(err.code, 'ERR_LOCK_ACQUIRE_TIMEOUT')
+      await sleep(100) // its Locker's leaving has reached Redis
+      const releasedAt = performance.now()
+      await held.release()
+      if (variant === 'leaves') {
+        const lock = await waiting.promise
+        const took = performance.now() - releasedAt
+        assert.ok(took < WOKEN_MS, `the next Locker got the permit ${Math.round(took)} ms after the release`)
+        await lock.release()
+        assert.equal(await ctx.admin.exists(queueKey(key)), 0)
+      } else {
+        await sleep(1000)
+        assert.equal(
+          waiting.settled,
+          false,
+          'negative control: the next Locker got in past an entry nobody refreshes',
+        )
+      }
+    }
+  })
+
+  test('the queue entry of a Locker that stops attempting (crashed) runs out: the Lockers behind it get in', async () => {
+    const [h, next] = [await locker(), await locker()]
+    const key = 'fifo-crashed'
+    const held = await h.acquire(key, { limit: 1, ...LONG })
+    // A Locker that queued first and died: its entry runs out in 600 ms (server time).
+    const [sec, usec] = (await ctx.admin.time()) as unknown as [string, string]
+    const nowMs = Number(sec) * 1000 + Math.floor(Number(usec) / 1000)
+    await ctx.admin.zadd(queueKey(key), nowMs - 1000, `arl1.dead-locker-id-000000000|${nowMs + 600}`)
+    const waiting = track(next.acquire(key, { limit: 1, ...SLOW }))
+    await sleep(100)
+    const releasedAt = performance.now()
+    await held.release()
+    await sleep(300)
+    assert.equal(waiting.settled, false, 'got past the first Locker in the queue while its entry was live')
+    const lock = await waiting.promise
+    const took = performance.now() - releasedAt
+    assert.ok(
+      took < 2500,
+      `got the permit ${Math.round(took)} ms after the release (entry ran out at ~600 ms; retry 5000)`,
+    )
+    await lock.release()
   })
 
   test('a deleted holder entry (ZREM) is lost by its local deadline; the other holders stay held', async () => {

@@ -52,11 +52,17 @@ function edited(name: string, source: string, from: string, to: string): string 
 
 /**
  * ACQUIRE_HOLDER with an off-by-one limit: a semaphore at its limit still admits one
- * more holder (`holders > limit` instead of `holders >= limit`), so `limit + 1` permits
- * can be held at once. Same KEYS, ARGV and replies.
+ * more holder (`holders > limit` instead of `holders >= limit`, and the arrival queue
+ * hands out one permit more than are free), so `limit + 1` permits can be held at once.
+ * Same KEYS, ARGV and replies.
  */
 const overLimitAcquireHolder = (): string =>
-  edited('sem-over-limit', ACQUIRE_HOLDER.source, 'holders >= limit', 'holders > limit')
+  edited(
+    'sem-over-limit',
+    edited('sem-over-limit', ACQUIRE_HOLDER.source, 'holders >= limit', 'holders > limit'),
+    '(rank or #live) >= limit - holders',
+    '(rank or #live) >= limit + 1 - holders',
+  )
 
 /**
  * ACQUIRE (the exclusive acquisition) blind to shared holders: a key held by readers

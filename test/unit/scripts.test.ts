@@ -99,6 +99,38 @@ describe('scripts: encode and decode (pure, no Redis)', () => {
     assert.deepEqual(sem.args, [token, '900', String(FENCE_MARK_TTL_MS), '5', 'arl1.sem.5'])
     assert.equal(sem.keys.length, 4)
     assert.equal(markerOf({ kind: 'semaphore', limit: 12 }), 'arl1.sem.12')
+    // A semaphore's arrival queue takes the writer mark's place; ARGV adds the Locker, flags, TTL.
+    const queued = ACQUIRE_HOLDER.encode({
+      keys: ['j'],
+      token,
+      lifetimeMs: 900,
+      fencing: false,
+      mode: { kind: 'semaphore', limit: 5 },
+      queue: { id: 'L1', join: true, more: true, ttlMs: 2000 },
+    })
+    assert.deepEqual(queued, {
+      keys: ['j', `j${NS}holders:{j}`, `j${NS}queue:{j}`],
+      args: [token, '900', '0', '5', 'arl1.sem.5', 'L1', 'jm', '2000'],
+    })
+    const single = ACQUIRE_HOLDER.encode({
+      keys: ['j'],
+      token,
+      lifetimeMs: 900,
+      fencing: false,
+      mode: { kind: 'semaphore', limit: 5 },
+      queue: { id: 'L1', join: false, more: false, ttlMs: 2000 },
+    })
+    assert.deepEqual(single.args.slice(5), ['L1', '', '2000'])
+    // A shared hold has no queue, whatever the request says.
+    const sharedQueued = ACQUIRE_HOLDER.encode({
+      keys: ['a'],
+      token,
+      lifetimeMs: 900,
+      fencing: false,
+      mode: SHARED,
+      queue: { id: 'L1', join: true, more: false, ttlMs: 2000 },
+    })
+    assert.deepEqual(sharedQueued, shared)
   })
 
   test('ACQUIRE replies {-1, i, kind, limit}: another kind holds key i (a conflict, not contention)', () => {
@@ -121,6 +153,11 @@ describe('scripts: encode and decode (pure, no Redis)', () => {
     assert.deepEqual(RELEASE_HOLDER.encode({ keys: ['k'], token, publisherId: 'me', mode: SHARED }), {
       keys: ['k', `k${NS}holders:{k}`],
       args: [token, 'me'],
+    })
+    // Leaving the arrival queue: the queues follow, and the Locker's id.
+    assert.deepEqual(RELEASE_HOLDER.encode({ keys: ['k'], token: '', publisherId: 'me', leaveQueue: 'me' }), {
+      keys: ['k', `k${NS}holders:{k}`, `k${NS}queue:{k}`],
+      args: ['', 'me', 'me'],
     })
     assert.match(RELEASE_HOLDER.source, /'PUBLISH'/)
     assert.match(RELEASE_HOLDER_SHARDED.source, /'SPUBLISH'/)
