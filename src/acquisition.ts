@@ -12,7 +12,6 @@ import { type Lease, Leases, validityMs } from './leases.js'
 import type { Lock } from './lock.js'
 import { type ResolvedLockOptions, replicaAck } from './options.js'
 import type {
-  ArrivalQueue,
   AttemptResult,
   HoldKind,
   HoldMode,
@@ -340,7 +339,7 @@ export class Acquisition {
   }
 
   /** After Redis answered a release: count it, announce it, hand the keys over locally. */
-  #released(lease: Lease, { removed, receivers }: ReleaseResult, sentAt: number): boolean {
+  #released(lease: Lease, { removed, receivers, othersFirst }: ReleaseResult, sentAt: number): boolean {
     this.released++
     publishRelease(lease, removed > 0)
     if (removed === 0) return false
@@ -351,8 +350,9 @@ export class Acquisition {
       // woken waiter go first instead of taking the keys straight back.
       this.#yields.grant(lease.keys, this.#clock.now() - sentAt)
     }
-    // Our own release message is ignored by our subscriber; hand over locally right away.
-    for (const key of lease.keys) this.waiters.notify(key)
+    // Our own release message is ignored by our subscriber; hand over locally right away,
+    // unless the permit goes to other Lockers queued first (then only they are told).
+    if (othersFirst !== true) for (const key of lease.keys) this.waiters.notify(key)
     return true
   }
 

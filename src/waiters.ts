@@ -333,7 +333,7 @@ export class Waiters {
     const sub = this.#backend.createSubscriber()
     sub.onMessage((channel, message) => {
       const q = this.#byChannel.get(channel)
-      if (q && message !== this.#selfId) this.notify(q.key)
+      if (q && isForUs(message, this.#selfId)) this.notify(q.key)
     })
     // Messages sent while the connection was down are gone: let each queue retry now.
     sub.onReconnect(() => {
@@ -367,4 +367,16 @@ export class Waiters {
       }
     }, LINGER_MS)
   }
+}
+
+/**
+ * Whether a release message concerns this Locker: not its own (handled locally), and,
+ * when it names the Lockers a semaphore's free permits go to (`<sender> <id> <id>…`, see
+ * RELEASE_HOLDER), this one among them; the others are turned away by the arrival queue
+ * anyway, so they neither attempt nor count it as a release their attempt raced.
+ */
+export function isForUs(message: string, selfId: string): boolean {
+  const space = message.indexOf(' ')
+  if (space === -1) return message !== selfId
+  return message.slice(0, space) !== selfId && message.includes(selfId, space + 1)
 }

@@ -34,6 +34,15 @@ import { msText, type TypedScript, typedScript } from './script.js'
  * crashed) is dropped, and free permits go to the Lockers queued first.
  */
 
+/** `entryOf(e)`: an arrival-queue entry's Locker id and end (server ms). */
+const LUA_QUEUE_ENTRY = `
+local function entryOf(e)
+  local bar = string.find(e, '|', 1, true)
+  if not bar then return '', 0 end
+  return string.sub(e, 1, bar - 1), tonumber(string.sub(e, bar + 1)) or 0
+end
+`
+
 /**
  * One attempt at a shared hold (any number of shared holders, no exclusive one) or a
  * semaphore permit (at most `limit` holders) on every key at once, or none.
@@ -50,7 +59,8 @@ import { msText, type TypedScript, typedScript } from './script.js'
  *              admitted it queues again, at the back); the entry's TTL, ms
  * Returns      {1, fence or false, room} when the holder was added on every key (fence
  *              as ACQUIRE); room: how many more holders a semaphore admits now (1 for
- *              a shared lock), so the caller wakes a local waiter only when one fits.
+ *              a shared lock; for a semaphore, less the Lockers queued before its
+ *              next waiter), so the caller wakes a local waiter only when one fits.
  *              {0, ms, i} when key i does not admit it now: held exclusively (ms: that
  *              holder's remaining lease, -1 no TTL), a semaphore at its limit (ms:
  *              until its first holder's lease ends) or whose free permits go to
@@ -67,7 +77,7 @@ import { msText, type TypedScript, typedScript } from './script.js'
  */
 export const ACQUIRE_HOLDER = typedScript<AcquireRequest, AttemptResult>(
   'acquire-holder',
-  `${LUA_OURS}${LUA_KIND}
+  `${LUA_OURS}${LUA_KIND}${LUA_QUEUE_ENTRY}
 local fenced = ARGV[3] ~= '0'
 local n = #KEYS / (fenced and 4 or 3)
 local token, ms = ARGV[1], tonumber(ARGV[2])
@@ -85,12 +95,11 @@ local function queued(Q)
   local live, rank, entry = {}, nil, nil
   for j = 1, #raw do
     local e = raw[j]
-    local bar = string.find(e, '|', 1, true)
-    local ends = bar and tonumber(string.sub(e, bar + 1)) or 0
+    local id, ends = entryOf(e)
     if ends < now then
       redis.call('ZREM', Q, e)
     else
-      if string.sub(e, 1, bar - 1) == qid then rank, entry = #live, e end
+      if id == qid then rank, entry = #live, e end
       live[#live + 1] = ends
     end
   end
@@ -139,7 +148,6 @@ for i = 1, n do
     if not shared and lim ~= limit then return {-1, i, 'semaphore', lim} end
   end
   if not shared then
-    room = limit - holders - 1
     -- Turned away at the limit, or when the free permits go to Lockers queued before
     -- this one; unless this very request was delivered twice (then it counts as added).
     local live, rank, entry = {}, nil, nil
@@ -158,6 +166,9 @@ for i = 1, n do
       local first = redis.call('ZRANGE', H, 0, 0, 'WITHSCORES')
       return {0, math.max(0, tonumber(first[2]) - now), i}
     end
+    -- Room left for another of this Locker's waiters: the permits past this one that
+    -- no other queued Locker comes first for.
+    room = limit - holders - 1 - (#live - (rank and 1 or 0))
     entries[i] = entry or false
     waiting[i] = #live > (rank and 1 or 0) or string.find(qflags, 'm', 1, true) ~= nil
   else
@@ -240,11 +251,42 @@ return {1, s, room}
 
 /** The release script body for holders; only the publishing command differs between modes. */
 function releaseHolderSource(publish: 'PUBLISH' | 'SPUBLISH'): string {
-  return `${LUA_OURS}${LUA_KIND}${LUA_RELEASE_CHANNEL}
-local qid = ARGV[3]
-local n = #KEYS / (qid and 3 or 2)
+  return `${LUA_OURS}${LUA_KIND}${LUA_RELEASE_CHANNEL}${LUA_QUEUE_ENTRY}
+local limit = tonumber(ARGV[3] or '') or 0
+local qid = ARGV[4]
+local n = #KEYS / (limit > 0 and 3 or 2)
 local removed = 0
 local heard = 0
+-- Announcements made, those that named the Lockers the free permits go to, and those
+-- that named this one.
+local announced, targeted, named = 0, 0, 0
+local function announce(i)
+  local msg = ARGV[2]
+  announced = announced + 1
+  if limit > 0 then
+    -- When the arrival queue holds at least as many live entries as there are free
+    -- permits, the message names their Lockers: only they need to attempt.
+    local now = nowMs()
+    local free = limit - redis.call('ZCOUNT', KEYS[n + i], '(' .. now, '+inf')
+    if free > 0 then
+      local raw = redis.call('ZRANGE', KEYS[2 * n + i], 0, -1)
+      local ids = {}
+      for j = 1, #raw do
+        local id, ends = entryOf(raw[j])
+        if ends >= now then
+          ids[#ids + 1] = id
+          if id == ARGV[2] then named = named + 1 end
+          if #ids == free then break end
+        end
+      end
+      if #ids == free then
+        msg = msg .. ' ' .. table.concat(ids, ' ')
+        targeted = targeted + 1
+      end
+    end
+  end
+  heard = heard + redis.call('${publish}', releaseChannel(KEYS[i]), msg)
+end
 if qid then
   -- A waiting Locker leaves the keys' arrival queues: whoever queued after it may go now.
   for i = 1, n do
@@ -252,12 +294,12 @@ if qid then
     local raw = redis.call('ZRANGE', Q, 0, -1)
     local left = false
     for j = 1, #raw do
-      if string.sub(raw[j], 1, #qid + 1) == qid .. '|' then
+      if entryOf(raw[j]) == qid then
         redis.call('ZREM', Q, raw[j])
         left = true
       end
     end
-    if left and #raw > 1 then heard = heard + redis.call('${publish}', releaseChannel(KEYS[i]), ARGV[2]) end
+    if left and #raw > 1 then announce(i) end
   end
 end
 for i = 1, ARGV[1] == '' and 0 or n do
@@ -277,23 +319,22 @@ for i = 1, ARGV[1] == '' and 0 or n do
     local empty = redis.call('ZCARD', H) == 0
     if empty then redis.call('DEL', K, H) end
     -- Marked: someone waits for this key (a permit, or the last shared holder's exit).
-    if marked(v) and (was == 1 or empty) then
-      heard = heard + redis.call('${publish}', releaseChannel(K), ARGV[2])
-    end
+    if marked(v) and (was == 1 or empty) then announce(i) end
   end
 end
 if heard == 0 then return removed end
+if targeted == announced and named == 0 then return {removed, heard, 1} end
 return {removed, heard}
 `
 }
 
-function encodeReleaseHolder({ keys, token, publisherId, leaveQueue }: ReleaseRequest) {
-  if (leaveQueue === undefined)
-    return { keys: [...keys, ...keys.map(holdersKey)], args: [token, publisherId] }
-  return {
-    keys: [...keys, ...keys.map(holdersKey), ...keys.map(queueKey)],
-    args: [token, publisherId, leaveQueue],
-  }
+function encodeReleaseHolder({ keys, token, publisherId, mode, leaveQueue }: ReleaseRequest) {
+  const holders = keys.map(holdersKey)
+  // A semaphore's release names the Lockers queued first (see announce): its queues follow.
+  if (mode?.kind !== 'semaphore') return { keys: [...keys, ...holders], args: [token, publisherId] }
+  const args = [token, publisherId, String(mode.limit)]
+  if (leaveQueue !== undefined) args.push(leaveQueue)
+  return { keys: [...keys, ...holders, ...keys.map(queueKey)], args }
 }
 
 function releaseHolderScript(
@@ -307,14 +348,20 @@ function releaseHolderScript(
  * Removes one holder (its token) from a shared lock's or semaphore's keys and, when
  * someone waits, announces it; the last holder's exit deletes the key and its set.
  *
- * KEYS[1..n]   lock keys; KEYS[n+1..2n] their holders sets; with ARGV[3],
+ * KEYS[1..n]   lock keys; KEYS[n+1..2n] their holders sets; a semaphore's (ARGV[3]):
  *              KEYS[2n+1..3n] their arrival queues
  * ARGV[1]      the holder's token; '' for none (only leaving the queues)
- * ARGV[2]      message published (the releasing Locker's id) on each key's release
- *              channel (named by the script, see LUA_RELEASE_CHANNEL)
- * ARGV[3]      optional: a Locker id whose arrival-queue entries are removed (a
+ * ARGV[2]      the releasing Locker's id, the message published on each key's release
+ *              channel (named by the script, see LUA_RELEASE_CHANNEL); for a semaphore
+ *              whose arrival queue has at least as many live entries as free permits,
+ *              followed by the ids of the Lockers queued first that take them (one
+ *              space before each): only they need to attempt
+ * ARGV[3]      a semaphore's limit (absent for a shared lock: no queues)
+ * ARGV[4]      optional: a Locker id whose arrival-queue entries are removed (a
  *              waiting Locker giving up); announced when others queued behind it
- * Returns      removed (an integer) when nobody heard, else {removed, receivers}:
+ * Returns      removed (an integer) when nobody heard, else {removed, receivers} or,
+ *              when every announcement named other Lockers than the releasing one,
+ *              {removed, receivers, 1} (its own waiters need not attempt):
  *              keys from whose holders set the token was removed
  *              (an entry past its lease that no acquisition or extension dropped yet counts too: the
  *              caller's own deadline says whether it was still held), and subscribers

@@ -12,7 +12,8 @@ export interface ReleaseRequest {
   readonly mode?: HoldMode | undefined
   /**
    * A semaphore's waiting Locker that gives up its place: its id, removed from the
-   * keys' arrival queues (RELEASE_HOLDER only; with an empty token nothing else is done).
+   * keys' arrival queues (RELEASE_HOLDER of a semaphore only; with an empty token
+   * nothing else is done).
    */
   readonly leaveQueue?: string | undefined
 }
@@ -23,6 +24,11 @@ export interface ReleaseResult {
   readonly removed: number
   /** Subscribers (of any process, ours included) that received the release messages. */
   readonly receivers: number
+  /**
+   * True when the announcement named the Lockers a semaphore's free permits go to and
+   * the releasing one was not among them: its own waiters need not attempt (RELEASE_HOLDER).
+   */
+  readonly othersFirst?: boolean
 }
 
 /** The release script body; only the publishing command differs between modes. */
@@ -74,7 +80,8 @@ export function decodeRelease(reply: unknown): ReleaseResult {
     if (!Number.isInteger(removed)) throw unexpectedReply('release', reply)
     return UNHEARD[removed] ?? { removed, receivers: 0 }
   }
-  return { removed: Number(reply[0]), receivers: Number(reply[1]) }
+  const result = { removed: Number(reply[0]), receivers: Number(reply[1]) }
+  return reply.length > 2 && Number(reply[2]) === 1 ? { ...result, othersFirst: true } : result
 }
 
 function releaseScript(

@@ -292,11 +292,49 @@ describeMatrix('shared locks and semaphores', (ctx) => {
     )
   })
 
+  test('a released permit wakes only the Lockers queued first, the releasing one included (negative control: a release message naming nobody wakes them all)', async () => {
+    const untargeted = RELEASE_HOLDER.source.replace('if #ids == free then', 'if false then')
+    assert.notEqual(untargeted, RELEASE_HOLDER.source)
+    for (const variant of ['named', 'everyone'] as const) {
+      const scripts = variant === 'everyone' ? { releaseHolder: untargeted } : {}
+      const make = async () => {
+        const l = createLocker(await ctx.client(), undefined, { scripts })
+        open.add(l)
+        return l
+      }
+      const [h, first, second] = [await make(), await make(), await make()]
+      const key = `fifo-named:${variant}`
+      const held = await h.acquire(key, { limit: 1, ...LONG })
+      const b = track(first.acquire(key, { limit: 1, ...SLOW }))
+      await sleep(150)
+      const c = track(second.acquire(key, { limit: 1, ...SLOW }))
+      await sleep(150)
+      const own = track(h.acquire(key, { limit: 1, ...SLOW })) // the holder's Locker waits too, last
+      await sleep(150)
+      const before = [h.stats().wakeups, second.stats().wakeups]
+      await held.release()
+      const lockB = await b.promise
+      await sleep(200)
+      const woken = [h.stats().wakeups - (before[0] ?? 0), second.stats().wakeups - (before[1] ?? 0)]
+      assert.equal(c.settled || own.settled, false, `${variant}: a waiter queued behind got in`)
+      if (variant === 'named') {
+        assert.deepEqual(woken, [0, 0], 'a Locker queued behind was woken for a permit that was not its')
+      } else {
+        assert.ok(woken[0] === 1 && woken[1] === 1, `negative control: without names both are woken (${woken})`)
+      }
+      await lockB.release()
+      const lockC = await c.promise
+      await lockC.release()
+      await (await own.promise).release()
+      assert.equal(await ctx.admin.exists(key, queueKey(key)), 0)
+    }
+  })
+
   test('a semaphore waiter that gives up takes its Locker out of the queue: the next Locker is not held back (negative control: a release that ignores it)', async () => {
     for (const variant of ['leaves', 'stays'] as const) {
       const scripts =
         variant === 'stays'
-          ? { releaseHolder: RELEASE_HOLDER.source.replace('local qid = ARGV[3]', 'local qid = nil') }
+          ? { releaseHolder: RELEASE_HOLDER.source.replace('local qid = ARGV[4]', 'local qid = nil') }
           : {}
       const make = async () => {
         const l = createLocker(await ctx.client(), undefined, { scripts })

@@ -22,6 +22,7 @@ import {
   withoutWaitingMark,
   withSource,
 } from '../../src/scripts/index.js'
+import { isForUs } from '../../src/waiters.js'
 
 const token = `arl1.${'A'.repeat(22)}`
 /** The reserved namespace of companion keys (internal/keys.ts). */
@@ -154,15 +155,31 @@ describe('scripts: encode and decode (pure, no Redis)', () => {
       keys: ['k', `k${NS}holders:{k}`],
       args: [token, 'me'],
     })
-    // Leaving the arrival queue: the queues follow, and the Locker's id.
-    assert.deepEqual(RELEASE_HOLDER.encode({ keys: ['k'], token: '', publisherId: 'me', leaveQueue: 'me' }), {
+    // A semaphore: its arrival queues follow, and its limit (the release names who goes next).
+    const sem = { kind: 'semaphore', limit: 4 } as const
+    assert.deepEqual(RELEASE_HOLDER.encode({ keys: ['k'], token, publisherId: 'me', mode: sem }), {
       keys: ['k', `k${NS}holders:{k}`, `k${NS}queue:{k}`],
-      args: ['', 'me', 'me'],
+      args: [token, 'me', '4'],
     })
+    // Leaving the arrival queue: and the Locker's id.
+    assert.deepEqual(
+      RELEASE_HOLDER.encode({ keys: ['k'], token: '', publisherId: 'me', mode: sem, leaveQueue: 'me' }),
+      { keys: ['k', `k${NS}holders:{k}`, `k${NS}queue:{k}`], args: ['', 'me', '4', 'me'] },
+    )
     assert.match(RELEASE_HOLDER.source, /'PUBLISH'/)
     assert.match(RELEASE_HOLDER_SHARDED.source, /'SPUBLISH'/)
     assert.deepEqual(RELEASE_HOLDER.decode([1, 2]), { removed: 1, receivers: 2 })
     assert.deepEqual(RELEASE_HOLDER.decode(1), { removed: 1, receivers: 0 })
+    assert.deepEqual(RELEASE_HOLDER.decode([1, 2, 1]), { removed: 1, receivers: 2, othersFirst: true })
+  })
+
+  test('release messages: the sender alone concerns every Locker but the sender; one naming Lockers concerns only them', () => {
+    assert.equal(isForUs('a', 'b'), true)
+    assert.equal(isForUs('a', 'a'), false, 'its own release, handled locally')
+    assert.equal(isForUs('a b c', 'c'), true)
+    assert.equal(isForUs('a b c', 'b'), true)
+    assert.equal(isForUs('a b c', 'd'), false, 'not named: the queue turns it away')
+    assert.equal(isForUs('a a', 'a'), false, 'named, but its own release: woken locally')
   })
 
   test('ACQUIRE replies: {1}, {1, fence}, {0, pttl, i}; anything else is a BackendError', () => {
