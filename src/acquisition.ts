@@ -11,13 +11,7 @@ import { arrivalQueue, familyOf, kindConflict, leaveQueue, writerMarkMs } from '
 import { type Lease, Leases, validityMs } from './leases.js'
 import type { Lock } from './lock.js'
 import { type ResolvedLockOptions, replicaAck } from './options.js'
-import type {
-  AttemptResult,
-  HoldKind,
-  HoldMode,
-  KeyState,
-  ReleaseResult,
-} from './scripts/index.js'
+import type { AttemptResult, HoldKind, HoldMode, KeyState, ReleaseResult } from './scripts/index.js'
 import { Waiters, type WaitOutcome } from './waiters.js'
 
 /** A failed attempt: which key was held, and for how much longer (ms; -1: no TTL). */

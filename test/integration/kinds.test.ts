@@ -320,7 +320,10 @@ describeMatrix('shared locks and semaphores', (ctx) => {
       if (variant === 'named') {
         assert.deepEqual(woken, [0, 0], 'a Locker queued behind was woken for a permit that was not its')
       } else {
-        assert.ok(woken[0] === 1 && woken[1] === 1, `negative control: without names both are woken (${woken})`)
+        assert.ok(
+          woken[0] === 1 && woken[1] === 1,
+          `negative control: without names both are woken (${woken})`,
+        )
       }
       await lockB.release()
       const lockC = await c.promise
