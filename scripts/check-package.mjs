@@ -41,6 +41,24 @@ try {
     ],
     { cwd: app },
   )
+  // isLockError knows the errors of the other build too (one process loading both).
+  run(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `import { createRequire } from 'node:module'
+      const esm = await import('async-redis-lock')
+      const cjs = createRequire(process.cwd() + '/x.js')('async-redis-lock')
+      if (esm.LockError === cjs.LockError) throw new Error('one build loaded: the check cannot tell')
+      const fromCjs = new cjs.AcquireTimeoutError(['k'], 5, 1)
+      const fromEsm = new esm.LockLostError(['k'], 'expired')
+      if (!esm.isLockError(fromCjs, 'ERR_LOCK_ACQUIRE_TIMEOUT') || !cjs.isLockError(fromEsm)) throw new Error('isLockError misses the other build')
+      if (esm.isLockError(fromCjs, 'ERR_LOCK_LOST') || esm.isLockError(new Error('x'))) throw new Error('isLockError too wide')
+      console.log('ok: isLockError across builds')`,
+    ],
+    { cwd: app },
+  )
   // The bin must run from the packed files alone (no tsx, no src/) and keep its shebang.
   const { bin } = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'))
   const binFile = join(pkgDir, bin['async-redis-lock'])

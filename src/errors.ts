@@ -47,6 +47,13 @@ export type LockLostReason =
  * }
  * ```
  */
+/**
+ * Marks this library's errors on their prototype, so {@link isLockError} also knows an
+ * error created by another copy of the library in the same process (the CommonJS build
+ * beside the ESM one, two installed versions), which `instanceof` does not.
+ */
+const LOCK_ERROR_BRAND = Symbol.for('async-redis-lock.LockError')
+
 export class LockError extends Error {
   /** The class name, also shown in stack traces. */
   override name = 'LockError'
@@ -58,6 +65,7 @@ export class LockError extends Error {
     this.code = code
   }
 }
+Object.defineProperty(LockError.prototype, LOCK_ERROR_BRAND, { value: true })
 
 /** A caller passed a bad option, key or client. Nothing was sent to Redis. */
 export class InvalidArgumentError extends LockError {
@@ -259,7 +267,8 @@ export type AnyLockError = LockErrorsByCode[LockErrorCode]
 
 /**
  * True when `err` is an error of this library (with `code`: of that code), narrowed
- * to its class.
+ * to its class. Unlike `instanceof`, it also holds for an error made by another copy
+ * of the library loaded in the same process (its CommonJS and ESM builds side by side).
  *
  * @example
  * ```ts
@@ -270,7 +279,10 @@ export function isLockError<C extends LockErrorCode = LockErrorCode>(
   err: unknown,
   code?: C,
 ): err is LockErrorsByCode[C] {
-  return err instanceof LockError && (code === undefined || err.code === code)
+  const ours =
+    err instanceof LockError ||
+    (typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[LOCK_ERROR_BRAND] === true)
+  return ours && (code === undefined || (err as LockError).code === code)
 }
 
 function describeKeys(keys: readonly string[]): string {

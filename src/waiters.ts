@@ -288,6 +288,18 @@ export class Waiters {
     }
   }
 
+  /**
+   * A release named this Locker among those a semaphore's free permits go to (see
+   * RELEASE_HOLDER). Its arrival-queue entry stands for all its waiters, so it needs
+   * one attempt: when one is in flight already, that one is enough (refused, it sees
+   * the new generation and tries again); otherwise as {@link Waiters.notify}.
+   */
+  notifyNamed(key: string): void {
+    if (this.#attemptsOn(key) === 0) return this.notify(key)
+    const q = this.#queues.get(key)
+    if (q) q.generation++
+  }
+
   /** Wakes the first waiter of `key` without a new release (passing on an unused wake-up). */
   wakeOne(key: string): void {
     const head = this.#queues.get(key)?.waiters[0]
@@ -333,7 +345,10 @@ export class Waiters {
     const sub = this.#backend.createSubscriber()
     sub.onMessage((channel, message) => {
       const q = this.#byChannel.get(channel)
-      if (q && isForUs(message, this.#selfId)) this.notify(q.key)
+      if (!q) return
+      const concern = concerns(message, this.#selfId)
+      if (concern === 'named') this.notifyNamed(q.key)
+      else if (concern === 'any') this.notify(q.key)
     })
     // Messages sent while the connection was down are gone: let each queue retry now.
     sub.onReconnect(() => {
@@ -370,13 +385,15 @@ export class Waiters {
 }
 
 /**
- * Whether a release message concerns this Locker: not its own (handled locally), and,
- * when it names the Lockers a semaphore's free permits go to (`<sender> <id> <id>…`, see
- * RELEASE_HOLDER), this one among them; the others are turned away by the arrival queue
- * anyway, so they neither attempt nor count it as a release their attempt raced.
+ * What a release message means to this Locker: nothing when it is its own (handled
+ * locally) or names the Lockers a semaphore's free permits go to (`<sender> <id> <id>…`,
+ * see RELEASE_HOLDER) without this one (the arrival queue would turn it away, so it
+ * neither attempts nor counts it as a release its attempt raced); 'named' when it names
+ * this one; 'any' for a release that names nobody.
  */
-export function isForUs(message: string, selfId: string): boolean {
+export function concerns(message: string, selfId: string): 'none' | 'named' | 'any' {
   const space = message.indexOf(' ')
-  if (space === -1) return message !== selfId
-  return message.slice(0, space) !== selfId && message.includes(selfId, space + 1)
+  if (space === -1) return message === selfId ? 'none' : 'any'
+  if (message.slice(0, space) === selfId) return 'none'
+  return message.includes(selfId, space + 1) ? 'named' : 'none'
 }

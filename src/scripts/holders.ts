@@ -323,7 +323,7 @@ for i = 1, ARGV[1] == '' and 0 or n do
   end
 end
 if heard == 0 then return removed end
-if targeted == announced and named == 0 then return {removed, heard, 1} end
+if targeted == announced then return {removed, heard, named == 0 and 1 or 2} end
 return {removed, heard}
 `
 }
@@ -360,8 +360,9 @@ function releaseHolderScript(
  * ARGV[4]      optional: a Locker id whose arrival-queue entries are removed (a
  *              waiting Locker giving up); announced when others queued behind it
  * Returns      removed (an integer) when nobody heard, else {removed, receivers} or,
- *              when every announcement named other Lockers than the releasing one,
- *              {removed, receivers, 1} (its own waiters need not attempt):
+ *              when every announcement named the Lockers that go next,
+ *              {removed, receivers, 1} when the releasing one was not among them (its
+ *              own waiters need not attempt), {removed, receivers, 2} when it was:
  *              keys from whose holders set the token was removed
  *              (an entry past its lease that no acquisition or extension dropped yet counts too: the
  *              caller's own deadline says whether it was still held), and subscribers

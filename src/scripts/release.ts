@@ -25,10 +25,11 @@ export interface ReleaseResult {
   /** Subscribers (of any process, ours included) that received the release messages. */
   readonly receivers: number
   /**
-   * True when the announcement named the Lockers a semaphore's free permits go to and
-   * the releasing one was not among them: its own waiters need not attempt (RELEASE_HOLDER).
+   * Set when the announcement named the Lockers a semaphore's free permits go to
+   * (RELEASE_HOLDER): 'others' when the releasing one was not among them (its own
+   * waiters need not attempt), 'us' when it was.
    */
-  readonly othersFirst?: boolean
+  readonly named?: 'others' | 'us'
 }
 
 /** The release script body; only the publishing command differs between modes. */
@@ -81,7 +82,8 @@ export function decodeRelease(reply: unknown): ReleaseResult {
     return UNHEARD[removed] ?? { removed, receivers: 0 }
   }
   const result = { removed: Number(reply[0]), receivers: Number(reply[1]) }
-  return reply.length > 2 && Number(reply[2]) === 1 ? { ...result, othersFirst: true } : result
+  if (reply.length < 3) return result
+  return { ...result, named: Number(reply[2]) === 1 ? 'others' : 'us' }
 }
 
 function releaseScript(

@@ -22,7 +22,7 @@ import {
   withoutWaitingMark,
   withSource,
 } from '../../src/scripts/index.js'
-import { isForUs } from '../../src/waiters.js'
+import { concerns } from '../../src/waiters.js'
 
 const token = `arl1.${'A'.repeat(22)}`
 /** The reserved namespace of companion keys (internal/keys.ts). */
@@ -170,16 +170,17 @@ describe('scripts: encode and decode (pure, no Redis)', () => {
     assert.match(RELEASE_HOLDER_SHARDED.source, /'SPUBLISH'/)
     assert.deepEqual(RELEASE_HOLDER.decode([1, 2]), { removed: 1, receivers: 2 })
     assert.deepEqual(RELEASE_HOLDER.decode(1), { removed: 1, receivers: 0 })
-    assert.deepEqual(RELEASE_HOLDER.decode([1, 2, 1]), { removed: 1, receivers: 2, othersFirst: true })
+    assert.deepEqual(RELEASE_HOLDER.decode([1, 2, 1]), { removed: 1, receivers: 2, named: 'others' })
+    assert.deepEqual(RELEASE_HOLDER.decode([1, 2, 2]), { removed: 1, receivers: 2, named: 'us' })
   })
 
   test('release messages: the sender alone concerns every Locker but the sender; one naming Lockers concerns only them', () => {
-    assert.equal(isForUs('a', 'b'), true)
-    assert.equal(isForUs('a', 'a'), false, 'its own release, handled locally')
-    assert.equal(isForUs('a b c', 'c'), true)
-    assert.equal(isForUs('a b c', 'b'), true)
-    assert.equal(isForUs('a b c', 'd'), false, 'not named: the queue turns it away')
-    assert.equal(isForUs('a a', 'a'), false, 'named, but its own release: woken locally')
+    assert.equal(concerns('a', 'b'), 'any')
+    assert.equal(concerns('a', 'a'), 'none', 'its own release, handled locally')
+    assert.equal(concerns('a b c', 'c'), 'named')
+    assert.equal(concerns('a b c', 'b'), 'named')
+    assert.equal(concerns('a b c', 'd'), 'none', 'not named: the queue turns it away')
+    assert.equal(concerns('a a', 'a'), 'none', 'named, but its own release: woken locally')
   })
 
   test('ACQUIRE replies: {1}, {1, fence}, {0, pttl, i}; anything else is a BackendError', () => {

@@ -161,6 +161,28 @@ describe('Waiters', () => {
     assert.equal(waiters.wakeups, 0)
   })
 
+  test('a semaphore release naming other Lockers wakes nobody here; one naming us wakes one waiter, or none while an attempt of ours is in flight', async () => {
+    const { adapter, waiters } = setup()
+    const sub = await subscribed(waiters, adapter, 'k')
+    const a = track(waiters, 'k', 1000, waiters.nextSeq())
+    const b = track(waiters, 'k', 1000, waiters.nextSeq())
+    sub.emit(releaseChannel('k'), `${OTHER} third-locker-id`)
+    await flushMicrotasks()
+    assert.deepEqual(outcomes([a, b]), [undefined, undefined])
+    assert.equal(waiters.generation('k'), 0, 'a release for others is not one our attempts raced')
+    // Named while an attempt is in flight: that attempt is this Locker's one turn.
+    waiters.beginAttempt('k')
+    sub.emit(releaseChannel('k'), `${OTHER} ${SELF}`)
+    await flushMicrotasks()
+    assert.deepEqual(outcomes([a, b]), [undefined, undefined])
+    assert.equal(waiters.generation('k'), 1, 'the attempt in flight learns it raced a release')
+    waiters.endAttempt('k')
+    sub.emit(releaseChannel('k'), `${OTHER} third-locker-id ${SELF}`)
+    await flushMicrotasks()
+    assert.deepEqual(outcomes([a, b]), ['woken', undefined])
+    assert.equal(waiters.wakeups, 1)
+  })
+
   test('an abort resolves aborted and removes the waiter', async () => {
     const { clock, waiters } = setup()
     const ac = new AbortController()
