@@ -333,7 +333,8 @@ export class Acquisition {
   }
 
   /** After Redis answered a release: count it, announce it, hand the keys over locally. */
-  #released(lease: Lease, { removed, receivers, named }: ReleaseResult, sentAt: number): boolean {
+  #released(lease: Lease, result: ReleaseResult, sentAt: number): boolean {
+    const { removed, receivers, named } = result
     this.released++
     publishRelease(lease, removed > 0)
     if (removed === 0) return false
@@ -346,8 +347,11 @@ export class Acquisition {
     }
     // Our own release message is ignored by our subscriber; hand over locally right away,
     // unless the permit goes to other Lockers queued first (then only they are told).
-    if (named === 'us') for (const key of lease.keys) this.waiters.notifyNamed(key)
-    else if (named === undefined) for (const key of lease.keys) this.waiters.notify(key)
+    for (const key of lease.keys) {
+      if (named === 'us') this.waiters.notifyNamed(key)
+      else if (named === undefined) this.waiters.notify(key)
+      else this.waiters.othersGoFirst(key, result.othersExpireInMs ?? 0)
+    }
     return true
   }
 

@@ -34,6 +34,13 @@ export type LockLostReason =
   | 'closed'
 
 /**
+ * Marks this library's errors on their prototype, so {@link isLockError} also knows an
+ * error created by another copy of the library in the same process (the CommonJS build
+ * beside the ESM one, two installed versions), which `instanceof` does not.
+ */
+const LOCK_ERROR_BRAND = Symbol.for('async-redis-lock.LockError')
+
+/**
  * Base class of every error the library produces.
  *
  * @example
@@ -47,13 +54,6 @@ export type LockLostReason =
  * }
  * ```
  */
-/**
- * Marks this library's errors on their prototype, so {@link isLockError} also knows an
- * error created by another copy of the library in the same process (the CommonJS build
- * beside the ESM one, two installed versions), which `instanceof` does not.
- */
-const LOCK_ERROR_BRAND = Symbol.for('async-redis-lock.LockError')
-
 export class LockError extends Error {
   /** The class name, also shown in stack traces. */
   override name = 'LockError'

@@ -19,6 +19,8 @@ interface Waiter {
   readonly boundMs: number
   /** The bound's timer: armed only while this waiter heads its queue. */
   bound: TimerHandle | undefined
+  /** When the bound's timer fires (monotonic ms), while armed. */
+  boundAt: number
   /** A shared hold: a release may admit it together with the shared waiters next to it. */
   readonly shared: boolean
   /** Its acquisition's family (see familyOf in kinds.ts): newcomers queue only behind their own. */
@@ -218,6 +220,7 @@ export class Waiters {
         seq,
         boundMs,
         bound: undefined,
+        boundAt: Number.POSITIVE_INFINITY,
         shared,
         family: familyOf(mode),
         settle: (outcome) => {
@@ -261,7 +264,26 @@ export class Waiters {
   #armHead(q: KeyQueue): void {
     const head = q.waiters[0]
     if (head === undefined || head.bound !== undefined || !Number.isFinite(head.boundMs)) return
-    head.bound = this.#clock.setTimer(() => head.settle('timeout'), Math.max(0, head.boundMs))
+    this.#setBound(head, head.boundMs)
+  }
+
+  #setBound(head: Waiter, ms: number): void {
+    if (head.bound !== undefined) this.#clock.clearTimer(head.bound)
+    head.boundAt = this.#clock.now() + Math.max(0, ms)
+    head.bound = this.#clock.setTimer(() => head.settle('timeout'), Math.max(0, ms))
+  }
+
+  /**
+   * A semaphore release named other Lockers (see RELEASE_HOLDER): this one attempts
+   * again, at the latest, once their queue entries run out in `ms` (they may have died),
+   * instead of at its own bound.
+   */
+  othersGoFirst(key: string, ms: number): void {
+    const head = this.#queues.get(key)?.waiters[0]
+    if (head === undefined || !(ms >= 0)) return
+    // Just past the entries' end, so the attempt finds them gone.
+    const at = ms + 1 + Math.random() * 10
+    if (head.bound === undefined || head.boundAt > this.#clock.now() + at) this.#setBound(head, at)
   }
 
   /**
@@ -295,7 +317,10 @@ export class Waiters {
    * the new generation and tries again); otherwise as {@link Waiters.notify}.
    */
   notifyNamed(key: string): void {
-    if (this.#attemptsOn(key) === 0) return this.notify(key)
+    if (this.#attemptsOn(key) === 0) {
+      this.notify(key)
+      return
+    }
     const q = this.#queues.get(key)
     if (q) q.generation++
   }
@@ -346,9 +371,10 @@ export class Waiters {
     sub.onMessage((channel, message) => {
       const q = this.#byChannel.get(channel)
       if (!q) return
-      const concern = concerns(message, this.#selfId)
-      if (concern === 'named') this.notifyNamed(q.key)
-      else if (concern === 'any') this.notify(q.key)
+      const notice = readNotice(message, this.#selfId)
+      if (notice === 'named') this.notifyNamed(q.key)
+      else if (notice === 'any') this.notify(q.key)
+      else if (notice !== 'own') this.othersGoFirst(q.key, notice)
     })
     // Messages sent while the connection was down are gone: let each queue retry now.
     sub.onReconnect(() => {
@@ -385,15 +411,19 @@ export class Waiters {
 }
 
 /**
- * What a release message means to this Locker: nothing when it is its own (handled
- * locally) or names the Lockers a semaphore's free permits go to (`<sender> <id> <id>…`,
- * see RELEASE_HOLDER) without this one (the arrival queue would turn it away, so it
- * neither attempts nor counts it as a release its attempt raced); 'named' when it names
- * this one; 'any' for a release that names nobody.
+ * What a release message means to this Locker: 'own' for its own release (handled
+ * locally); 'any' for a release that names nobody; for one that names the Lockers a
+ * semaphore's free permits go to (`<sender> <ms> <id> <id>…`, see RELEASE_HOLDER),
+ * 'named' when this one is among them, else the ms until their queue entries run out
+ * (before then the arrival queue would turn it away, so it neither attempts nor
+ * counts it as a release its attempt raced).
  */
-export function concerns(message: string, selfId: string): 'none' | 'named' | 'any' {
+export function readNotice(message: string, selfId: string): 'own' | 'named' | 'any' | number {
   const space = message.indexOf(' ')
-  if (space === -1) return message === selfId ? 'none' : 'any'
-  if (message.slice(0, space) === selfId) return 'none'
-  return message.includes(selfId, space + 1) ? 'named' : 'none'
+  if (space === -1) return message === selfId ? 'own' : 'any'
+  if (message.slice(0, space) === selfId) return 'own'
+  const next = message.indexOf(' ', space + 1)
+  if (next !== -1 && message.includes(selfId, next + 1)) return 'named'
+  const ms = Number(message.slice(space + 1, next === -1 ? undefined : next))
+  return Number.isFinite(ms) ? ms : 'any'
 }

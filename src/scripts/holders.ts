@@ -257,9 +257,9 @@ local qid = ARGV[4]
 local n = #KEYS / (limit > 0 and 3 or 2)
 local removed = 0
 local heard = 0
--- Announcements made, those that named the Lockers the free permits go to, and those
--- that named this one.
-local announced, targeted, named = 0, 0, 0
+-- Announcements made, those that named the Lockers the free permits go to, those that
+-- named this one, and the ms until the first of the named entries runs out.
+local announced, targeted, named, expires = 0, 0, 0, nil
 local function announce(i)
   local msg = ARGV[2]
   announced = announced + 1
@@ -270,17 +270,21 @@ local function announce(i)
     local free = limit - redis.call('ZCOUNT', KEYS[n + i], '(' .. now, '+inf')
     if free > 0 then
       local raw = redis.call('ZRANGE', KEYS[2 * n + i], 0, -1)
-      local ids = {}
+      local ids, soon = {}, nil
       for j = 1, #raw do
         local id, ends = entryOf(raw[j])
         if ends >= now then
           ids[#ids + 1] = id
+          soon = math.min(soon or ends, ends)
           if id == ARGV[2] then named = named + 1 end
           if #ids == free then break end
         end
       end
       if #ids == free then
-        msg = msg .. ' ' .. table.concat(ids, ' ')
+        -- The others attempt again once the named entries run out (their Lockers died).
+        local ms = math.max(1, soon - now)
+        expires = math.min(expires or ms, ms)
+        msg = msg .. ' ' .. string.format('%d', ms) .. ' ' .. table.concat(ids, ' ')
         targeted = targeted + 1
       end
     end
@@ -323,7 +327,10 @@ for i = 1, ARGV[1] == '' and 0 or n do
   end
 end
 if heard == 0 then return removed end
-if targeted == announced then return {removed, heard, named == 0 and 1 or 2} end
+if targeted == announced then
+  if named > 0 then return {removed, heard, 2} end
+  return {removed, heard, 1, expires}
+end
 return {removed, heard}
 `
 }
@@ -354,15 +361,17 @@ function releaseHolderScript(
  * ARGV[2]      the releasing Locker's id, the message published on each key's release
  *              channel (named by the script, see LUA_RELEASE_CHANNEL); for a semaphore
  *              whose arrival queue has at least as many live entries as free permits,
- *              followed by the ids of the Lockers queued first that take them (one
- *              space before each): only they need to attempt
+ *              followed by the ms until the first of their entries runs out and the
+ *              ids of the Lockers queued first that take them (one space before
+ *              each): only they need to attempt, the others once that time is up
  * ARGV[3]      a semaphore's limit (absent for a shared lock: no queues)
  * ARGV[4]      optional: a Locker id whose arrival-queue entries are removed (a
  *              waiting Locker giving up); announced when others queued behind it
  * Returns      removed (an integer) when nobody heard, else {removed, receivers} or,
  *              when every announcement named the Lockers that go next,
- *              {removed, receivers, 1} when the releasing one was not among them (its
- *              own waiters need not attempt), {removed, receivers, 2} when it was:
+ *              {removed, receivers, 1, ms} when the releasing one was not among them
+ *              (its own waiters need not attempt before ms, when the first named entry
+ *              runs out), {removed, receivers, 2} when it was:
  *              keys from whose holders set the token was removed
  *              (an entry past its lease that no acquisition or extension dropped yet counts too: the
  *              caller's own deadline says whether it was still held), and subscribers

@@ -27,9 +27,12 @@ export interface ReleaseResult {
   /**
    * Set when the announcement named the Lockers a semaphore's free permits go to
    * (RELEASE_HOLDER): 'others' when the releasing one was not among them (its own
-   * waiters need not attempt), 'us' when it was.
+   * waiters need not attempt before {@link ReleaseResult.othersExpireInMs}), 'us' when
+   * it was.
    */
   readonly named?: 'others' | 'us'
+  /** With `named: 'others'`: ms until the first named Locker's queue entry runs out. */
+  readonly othersExpireInMs?: number
 }
 
 /** The release script body; only the publishing command differs between modes. */
@@ -83,7 +86,8 @@ export function decodeRelease(reply: unknown): ReleaseResult {
   }
   const result = { removed: Number(reply[0]), receivers: Number(reply[1]) }
   if (reply.length < 3) return result
-  return { ...result, named: Number(reply[2]) === 1 ? 'others' : 'us' }
+  if (Number(reply[2]) !== 1) return { ...result, named: 'us' }
+  return { ...result, named: 'others', othersExpireInMs: Number(reply[3]) }
 }
 
 function releaseScript(

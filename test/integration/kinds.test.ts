@@ -374,27 +374,34 @@ describeMatrix('shared locks and semaphores', (ctx) => {
     }
   })
 
-  test('the queue entry of a Locker that stops attempting (crashed) runs out: the Lockers behind it get in', async () => {
-    const [h, next] = [await locker(), await locker()]
-    const key = 'fifo-crashed'
-    const held = await h.acquire(key, { limit: 1, ...LONG })
-    // A Locker that queued first and died: its entry runs out in 600 ms (server time).
-    const [sec, usec] = (await ctx.admin.time()) as unknown as [string, string]
-    const nowMs = Number(sec) * 1000 + Math.floor(Number(usec) / 1000)
-    await ctx.admin.zadd(queueKey(key), nowMs - 1000, `arl1.dead-locker-id-000000000|${nowMs + 600}`)
-    const waiting = track(next.acquire(key, { limit: 1, ...SLOW }))
-    await sleep(100)
-    const releasedAt = performance.now()
-    await held.release()
-    await sleep(300)
-    assert.equal(waiting.settled, false, 'got past the first Locker in the queue while its entry was live')
-    const lock = await waiting.promise
-    const took = performance.now() - releasedAt
-    assert.ok(
-      took < 2500,
-      `got the permit ${Math.round(took)} ms after the release (entry ran out at ~600 ms; retry 5000)`,
-    )
-    await lock.release()
+  test('the queue entry of a Locker that stops attempting (crashed) runs out: the Lockers behind it get in, the releasing one too', async () => {
+    for (const who of ['another Locker', 'the releasing Locker'] as const) {
+      const h = await locker()
+      const next = who === 'another Locker' ? await locker() : h
+      const key = `fifo-crashed:${who}`
+      const held = await h.acquire(key, { limit: 1, ...LONG })
+      // A Locker that queued first and died: its entry runs out in 600 ms (server time).
+      const [sec, usec] = (await ctx.admin.time()) as unknown as [string, string]
+      const nowMs = Number(sec) * 1000 + Math.floor(Number(usec) / 1000)
+      await ctx.admin.zadd(queueKey(key), nowMs - 1000, `arl1.dead-locker-id-000000000|${nowMs + 600}`)
+      const waiting = track(next.acquire(key, { limit: 1, ...SLOW }))
+      await sleep(100)
+      const releasedAt = performance.now()
+      await held.release() // names the dead Locker: the waiter is not woken, its next attempt comes early
+      await sleep(300)
+      assert.equal(
+        waiting.settled,
+        false,
+        `${who}: got past the first Locker in the queue while its entry was live`,
+      )
+      const lock = await waiting.promise
+      const took = performance.now() - releasedAt
+      assert.ok(
+        took < 2500,
+        `${who}: got the permit ${Math.round(took)} ms after the release (entry ran out at ~600 ms; retry 5000)`,
+      )
+      await lock.release()
+    }
   })
 
   test('a deleted holder entry (ZREM) is lost by its local deadline; the other holders stay held', async () => {

@@ -22,7 +22,7 @@ import {
   withoutWaitingMark,
   withSource,
 } from '../../src/scripts/index.js'
-import { concerns } from '../../src/waiters.js'
+import { readNotice } from '../../src/waiters.js'
 
 const token = `arl1.${'A'.repeat(22)}`
 /** The reserved namespace of companion keys (internal/keys.ts). */
@@ -170,17 +170,23 @@ describe('scripts: encode and decode (pure, no Redis)', () => {
     assert.match(RELEASE_HOLDER_SHARDED.source, /'SPUBLISH'/)
     assert.deepEqual(RELEASE_HOLDER.decode([1, 2]), { removed: 1, receivers: 2 })
     assert.deepEqual(RELEASE_HOLDER.decode(1), { removed: 1, receivers: 0 })
-    assert.deepEqual(RELEASE_HOLDER.decode([1, 2, 1]), { removed: 1, receivers: 2, named: 'others' })
+    assert.deepEqual(RELEASE_HOLDER.decode([1, 2, 1, 600]), {
+      removed: 1,
+      receivers: 2,
+      named: 'others',
+      othersExpireInMs: 600,
+    })
     assert.deepEqual(RELEASE_HOLDER.decode([1, 2, 2]), { removed: 1, receivers: 2, named: 'us' })
   })
 
-  test('release messages: the sender alone concerns every Locker but the sender; one naming Lockers concerns only them', () => {
-    assert.equal(concerns('a', 'b'), 'any')
-    assert.equal(concerns('a', 'a'), 'none', 'its own release, handled locally')
-    assert.equal(concerns('a b c', 'c'), 'named')
-    assert.equal(concerns('a b c', 'b'), 'named')
-    assert.equal(concerns('a b c', 'd'), 'none', 'not named: the queue turns it away')
-    assert.equal(concerns('a a', 'a'), 'none', 'named, but its own release: woken locally')
+  test('release messages: the sender alone concerns every Locker but the sender; one naming Lockers wakes only them, the others learn when the named entries run out', () => {
+    assert.equal(readNotice('a', 'b'), 'any')
+    assert.equal(readNotice('a', 'a'), 'own', 'its own release, handled locally')
+    assert.equal(readNotice('a 600 b c', 'c'), 'named')
+    assert.equal(readNotice('a 600 b c', 'b'), 'named')
+    assert.equal(readNotice('a 600 b c', 'd'), 600, 'not named: the queue turns it away until then')
+    assert.equal(readNotice('a 600 a', 'a'), 'own', 'named, but its own release: woken locally')
+    assert.equal(readNotice('a x b', 'd'), 'any', 'a message it cannot read: attempt')
   })
 
   test('ACQUIRE replies: {1}, {1, fence}, {0, pttl, i}; anything else is a BackendError', () => {

@@ -166,21 +166,42 @@ describe('Waiters', () => {
     const sub = await subscribed(waiters, adapter, 'k')
     const a = track(waiters, 'k', 1000, waiters.nextSeq())
     const b = track(waiters, 'k', 1000, waiters.nextSeq())
-    sub.emit(releaseChannel('k'), `${OTHER} third-locker-id`)
+    sub.emit(releaseChannel('k'), `${OTHER} 2000 third-locker-id`)
     await flushMicrotasks()
     assert.deepEqual(outcomes([a, b]), [undefined, undefined])
     assert.equal(waiters.generation('k'), 0, 'a release for others is not one our attempts raced')
     // Named while an attempt is in flight: that attempt is this Locker's one turn.
     waiters.beginAttempt('k')
-    sub.emit(releaseChannel('k'), `${OTHER} ${SELF}`)
+    sub.emit(releaseChannel('k'), `${OTHER} 2000 ${SELF}`)
     await flushMicrotasks()
     assert.deepEqual(outcomes([a, b]), [undefined, undefined])
     assert.equal(waiters.generation('k'), 1, 'the attempt in flight learns it raced a release')
     waiters.endAttempt('k')
-    sub.emit(releaseChannel('k'), `${OTHER} third-locker-id ${SELF}`)
+    sub.emit(releaseChannel('k'), `${OTHER} 2000 third-locker-id ${SELF}`)
     await flushMicrotasks()
     assert.deepEqual(outcomes([a, b]), ['woken', undefined])
     assert.equal(waiters.wakeups, 1)
+  })
+
+  test('a release naming other Lockers brings the head waiter’s attempt forward to when their entries run out, never back', async () => {
+    const { clock, adapter, waiters } = setup()
+    const sub = await subscribed(waiters, adapter, 'k')
+    const a = track(waiters, 'k', 5000, waiters.nextSeq())
+    const b = track(waiters, 'k', 5000, waiters.nextSeq())
+    sub.emit(releaseChannel('k'), `${OTHER} 600 third-locker-id`)
+    await flushMicrotasks()
+    await clock.advanceAsync(590)
+    assert.deepEqual(outcomes([a, b]), [undefined, undefined], 'attempted before the named entry ran out')
+    await clock.advanceAsync(30)
+    assert.deepEqual(
+      outcomes([a, b]),
+      ['timeout', undefined],
+      'waited past the named entry for its own bound',
+    )
+    // A later end does not push the new head's bound back.
+    sub.emit(releaseChannel('k'), `${OTHER} 60000 third-locker-id`)
+    await clock.advanceAsync(5000)
+    assert.equal(b.outcome, 'timeout')
   })
 
   test('an abort resolves aborted and removes the waiter', async () => {
