@@ -208,9 +208,13 @@ export class Acquisition {
     } finally {
       // Leaving without the lock (timeout, abort, close, error, tryAcquire): do not
       // keep the wake-up, nor a place in a semaphore's arrival queue no waiter refreshes.
+      // Even without an answer to its first attempt (abort, close, failure) or without any
+      // (queued behind local waiters), it may stand for the Locker's entry in the queue.
+      // Decided (and sent) before the wake-ups below: a woken waiter stays in the queue.
+      if (!got && !single) this.#track(leaveQueue(this.#backend, waiters, this.#id, keys, opts.mode))
       if (wokenOn !== undefined) waiters.wakeOne(wokenOn)
-      if (contended && !got && !single)
-        this.#track(leaveQueue(this.#backend, waiters, this.#id, keys, opts.mode))
+      // Named by a release while this attempt was in flight: that turn goes to the next waiter.
+      waiters.handOnNamed(watched)
     }
   }
 
@@ -337,10 +341,12 @@ export class Acquisition {
     const { removed, receivers, named } = result
     this.released++
     publishRelease(lease, removed > 0)
-    if (removed === 0) return false
+    // A semaphore's release that names who goes next (even one whose entry an extension
+    // had already dropped: it deleted the key left empty and announced it) is handled below.
+    if (removed === 0 && named === undefined) return false
     let own = 0
     for (const key of lease.keys) if (this.waiters.isSubscribed(key)) own++
-    if (receivers > own) {
+    if (removed > 0 && receivers > own) {
       // Other processes wait for these keys and have just been told: let their
       // woken waiter go first instead of taking the keys straight back.
       this.#yields.grant(lease.keys, this.#clock.now() - sentAt)
@@ -352,7 +358,7 @@ export class Acquisition {
       else if (named === undefined) this.waiters.notify(key)
       else this.waiters.othersGoFirst(key, result.othersExpireInMs ?? 0)
     }
-    return true
+    return removed > 0
   }
 
   /**

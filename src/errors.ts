@@ -268,7 +268,8 @@ export type AnyLockError = LockErrorsByCode[LockErrorCode]
 /**
  * True when `err` is an error of this library (with `code`: of that code), narrowed
  * to its class. Unlike `instanceof`, it also holds for an error made by another copy
- * of the library loaded in the same process (its CommonJS and ESM builds side by side).
+ * of the library loaded in the same process (its CommonJS and ESM builds side by side);
+ * such an error has the class's fields, but `instanceof` that class is still false.
  *
  * @example
  * ```ts

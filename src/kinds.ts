@@ -52,9 +52,10 @@ export function arrivalQueue(
 }
 
 /**
- * A semaphore waiter that gives up (timeout, abort, close) takes its Locker out of the
- * key's arrival queue, unless another of the Locker's waiters on it stays; otherwise
- * its entry would hold back the Lockers behind it until it ran out.
+ * A semaphore waiter that leaves without a permit (timeout, abort, close, failure) takes
+ * its Locker out of the key's arrival queue, unless another of the Locker's waiters on
+ * it stays or attempts; otherwise its entry would hold back the Lockers behind it until
+ * it ran out.
  */
 export function leaveQueue(
   backend: LockBackend,
@@ -63,9 +64,20 @@ export function leaveQueue(
   keys: readonly string[],
   mode: HoldMode,
 ): Promise<unknown> {
-  if (mode.kind !== 'semaphore' || backend.arrivalQueue !== true || waiters.hasWaiters(keys[0] as string))
+  const key = keys[0] as string
+  if (
+    mode.kind !== 'semaphore' ||
+    backend.arrivalQueue !== true ||
+    waiters.hasWaiters(key) ||
+    waiters.isAttempting(key)
+  )
     return Promise.resolve()
-  return backend.release({ keys, token: '', publisherId: id, mode, leaveQueue: id }, 5000)
+  try {
+    return backend.release({ keys, token: '', publisherId: id, mode, leaveQueue: id }, 5000)
+  } catch (err) {
+    // Never throws: it runs where the acquisition's own error is on its way out.
+    return Promise.reject(err)
+  }
 }
 
 /** What a kind of lock is called in messages. */

@@ -40,6 +40,8 @@ interface KeyQueue {
   /** Monotonic time before which we do not retry a failed SUBSCRIBE. */
   retrySubscribeAt: number
   linger: TimerHandle | undefined
+  /** Named by a semaphore release while an attempt was in flight (see notifyNamed). */
+  namedPending: boolean
 }
 
 /** How long an idle key's subscription is kept, so a busy key does not churn SUBSCRIBE/UNSUBSCRIBE. */
@@ -109,8 +111,16 @@ export class Waiters {
     return this.#attemptsOn(key) > 0
   }
 
+  /** True while an attempt at `key` is in flight. */
+  isAttempting(key: string): boolean {
+    return this.#attemptsOn(key) > 0
+  }
+
   /** Counts an attempt at `key` in flight, until {@link Waiters.endAttempt}. */
   beginAttempt(key: string): void {
+    // Sent after any release seen so far: it takes a pending named turn itself.
+    const q = this.#queues.get(key)
+    if (q) q.namedPending = false
     const n = this.#attempting.get(key)
     if (n === 0) this.#idleAttemptKeys--
     this.#attempting.set(key, (n ?? 0) + 1)
@@ -314,7 +324,8 @@ export class Waiters {
    * A release named this Locker among those a semaphore's free permits go to (see
    * RELEASE_HOLDER). Its arrival-queue entry stands for all its waiters, so it needs
    * one attempt: when one is in flight already, that one is enough (refused, it sees
-   * the new generation and tries again); otherwise as {@link Waiters.notify}.
+   * the new generation and tries again; admitted or given up, its acquisition hands the
+   * turn on, see {@link Waiters.handOnNamed}); otherwise as {@link Waiters.notify}.
    */
   notifyNamed(key: string): void {
     if (this.#attemptsOn(key) === 0) {
@@ -322,7 +333,21 @@ export class Waiters {
       return
     }
     const q = this.#queues.get(key)
-    if (q) q.generation++
+    if (!q) return
+    q.generation++
+    q.namedPending = true
+  }
+
+  /**
+   * An acquisition of `key` ends (with the lock or without): if the Locker was named
+   * while its attempt was in flight and no other attempt took that turn, the next
+   * local waiter gets it (the attempt was admitted for an earlier release, or gave up).
+   */
+  handOnNamed(key: string): void {
+    const q = this.#queues.get(key)
+    if (!q?.namedPending || this.#attemptsOn(key) > 0) return
+    q.namedPending = false
+    this.wakeOne(key)
   }
 
   /** Wakes the first waiter of `key` without a new release (passing on an unused wake-up). */
@@ -358,6 +383,7 @@ export class Waiters {
         subscribing: undefined,
         retrySubscribeAt: 0,
         linger: undefined,
+        namedPending: false,
       }
       this.#queues.set(key, q)
       this.#byChannel.set(q.channel, q)

@@ -260,14 +260,16 @@ local heard = 0
 -- Announcements made, those that named the Lockers the free permits go to, those that
 -- named this one, and the ms until the first of the named entries runs out.
 local announced, targeted, named, expires = 0, 0, 0, nil
-local function announce(i)
+local function announce(i, leaving)
   local msg = ARGV[2]
-  announced = announced + 1
   if limit > 0 then
     -- When the arrival queue holds at least as many live entries as there are free
     -- permits, the message names their Lockers: only they need to attempt.
     local now = nowMs()
     local free = limit - redis.call('ZCOUNT', KEYS[n + i], '(' .. now, '+inf')
+    -- A waiter leaving a semaphore at its limit frees nothing: nobody need attempt.
+    if leaving and free <= 0 then return end
+    announced = announced + 1
     if free > 0 then
       local raw = redis.call('ZRANGE', KEYS[2 * n + i], 0, -1)
       local ids, soon = {}, nil
@@ -289,6 +291,7 @@ local function announce(i)
       end
     end
   end
+  if limit <= 0 then announced = announced + 1 end
   heard = heard + redis.call('${publish}', releaseChannel(KEYS[i]), msg)
 end
 if qid then
@@ -303,7 +306,7 @@ if qid then
         left = true
       end
     end
-    if left and #raw > 1 then announce(i) end
+    if left and #raw > 1 then announce(i, true) end
   end
 end
 for i = 1, ARGV[1] == '' and 0 or n do
@@ -366,7 +369,8 @@ function releaseHolderScript(
  *              each): only they need to attempt, the others once that time is up
  * ARGV[3]      a semaphore's limit (absent for a shared lock: no queues)
  * ARGV[4]      optional: a Locker id whose arrival-queue entries are removed (a
- *              waiting Locker giving up); announced when others queued behind it
+ *              waiting Locker giving up); announced when others queued behind it and
+ *              a permit is free
  * Returns      removed (an integer) when nobody heard, else {removed, receivers} or,
  *              when every announcement named the Lockers that go next,
  *              {removed, receivers, 1, ms} when the releasing one was not among them

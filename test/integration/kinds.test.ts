@@ -292,7 +292,7 @@ describeMatrix('shared locks and semaphores', (ctx) => {
     )
   })
 
-  test('a released permit wakes only the Lockers queued first, the releasing one included (negative control: a release message naming nobody wakes them all)', async () => {
+  test('a released permit wakes only the Lockers queued first; the others stay asleep, the releasing one included (negative control: a release message naming nobody wakes them all)', async () => {
     const untargeted = RELEASE_HOLDER.source.replace('if #ids == free then', 'if false then')
     assert.notEqual(untargeted, RELEASE_HOLDER.source)
     for (const variant of ['named', 'everyone'] as const) {
@@ -330,6 +330,96 @@ describeMatrix('shared locks and semaphores', (ctx) => {
       await lockC.release()
       await (await own.promise).release()
       assert.equal(await ctx.admin.exists(key, queueKey(key)), 0)
+    }
+  })
+
+  test('a release naming the releasing Locker hands the permit to its own waiter at once, and wakes no other Locker', async () => {
+    const [h, other] = [await locker(), await locker()]
+    const key = 'fifo-named:self'
+    const held = await h.acquire(key, { limit: 1, ...LONG })
+    const own = track(h.acquire(key, { limit: 1, ...SLOW })) // queued first
+    await sleep(150)
+    const behind = track(other.acquire(key, { limit: 1, ...SLOW }))
+    await sleep(150)
+    const before = other.stats().wakeups
+    const releasedAt = performance.now()
+    await held.release()
+    const lock = await own.promise
+    const took = performance.now() - releasedAt
+    assert.ok(
+      took < WOKEN_MS,
+      `its own waiter got the permit ${Math.round(took)} ms after the release (retry 5000)`,
+    )
+    await sleep(100)
+    assert.equal(other.stats().wakeups - before, 0, 'the Locker queued behind was woken')
+    assert.equal(behind.settled, false)
+    await lock.release()
+    await (await behind.promise).release()
+  })
+
+  test('a waiter that leaves with its Locker’s queue entry standing for it takes the entry along: aborted during its first attempt, or timed out queued behind a local waiter', async () => {
+    const h = await locker()
+    // Aborted while its first attempt (which joined the queue) is on its way.
+    const a = await locker()
+    const k1 = 'fifo-ghost:abort'
+    const held1 = await h.acquire(k1, { limit: 1, ...LONG })
+    const ac = new AbortController()
+    const aborted = a.acquire(k1, { limit: 1, ...SLOW, signal: ac.signal }).catch((err: unknown) => err)
+    setImmediate(() => ac.abort())
+    assert.equal(((await aborted) as Error).name, 'AbortError')
+    await waitFor(async () => (await ctx.admin.zcard(queueKey(k1))) === 0, {
+      timeoutMs: 1000,
+      intervalMs: 20,
+      message: 'the aborted waiter’s entry left behind',
+    })
+    await held1.release()
+    // Timed out without an attempt of its own, queued behind a local waiter: once that one
+    // got a permit and queued its Locker again for it, the entry stood for it alone.
+    const b = await locker()
+    const k2 = 'fifo-ghost:behind'
+    const held2 = await h.acquire(k2, { limit: 1, ...LONG })
+    const first = track(b.acquire(k2, { limit: 1, ...SLOW }))
+    await sleep(100)
+    const second = b.acquire(k2, { limit: 1, ...SLOW, retryTimeoutMs: 1200 }).catch((err: unknown) => err)
+    await sleep(100)
+    await held2.release()
+    const lock = await first.promise
+    assert.equal(await ctx.admin.zcard(queueKey(k2)), 1, 'the Locker queued again for its next waiter')
+    assert.equal(((await second) as LockError).code, 'ERR_LOCK_ACQUIRE_TIMEOUT')
+    await waitFor(async () => (await ctx.admin.zcard(queueKey(k2))) === 0, {
+      timeoutMs: 1000,
+      intervalMs: 20,
+      message: 'the timed-out waiter’s entry left behind',
+    })
+    await lock.release()
+  })
+
+  test('a waiter leaving a semaphore at its limit wakes nobody (negative control: a leave that always announces)', async () => {
+    const loud = RELEASE_HOLDER.source.replace('if leaving and free <= 0 then return end', '')
+    assert.notEqual(loud, RELEASE_HOLDER.source)
+    for (const variant of ['quiet', 'loud'] as const) {
+      const scripts = variant === 'loud' ? { releaseHolder: loud } : {}
+      const make = async () => {
+        const l = createLocker(await ctx.client(), undefined, { scripts })
+        open.add(l)
+        return l
+      }
+      const [h, stays, quits] = [await make(), await make(), await make()]
+      const key = `fifo-quiet:${variant}`
+      const held = await h.acquire(key, { limit: 1, ...LONG })
+      const waiting = track(stays.acquire(key, { limit: 1, ...SLOW }))
+      await sleep(100)
+      const before = stays.stats().wakeups
+      const err = await quits
+        .acquire(key, { limit: 1, ...SLOW, retryTimeoutMs: 300 })
+        .catch((e: unknown) => e)
+      assert.equal((err as LockError).code, 'ERR_LOCK_ACQUIRE_TIMEOUT')
+      await sleep(200)
+      const woken = stays.stats().wakeups - before
+      if (variant === 'quiet') assert.equal(woken, 0, 'a waiter was woken with no permit free')
+      else assert.equal(woken, 1, 'negative control: the announcing leave woke nobody')
+      await held.release()
+      await (await waiting.promise).release()
     }
   })
 

@@ -183,6 +183,31 @@ describe('Waiters', () => {
     assert.equal(waiters.wakeups, 1)
   })
 
+  test('named while an attempt is in flight: if that attempt took no turn for it (admitted earlier, gave up), the acquisition hands the turn to the next waiter', async () => {
+    const { adapter, waiters } = setup()
+    const sub = await subscribed(waiters, adapter, 'k')
+    const a = track(waiters, 'k', 5000, waiters.nextSeq())
+    waiters.beginAttempt('k')
+    sub.emit(releaseChannel('k'), `${OTHER} 2000 ${SELF}`)
+    await flushMicrotasks()
+    assert.equal(a.outcome, undefined)
+    waiters.endAttempt('k')
+    waiters.handOnNamed('k')
+    await flushMicrotasks()
+    assert.equal(a.outcome, 'woken', 'the turn was dropped')
+    // A later attempt (sent after that release) takes the turn itself: nothing to hand on.
+    const b = track(waiters, 'k', 5000, waiters.nextSeq())
+    waiters.beginAttempt('k')
+    sub.emit(releaseChannel('k'), `${OTHER} 2000 ${SELF}`)
+    await flushMicrotasks()
+    waiters.endAttempt('k')
+    waiters.beginAttempt('k')
+    waiters.endAttempt('k')
+    waiters.handOnNamed('k')
+    await flushMicrotasks()
+    assert.equal(b.outcome, undefined, 'a turn handed on twice')
+  })
+
   test('a release naming other Lockers brings the head waiter’s attempt forward to when their entries run out, never back', async () => {
     const { clock, adapter, waiters } = setup()
     const sub = await subscribed(waiters, adapter, 'k')
