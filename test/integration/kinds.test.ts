@@ -13,7 +13,7 @@ import {
 } from '../../src/index.js'
 import { fenceKey, holdersKey, queueKey, writerKey } from '../../src/internal/keys.js'
 import { createLocker } from '../../src/internal/testing.js'
-import { ACQUIRE_HOLDER, RELEASE_HOLDER } from '../../src/scripts/index.js'
+import { ACQUIRE_HOLDER, RELEASE_HOLDER, type ScriptOverrides } from '../../src/scripts/index.js'
 import { rejectsWith } from '../helpers/assertions.js'
 import { describeMatrix } from '../helpers/matrix.js'
 import { spawnWorker, type Worker } from '../helpers/processes.js'
@@ -93,6 +93,12 @@ describeMatrix('shared locks and semaphores', (ctx) => {
   const open = new Set<Locker>()
   const locker = async (options?: ConstructorParameters<typeof Locker>[1]) => {
     const l = new Locker(await ctx.client(), options)
+    open.add(l)
+    return l
+  }
+  /** A Locker whose scripts are replaced (negative controls); `{}` for the real ones. */
+  const lockerWith = async (scripts: ScriptOverrides) => {
+    const l = createLocker(await ctx.client(), undefined, { scripts })
     open.add(l)
     return l
   }
@@ -232,13 +238,7 @@ describeMatrix('shared locks and semaphores', (ctx) => {
     const noLimit = ACQUIRE_HOLDER.source.replace('local full = holders >= limit', 'local full = false')
     const broken = noLimit.replace('local behind = not full and', 'local behind = false and')
     assert.ok(noLimit !== ACQUIRE_HOLDER.source && broken !== noLimit)
-    const bad = await Promise.all(
-      [0, 1, 2].map(async () => {
-        const l = createLocker(await ctx.client(), undefined, { scripts: { acquireHolder: broken } })
-        open.add(l)
-        return l
-      }),
-    )
+    const bad = await Promise.all([0, 1, 2].map(() => lockerWith({ acquireHolder: broken })))
     const control = await maxConcurrent(bad, 'sem:load-broken', 3, 500)
     assert.ok(control.max > 3, `the checker missed a semaphore ignoring its limit (max ${control.max})`)
   })
@@ -277,13 +277,7 @@ describeMatrix('shared locks and semaphores', (ctx) => {
       "local qid, qflags, qttl = ''",
     )
     assert.notEqual(noQueue, ACQUIRE_HOLDER.source)
-    const racing = await Promise.all(
-      [0, 1, 2, 3].map(async () => {
-        const l = createLocker(await ctx.client(), undefined, { scripts: { acquireHolder: noQueue } })
-        open.add(l)
-        return l
-      }),
-    )
+    const racing = await Promise.all([0, 1, 2, 3].map(() => lockerWith({ acquireHolder: noQueue })))
     const orders: string[] = []
     for (let round = 0; round < 4; round++) orders.push((await servedOrder(`race:${round}`, racing)).join())
     assert.ok(
@@ -297,11 +291,7 @@ describeMatrix('shared locks and semaphores', (ctx) => {
     assert.notEqual(untargeted, RELEASE_HOLDER.source)
     for (const variant of ['named', 'everyone'] as const) {
       const scripts = variant === 'everyone' ? { releaseHolder: untargeted } : {}
-      const make = async () => {
-        const l = createLocker(await ctx.client(), undefined, { scripts })
-        open.add(l)
-        return l
-      }
+      const make = () => lockerWith(scripts)
       const [h, first, second] = [await make(), await make(), await make()]
       const key = `fifo-named:${variant}`
       const held = await h.acquire(key, { limit: 1, ...LONG })
@@ -399,11 +389,7 @@ describeMatrix('shared locks and semaphores', (ctx) => {
     assert.notEqual(loud, RELEASE_HOLDER.source)
     for (const variant of ['quiet', 'loud'] as const) {
       const scripts = variant === 'loud' ? { releaseHolder: loud } : {}
-      const make = async () => {
-        const l = createLocker(await ctx.client(), undefined, { scripts })
-        open.add(l)
-        return l
-      }
+      const make = () => lockerWith(scripts)
       const [h, stays, quits] = [await make(), await make(), await make()]
       const key = `fifo-quiet:${variant}`
       const held = await h.acquire(key, { limit: 1, ...LONG })
@@ -429,11 +415,7 @@ describeMatrix('shared locks and semaphores', (ctx) => {
         variant === 'stays'
           ? { releaseHolder: RELEASE_HOLDER.source.replace('local qid = ARGV[4]', 'local qid = nil') }
           : {}
-      const make = async () => {
-        const l = createLocker(await ctx.client(), undefined, { scripts })
-        open.add(l)
-        return l
-      }
+      const make = () => lockerWith(scripts)
       const [h, quitter, next] = [await make(), await make(), await make()]
       const key = `fifo-leave:${variant}`
       const held = await h.acquire(key, { limit: 1, ...LONG })
