@@ -1,3 +1,4 @@
+import { connect as connectTcp } from 'node:net'
 import { BackendError } from '../errors.js'
 import { sanitizeError } from '../internal/sanitize.js'
 
@@ -59,7 +60,17 @@ export async function connectUrl(url: string, connectTimeoutMs: number): Promise
     client.disconnect()
     // ioredis attaches the failed command (AUTH/HELLO with the password) to its error.
     const cause = sanitizeError(lastError ?? err)
-    const text = cause instanceof Error ? cause.message : String(cause)
+    let text = cause instanceof Error ? cause.message : String(cause)
+    // A server that turns connections away (maxclients) says why and hangs up before
+    // it reads: ioredis only sees its own write fail. Ask the server what it says.
+    const code = (cause as { code?: unknown } | undefined)?.code
+    if (
+      protocol === 'redis:' &&
+      (code === 'EPIPE' || code === 'ECONNRESET' || /Connection is closed/.test(text))
+    ) {
+      const greeting = await greetingOf(url, Math.min(500, connectTimeoutMs))
+      if (greeting !== undefined) text = `${greeting} (${text})`
+    }
     const tls =
       protocol === 'rediss:' && !/WRONGPASS|NOAUTH|DB index/.test(text)
         ? ' (a rediss:// URL expects a TLS server; use redis:// for a plain one)'
@@ -70,4 +81,34 @@ export async function connectUrl(url: string, connectTimeoutMs: number): Promise
     client.off('error', remember)
   }
   return { client, close: () => client.disconnect() }
+}
+
+/**
+ * The error a Redis server sends the moment it accepts a connection it will not serve
+ * (`-ERR max number of clients reached`), or undefined: nothing within `timeoutMs`, not
+ * an error line, or no connection at all. Only for a plain-TCP URL.
+ */
+function greetingOf(url: string, timeoutMs: number): Promise<string | undefined> {
+  const { hostname, port } = new URL(url)
+  return new Promise((resolve) => {
+    let got = ''
+    const socket = connectTcp({ host: hostname.replace(/^\[|\]$/g, ''), port: Number(port || 6379) })
+    const done = (text: string | undefined) => {
+      clearTimeout(timer)
+      socket.destroy()
+      resolve(text)
+    }
+    const timer = setTimeout(() => done(undefined), timeoutMs)
+    socket.setEncoding('utf8')
+    socket.on('data', (chunk: string) => {
+      got += chunk
+      const end = got.indexOf('\r\n')
+      if (end !== -1 || got.length > 512) {
+        const line = end === -1 ? got : got.slice(0, end)
+        done(line.startsWith('-') ? line.slice(1, 200) : undefined)
+      }
+    })
+    socket.on('error', () => done(undefined))
+    socket.on('close', () => done(undefined))
+  })
 }

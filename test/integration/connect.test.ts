@@ -94,6 +94,22 @@ describe('fromUrl says why it cannot connect', () => {
     }
   })
 
+  test('a server at its maxclients: its own refusal in the message, not the write that failed', async () => {
+    const full = await startRedis({ args: ['--maxclients', '1'] })
+    const hog = new Redis({ port: full.port, host: '127.0.0.1' })
+    try {
+      await hog.ping()
+      const err = await rejection(
+        Locker.fromUrl(`redis://127.0.0.1:${full.port}`, { connectTimeoutMs: 2000 }),
+      )
+      assert.equal(err.code, 'ERR_LOCK_BACKEND')
+      assert.match(err.message, /max number of clients reached/)
+    } finally {
+      hog.disconnect()
+      await full.stop()
+    }
+  })
+
   test('rediss:// against a plain server hints at TLS', async () => {
     const err = await rejection(
       Locker.fromUrl(`rediss://:sesame@127.0.0.1:${server.port}`, { connectTimeoutMs: 1000 }),
