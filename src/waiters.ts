@@ -1,53 +1,17 @@
 import type { Subscriber } from './adapters/adapter.js'
 import type { LockBackend } from './backends/lock-backend.js'
 import { onAbort } from './internal/abort.js'
+import { AttemptCounts } from './internal/attempt-counts.js'
 import type { Clock, TimerHandle } from './internal/clock.js'
-import { releaseChannel } from './internal/keys.js'
+import { type KeyQueue, newKeyQueue, type Waiter, type WaitOutcome } from './internal/key-queue.js'
+import { jitter } from './internal/retry.js'
 import { familyOf, LOCK_FAMILY } from './kinds.js'
-import { EXCLUSIVE, type HoldMode } from './scripts/index.js'
+import { EXCLUSIVE, type HoldMode, readNotice } from './scripts/index.js'
 
-/**
- * Why a wait ended: `woken` by a release, `timeout` when its bound (the holder's TTL
- * or the retry interval) ran out, `deadline` when the caller's give-up time came
- * first, `aborted` by a signal or close.
- */
-export type WaitOutcome = 'woken' | 'timeout' | 'deadline' | 'aborted'
-
-interface Waiter {
-  readonly seq: number
-  /** How long this waiter waits before attempting again, once it is the head of its queue. */
-  readonly boundMs: number
-  /** The bound's timer: armed only while this waiter heads its queue. */
-  bound: TimerHandle | undefined
-  /** When the bound's timer fires (monotonic ms), while armed. */
-  boundAt: number
-  /** A shared hold: a release may admit it together with the shared waiters next to it. */
-  readonly shared: boolean
-  /** Its acquisition's family (see familyOf in kinds.ts): newcomers queue only behind their own. */
-  readonly family: string
-  settle(outcome: WaitOutcome): void
-}
-
-interface KeyQueue {
-  readonly key: string
-  readonly channel: string
-  /** FIFO by first arrival; a waiter that failed after a wake keeps its place. */
-  readonly waiters: Waiter[]
-  /** Bumped on every release seen for the key, so an attempt can tell it raced one. */
-  generation: number
-  subscription: 'none' | 'pending' | 'active'
-  subscribing: Promise<boolean> | undefined
-  /** Monotonic time before which we do not retry a failed SUBSCRIBE. */
-  retrySubscribeAt: number
-  linger: TimerHandle | undefined
-  /** Named by a semaphore release while an attempt was in flight (see notifyNamed). */
-  namedPending: boolean
-}
+export type { WaitOutcome }
 
 /** How long an idle key's subscription is kept, so a busy key does not churn SUBSCRIBE/UNSUBSCRIBE. */
 export const LINGER_MS = 2000
-/** Keys with no attempt in flight kept in the attempt counts before they are dropped together. */
-const SWEEP_AT = 256
 const SUBSCRIBE_BACKOFF_MS = 5000
 
 /**
@@ -66,15 +30,8 @@ export class Waiters {
   readonly #selfId: string
   readonly #queues = new Map<string, KeyQueue>()
   readonly #byChannel = new Map<string, KeyQueue>()
-  /**
-   * Attempts in flight per key (see {@link Waiters.isBusy}). A key whose count falls
-   * to 0 stays until {@link SWEEP_AT} such keys have piled up, then they go together:
-   * deleting each at once would make the Map reallocate its table on most cycles of an
-   * uncontended loop on fresh keys (see internal/links.ts).
-   */
-  readonly #attempting = new Map<string, number>()
-  /** Keys in {@link Waiters.#attempting} at 0. */
-  #idleAttemptKeys = 0
+  /** Attempts in flight per key (see {@link Waiters.isBusy}). */
+  readonly #attempts = new AttemptCounts()
   #subscriber: Subscriber | undefined
   #seq = 0
   #closed = false
@@ -108,12 +65,12 @@ export class Waiters {
   isBusy(key: string, family: string = LOCK_FAMILY): boolean {
     const waiting = this.#queues.get(key)?.waiters
     if (waiting !== undefined && waiting.length > 0) return waiting.some((w) => w.family === family)
-    return this.#attemptsOn(key) > 0
+    return this.#attempts.on(key) > 0
   }
 
   /** True while an attempt at `key` is in flight. */
   isAttempting(key: string): boolean {
-    return this.#attemptsOn(key) > 0
+    return this.#attempts.on(key) > 0
   }
 
   /** Counts an attempt at `key` in flight, until {@link Waiters.endAttempt}. */
@@ -121,26 +78,11 @@ export class Waiters {
     // Sent after any release seen so far: it takes a pending named turn itself.
     const q = this.#queues.get(key)
     if (q) q.namedPending = false
-    const n = this.#attempting.get(key)
-    if (n === 0) this.#idleAttemptKeys--
-    this.#attempting.set(key, (n ?? 0) + 1)
+    this.#attempts.begin(key)
   }
 
   endAttempt(key: string): void {
-    const n = this.#attempting.get(key)
-    if (n === undefined || n <= 0) return
-    this.#attempting.set(key, n - 1)
-    if (n === 1 && ++this.#idleAttemptKeys >= SWEEP_AT) this.#sweepAttempting()
-  }
-
-  #sweepAttempting(): void {
-    for (const [key, n] of this.#attempting) if (n === 0) this.#attempting.delete(key)
-    this.#idleAttemptKeys = 0
-  }
-
-  /** Attempts in flight on `key`. */
-  #attemptsOn(key: string): number {
-    return this.#attempting.get(key) ?? 0
+    this.#attempts.end(key)
   }
 
   get waiting(): number {
@@ -292,7 +234,7 @@ export class Waiters {
     const head = this.#queues.get(key)?.waiters[0]
     if (head === undefined || !(ms >= 0)) return
     // Just past the entries' end, so the attempt finds them gone.
-    const at = ms + 1 + Math.random() * 10
+    const at = ms + 1 + jitter(10)
     if (head.bound === undefined || head.boundAt > this.#clock.now() + at) this.#setBound(head, at)
   }
 
@@ -328,7 +270,7 @@ export class Waiters {
    * turn on, see {@link Waiters.handOnNamed}); otherwise as {@link Waiters.notify}.
    */
   notifyNamed(key: string): void {
-    if (this.#attemptsOn(key) === 0) {
+    if (this.#attempts.on(key) === 0) {
       this.notify(key)
       return
     }
@@ -345,7 +287,7 @@ export class Waiters {
    */
   handOnNamed(key: string): void {
     const q = this.#queues.get(key)
-    if (!q?.namedPending || this.#attemptsOn(key) > 0) return
+    if (!q?.namedPending || this.#attempts.on(key) > 0) return
     q.namedPending = false
     this.wakeOne(key)
   }
@@ -374,17 +316,7 @@ export class Waiters {
   #queue(key: string): KeyQueue {
     let q = this.#queues.get(key)
     if (!q) {
-      q = {
-        key,
-        channel: releaseChannel(key),
-        waiters: [],
-        generation: 0,
-        subscription: 'none',
-        subscribing: undefined,
-        retrySubscribeAt: 0,
-        linger: undefined,
-        namedPending: false,
-      }
+      q = newKeyQueue(key)
       this.#queues.set(key, q)
       this.#byChannel.set(q.channel, q)
     }
@@ -421,7 +353,7 @@ export class Waiters {
       if (q.waiters.length > 0 || q.subscribing) return
       // A waiter of the key is attempting (it left the queue for that): keep the queue,
       // its generation and subscription, or a release during the attempt goes unseen.
-      if (this.#attemptsOn(q.key) > 0) return this.#scheduleLinger(q)
+      if (this.#attempts.on(q.key) > 0) return this.#scheduleLinger(q)
       this.#queues.delete(q.key)
       this.#byChannel.delete(q.channel)
       if (q.subscription === 'active') this.#subscriber?.unsubscribe(q.channel).catch(() => {})
@@ -434,22 +366,4 @@ export class Waiters {
       }
     }, LINGER_MS)
   }
-}
-
-/**
- * What a release message means to this Locker: 'own' for its own release (handled
- * locally); 'any' for a release that names nobody; for one that names the Lockers a
- * semaphore's free permits go to (`<sender> <ms> <id> <id>…`, see RELEASE_HOLDER),
- * 'named' when this one is among them, else the ms until their queue entries run out
- * (before then the arrival queue would turn it away, so it neither attempts nor
- * counts it as a release its attempt raced).
- */
-export function readNotice(message: string, selfId: string): 'own' | 'named' | 'any' | number {
-  const space = message.indexOf(' ')
-  if (space === -1) return message === selfId ? 'own' : 'any'
-  if (message.slice(0, space) === selfId) return 'own'
-  const next = message.indexOf(' ', space + 1)
-  if (next !== -1 && message.includes(selfId, next + 1)) return 'named'
-  const ms = Number(message.slice(space + 1, next === -1 ? undefined : next))
-  return Number.isFinite(ms) ? ms : 'any'
 }

@@ -269,7 +269,6 @@ local function announce(i, leaving)
     local free = limit - redis.call('ZCOUNT', KEYS[n + i], '(' .. now, '+inf')
     -- A waiter leaving a semaphore at its limit frees nothing: nobody need attempt.
     if leaving and free <= 0 then return end
-    announced = announced + 1
     if free > 0 then
       local raw = redis.call('ZRANGE', KEYS[2 * n + i], 0, -1)
       local ids, soon = {}, nil
@@ -291,7 +290,7 @@ local function announce(i, leaving)
       end
     end
   end
-  if limit <= 0 then announced = announced + 1 end
+  announced = announced + 1
   heard = heard + redis.call('${publish}', releaseChannel(KEYS[i]), msg)
 end
 if qid then

@@ -33,6 +33,7 @@ export { ACQUIRE_HOLDER, RELEASE_HOLDER, RELEASE_HOLDER_SHARDED } from './holder
 export { MEMORY_POLICY, type MemoryPolicy } from './info.js'
 export { INSPECT, type KeyState, SERVER_ID } from './inspect.js'
 export { RELEASE, RELEASE_SHARDED, type ReleaseRequest, type ReleaseResult } from './release.js'
+export { readNotice } from './release-notice.js'
 export { type Script, type ScriptArgs, script, type TypedScript, typedScript, withSource } from './script.js'
 
 /** Replacement Lua sources with the same contract (the test suite's negative controls only). */

@@ -16,13 +16,13 @@ import {
   RELEASE_HOLDER,
   RELEASE_HOLDER_SHARDED,
   RELEASE_SHARDED,
+  readNotice,
   SERVER_ID,
   SHARED,
   WRITER_MARK_MS,
   withoutWaitingMark,
   withSource,
 } from '../../src/scripts/index.js'
-import { readNotice } from '../../src/waiters.js'
 
 const token = `arl1.${'A'.repeat(22)}`
 /** The reserved namespace of companion keys (internal/keys.ts). */
