@@ -179,9 +179,13 @@ export class Leases {
    * event loop was blocked or the process paused).
    */
   isHeld(lease: Lease): boolean {
-    const entry = lease as Entry
+    return this.#heldAt(lease as Entry, this.#clock.now())
+  }
+
+  /** {@link Leases.isHeld} at `now`: one clock read for a whole sweep of leases. */
+  #heldAt(entry: Entry, now: number): boolean {
     if (entry.state !== 'held') return false
-    if (this.#clock.now() < entry.deadline) return true
+    if (now < entry.deadline) return true
     this.#lose(
       entry,
       entry.lastError !== undefined || entry.inFlight ? 'unreachable' : 'expired',
@@ -302,7 +306,7 @@ export class Leases {
     const due: Entry[] = []
     let next = Number.POSITIVE_INFINITY
     for (const entry of this.#held.toArray()) {
-      if (!this.isHeld(entry)) continue
+      if (!this.#heldAt(entry, now)) continue
       if (!entry.inFlight && entry.nextDueAt <= now + entry.batchWindowMs) due.push(entry)
       else next = Math.min(next, entry.inFlight ? entry.deadline : Math.min(entry.nextDueAt, entry.deadline))
     }
@@ -346,7 +350,7 @@ export class Leases {
       if (statuses === undefined) entry.lastError = err ?? new BackendError('extend', 'extend failed')
       // A lease already past its deadline stays lost even if Redis said yes late:
       // isHeld() may have told the holder so already, and that must never flip back.
-      if (!this.isHeld(entry)) continue
+      if (!this.#heldAt(entry, now)) continue
       const status = statuses?.[i]
       if (status === 1) {
         entry.lastError = undefined

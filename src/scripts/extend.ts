@@ -1,5 +1,5 @@
 import { holdersKey } from '../internal/keys.js'
-import { type HoldMode, isHolder as holds, LUA_KIND, LUA_OURS } from './acquire.js'
+import { HOLDERS_KEY_SLACK, type HoldMode, isHolder as holds, LUA_KIND, LUA_OURS } from './acquire.js'
 import { msText, typedScript, unexpectedReply } from './script.js'
 
 /** One lease in an extension batch. */
@@ -29,7 +29,9 @@ function decodeStatuses(reply: unknown): ExtendStatus[] {
  * Extends a batch of leases in one call. Only a key that still holds the lease's
  * token (with or without the waiting mark) is re-armed; a missing key is never
  * re-created. A holder of a shared lock or semaphore is re-armed in the key's holders
- * set while its entry there is unexpired, and the key's TTL raised to cover it.
+ * set while its entry is there (an acquisition drops entries past their end before
+ * counting; one that none dropped yet lost its place to nobody and is re-armed), and
+ * the key's TTL raised to cover it.
  *
  * KEYS         the keys of every lease, lease after lease: an exclusive lease's lock
  *              keys; a holder's lock key and holders set, key after key
@@ -37,7 +39,7 @@ function decodeStatuses(reply: unknown): ExtendStatus[] {
  * ARGV[2..]    per lease: token, lease length in ms, number of keys, 'x' (exclusive)
  *              or 'h' (holder)
  * Returns      m integers: 1 extended, 0 a key was gone (for a holder: its entry
- *              gone or expired), -1 a key has another owner (another value, or a value
+ *              gone), -1 a key has another owner (another value, or a value
  *              of another type: that key alone is affected, the other leases of the
  *              batch are extended as usual)
  * Errors       any error of reading a key other than WRONGTYPE (the whole batch)
@@ -73,9 +75,10 @@ for l = 1, tonumber(ARGV[1]) do
       if not v then status = 0 break end
       local kind = v ~= true and kindOf(v)
       if kind ~= 's' and kind ~= 'n' then status = -1 break end
+      -- An entry past its end that no acquisition dropped yet is re-armed: nobody took
+      -- its place (see EXTEND_HOLDERS_UNIFORM).
+      if not redis.call('ZSCORE', KEYS[i + 1], token) then status = 0 break end
       now = now or nowMs()
-      local untilMs = tonumber(redis.call('ZSCORE', KEYS[i + 1], token) or '0')
-      if untilMs <= now then status = 0 break end
     elseif v == true then
       status = -1 break
     elseif v ~= token and v ~= token .. '!' then
@@ -166,19 +169,17 @@ return out
 )
 
 /**
- * What an extension gives a holders' lock key and set when it re-arms them: twice the
- * lease. A key then needs re-arming every third extension or so instead of at each one
- * (two PEXPIREs saved per key most of the time). It changes nothing about when a holder
- * frees its place (its entry's end does); only a crashed set of holders leaves its key
- * behind up to two leases instead of one.
- */
-export const HOLDERS_KEY_SLACK = 2
-
-/**
  * {@link EXTEND} for a batch of holders (shared locks, semaphore permits) of one key
  * each and one lease length: a third of the arguments, and per run of holders of the
  * same key (the caller groups the batch by key) one read of the key, one ZADD for all of
- * them and at most one re-arm.
+ * them and, about every sixth time, a re-arm. This is the script that keeps thousands
+ * of held permits alive, so it does the least it can per key: 2 Redis calls (GET, ZADD),
+ * plus PTTL for the key's TTL once its holders' leases reach past it.
+ *
+ * An entry past its end that no acquisition dropped yet is re-armed like a live one:
+ * nobody took its place (every acquisition drops such entries before counting, and
+ * then this ZADD XX cannot re-create them), so its holder, still within its own local
+ * deadline, keeps it. EXTEND does the same.
  *
  * KEYS         per run: the lock key and its holders set
  * ARGV[1]      lease length in ms, for all
@@ -191,40 +192,47 @@ export const EXTEND_HOLDERS_UNIFORM = typedScript<readonly ExtendRequest[], Exte
   `${LUA_OURS}${LUA_KIND}
 local out = {}
 local n = tonumber(ARGV[1])
-local now = nowMs()
-local ends = now + n
--- Per lock key, read once: 0 gone, -1 another kind or owner, 1 holders (pruned).
-local seen, armed = {}, {}
+local ends = nowMs() + n
+-- Per lock key (a key may come back in a later run): 1 holders, 0 gone, -1 another
+-- kind or owner; an error reply of reading it ends the script.
+local state, fail = {}, nil
+-- Per value (nearly every key of a batch holds the same marker): holders or not.
+local kinds = {}
+-- Reads the key: what it holds, and re-arms it with its set when it is one of holders
+-- and 'short' (its TTL below a lease).
+local function classify(K, H, short)
+  local v = redis.pcall('GET', K)
+  if not v then return 0 end
+  if type(v) == 'table' then
+    if not string.find(v.err, '^WRONGTYPE') then fail = v end
+    return -1 -- another type: another owner
+  end
+  local s = kinds[v]
+  if s == nil then
+    local kind = kindOf(v)
+    s = (kind == 's' or kind == 'n') and 1 or -1
+    kinds[v] = s
+  end
+  if s == 1 and short then
+    redis.call('PEXPIRE', K, ${HOLDERS_KEY_SLACK} * n)
+    redis.call('PEXPIRE', H, ${HOLDERS_KEY_SLACK} * n)
+  end
+  return s
+end
 local a, o = 2, 1
 for r = 1, #KEYS / 2 do
   local K, H = KEYS[2 * r - 1], KEYS[2 * r]
   local c = tonumber(ARGV[a])
-  local state = seen[K]
-  if state == nil then
-    local v = redis.pcall('GET', K)
-    if type(v) == 'table' then
-      if not string.find(v.err, '^WRONGTYPE') then return v end
-      state = -1 -- another type: another owner
-    elseif not v then
-      state = 0
-    else
-      local kind = kindOf(v)
-      if kind == 's' or kind == 'n' then
-        -- Holders whose lease has ended are dropped (as an acquisition drops them):
-        -- an entry past its end is not revived by the ZADD XX below.
-        redis.call('ZREMRANGEBYSCORE', H, '-inf', now)
-        state = 1
-      else
-        state = -1
-      end
-    end
-    seen[K] = state
-  end
-  if state ~= 1 then
-    for i = 1, c do out[o + i - 1] = state end
+  -- Every holder of the run in one ZADD XX (one or two holders, the common runs,
+  -- without a table; longer runs in slices: a Lua call takes only so many arguments).
+  -- XX never re-creates an entry, nor a set.
+  local changed
+  if c == 1 then
+    changed = redis.call('ZADD', H, 'XX', 'CH', ends, ARGV[a + 1])
+  elseif c == 2 then
+    changed = redis.call('ZADD', H, 'XX', 'CH', ends, ARGV[a + 1], ends, ARGV[a + 2])
   else
-    -- Every holder of the run in one ZADD (in slices: a Lua call takes only so many arguments).
-    local changed = 0
+    changed = 0
     for from = 1, c, 200 do
       local za = {'XX', 'CH'}
       for i = from, math.min(c, from + 199) do
@@ -233,25 +241,40 @@ for r = 1, #KEYS / 2 do
       end
       changed = changed + redis.call('ZADD', H, unpack(za))
     end
-    local any = false
+  end
+  -- Which entries are there: all of them when CH counted every one, else ask each (CH
+  -- does not count an end that did not change: two extensions in one millisecond).
+  local present, any = nil, changed > 0
+  if changed ~= c then
+    present = {}
     for i = 1, c do
-      -- CH does not count an entry whose end did not change (two extensions in one
-      -- millisecond): then ask for each whether it is there.
-      if changed == c or redis.call('ZSCORE', H, ARGV[a + i]) then
-        out[o + i - 1] = 1
-        any = true
-      else
-        out[o + i - 1] = 0
-      end
+      present[i] = redis.call('ZSCORE', H, ARGV[a + i]) ~= false
+      any = any or present[i]
     end
-    if any and not armed[K] then
-      armed[K] = true
-      -- The set's TTL is never below the key's, and the key's is never below its
-      -- longest holder's: a key re-armed is re-armed with its set, one PTTL read.
-      if redis.call('PTTL', K) < n then
-        redis.call('PEXPIRE', K, ${HOLDERS_KEY_SLACK} * n)
-        redis.call('PEXPIRE', H, ${HOLDERS_KEY_SLACK} * n)
-      end
+  end
+  local s = state[K]
+  if s == nil then
+    if any then
+      -- The set's TTL is never below the key's, and the key's never below its longest
+      -- holder's. A key that outlasts the new lease end holds what it held when it was
+      -- last re-armed: every change of its kind or owner by this library deletes its
+      -- set or the entries in it first (then ZADD XX found nothing), so it is read only
+      -- when it needs re-arming (about every sixth extension) or is gone.
+      local ttl = redis.call('PTTL', K)
+      if ttl >= n then s = 1 else s = classify(K, H, true) end
+    else
+      s = classify(K, H, false)
+    end
+    if fail then return fail end
+    state[K] = s
+  end
+  for i = 1, c do
+    if s ~= 1 then
+      out[o + i - 1] = s
+    elseif present == nil or present[i] then
+      out[o + i - 1] = 1
+    else
+      out[o + i - 1] = 0
     end
   end
   o = o + c

@@ -6,6 +6,7 @@ import {
   companionKeys,
   decodeAttempt,
   FENCE_MARK_TTL_MS,
+  HOLDERS_KEY_SLACK,
   LUA_KIND,
   LUA_OURS,
   luaNotALock,
@@ -200,10 +201,11 @@ for i = 1, n do
   -- Others queued for a permit: the new holder's release must announce itself.
   local bang = waiting[i] and '!' or ''
   if not v then
+    -- The key and its set last HOLDERS_KEY_SLACK leases (its holders' entries end with theirs).
     redis.call('DEL', H)
-    redis.call('SET', K, ARGV[5] .. bang, 'PX', ms)
+    redis.call('SET', K, ARGV[5] .. bang, 'PX', ${HOLDERS_KEY_SLACK} * ms)
     redis.call('ZADD', H, now + ms, token)
-    redis.call('PEXPIRE', H, ms)
+    redis.call('PEXPIRE', H, ${HOLDERS_KEY_SLACK} * ms)
   else
     if marked(v) or bang ~= '' then
       if v ~= ARGV[5] .. '!' then redis.call('SET', K, ARGV[5] .. '!', 'KEEPTTL') end

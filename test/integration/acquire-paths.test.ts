@@ -204,7 +204,7 @@ describeMatrix('acquire paths', (ctx) => {
     }
   })
 
-  test('EXTEND_HOLDERS_UNIFORM: live holders re-armed (the key once), a gone or expired entry 0 (expired ones dropped), another kind -1, nothing re-created', async () => {
+  test('EXTEND_HOLDERS_UNIFORM: holders re-armed (the key once; an entry past its end that no acquisition dropped too), a gone entry 0, another kind -1, nothing re-created', async () => {
     const now = Date.now()
     await ctx.admin.set('ap8:s', 'arl1.sem.3', 'PX', 1000)
     await ctx.admin.zadd(
@@ -228,19 +228,73 @@ describeMatrix('acquire paths', (ctx) => {
     ]
     assert.equal(uniformKind(batch), 'holders')
     const reply = await evalScript(ctx.admin, EXTEND_HOLDERS_UNIFORM, batch)
-    assert.deepEqual(EXTEND_HOLDERS_UNIFORM.decode(reply), [1, 1, 0, 0, -1, 0])
+    assert.deepEqual(EXTEND_HOLDERS_UNIFORM.decode(reply), [1, 1, 1, 0, -1, 0])
     assert.ok((await ctx.admin.pttl('ap8:s')) > 4000, 'the key re-armed')
     assert.ok((await ctx.admin.pttl(holdersKey('ap8:s'))) > 4000, 'its set re-armed with it')
     assert.ok(Number(await ctx.admin.zscore(holdersKey('ap8:s'), 'ta')) > now + 4000)
-    assert.equal(
-      await ctx.admin.zscore(holdersKey('ap8:s'), 'told'),
-      null,
-      'an expired entry is dropped (as an acquisition drops it), not revived',
+    assert.ok(
+      Number(await ctx.admin.zscore(holdersKey('ap8:s'), 'told')) > now + 4000,
+      'an entry past its end that nobody dropped lost its place to nobody: re-armed',
     )
+    assert.equal(await ctx.admin.zscore(holdersKey('ap8:s'), 'tgone'), null, 'a gone entry is not re-created')
     assert.equal(await ctx.admin.exists('ap8:none', holdersKey('ap8:none')), 0)
   })
 
-  test('EXTEND_HOLDERS_UNIFORM: the holders of a key cost one GET and one ZADD; a re-armed key gets two leases and is left alone while it has more than one', async () => {
+  test('EXTEND_HOLDERS_UNIFORM: a lock key deleted or overwritten beside its intact holders set is told (0 / -1), never re-armed', async () => {
+    const now = Date.now()
+    for (const k of ['ap16:del', 'ap16:foreign', 'ap16:mutex']) {
+      await ctx.admin.zadd(holdersKey(k), String(now + 900), 'ta')
+      await ctx.admin.pexpire(holdersKey(k), 1000)
+    }
+    // The lock key gone (DEL, eviction) or written by someone else, its set left as it was.
+    await ctx.admin.set('ap16:foreign', 'not ours')
+    await ctx.admin.set('ap16:mutex', tok('m'), 'PX', 500)
+    const batch = ['ap16:del', 'ap16:foreign', 'ap16:mutex'].map((k) => ({
+      keys: [k],
+      token: 'ta',
+      lifetimeMs: 5000,
+      mode: SEM3,
+    }))
+    assert.deepEqual(
+      EXTEND_HOLDERS_UNIFORM.decode(await evalScript(ctx.admin, EXTEND_HOLDERS_UNIFORM, batch)),
+      [0, -1, -1],
+    )
+    assert.equal(await ctx.admin.exists('ap16:del'), 0, 'not re-created')
+    assert.equal(await ctx.admin.pttl('ap16:foreign'), -1, 'a foreign key left as it was')
+    assert.ok((await ctx.admin.pttl('ap16:mutex')) <= 500, "another owner's key not re-armed")
+    for (const k of ['ap16:del', 'ap16:foreign', 'ap16:mutex'])
+      assert.ok((await ctx.admin.pttl(holdersKey(k))) <= 1000, `${k}: its set not re-armed`)
+  })
+
+  test('EXTEND (general) for holders: an entry past its end that no acquisition dropped is re-armed, a gone one makes the whole lease 0', async () => {
+    const now = Date.now()
+    for (const k of ['ap15:a', 'ap15:b']) {
+      await ctx.admin.set(k, 'arl1.sem.2', 'PX', 1000)
+      await ctx.admin.pexpire(holdersKey(k), 1000)
+    }
+    await ctx.admin.zadd(holdersKey('ap15:a'), String(now + 900), 'ta', String(now - 10), 'told')
+    await ctx.admin.zadd(holdersKey('ap15:b'), String(now - 10), 'told')
+    await ctx.admin.pexpire(holdersKey('ap15:a'), 1000)
+    await ctx.admin.pexpire(holdersKey('ap15:b'), 1000)
+    const SEM2 = { kind: 'semaphore', limit: 2 } as const
+    const batch = [
+      { keys: ['ap15:a', 'ap15:b'], token: 'told', lifetimeMs: 5000, mode: SEM2 },
+      { keys: ['ap15:a', 'ap15:b'], token: 'ta', lifetimeMs: 5000, mode: SEM2 },
+    ]
+    assert.equal(uniformKind(batch), null, 'two keys per lease: the general script')
+    assert.deepEqual(EXTEND.decode(await evalScript(ctx.admin, EXTEND, batch)), [1, 0])
+    for (const k of ['ap15:a', 'ap15:b']) {
+      assert.ok(Number(await ctx.admin.zscore(holdersKey(k), 'told')) > now + 4000, `${k}: re-armed`)
+      assert.ok((await ctx.admin.pttl(k)) > 4000, `${k}: the key covers it`)
+    }
+    assert.equal(
+      Number(await ctx.admin.zscore(holdersKey('ap15:a'), 'ta')),
+      now + 900,
+      'a lease not on every key is left alone',
+    )
+  })
+
+  test('EXTEND_HOLDERS_UNIFORM: the holders of a key cost one ZADD and one PTTL; a key due for re-arming is read (GET) and gets four leases, then is left alone (not even read) while it has more than one', async () => {
     const count = async (cmd: string) =>
       Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(await ctx.admin.info('commandstats'))?.[1] ?? 0)
     const now = Date.now()
@@ -262,29 +316,36 @@ describeMatrix('acquire paths', (ctx) => {
       lifetimeMs: 5000,
       mode: SEM3,
     }))
-    const [get0, zadd0, pexpire0] = [await count('get'), await count('zadd'), await count('pexpire')]
+    const [get0, zadd0, pexpire0, pttl0] = [
+      await count('get'),
+      await count('zadd'),
+      await count('pexpire'),
+      await count('pttl'),
+    ]
     assert.deepEqual(
       EXTEND_HOLDERS_UNIFORM.decode(await evalScript(ctx.admin, EXTEND_HOLDERS_UNIFORM, batch)),
       [1, 1, 1],
     )
-    assert.equal((await count('get')) - get0, 1, 'the key read once')
+    assert.equal((await count('get')) - get0, 1, 'the key, due for re-arming, read once')
     assert.equal((await count('zadd')) - zadd0, 1, 'its three holders in one ZADD')
+    assert.equal((await count('pttl')) - pttl0, 1, 'its TTL read once')
     assert.equal((await count('pexpire')) - pexpire0, 2, 'the key and its set re-armed')
     for (const k of ['ap14:s', holdersKey('ap14:s')]) {
       const pttl = await ctx.admin.pttl(k)
-      assert.ok(pttl > 9000 && pttl <= 10_000, `${k}: two leases (${pttl} ms)`)
+      assert.ok(pttl > 19_000 && pttl <= 20_000, `${k}: four leases (${pttl} ms)`)
     }
-    // The next extension finds more than one lease left on the key: no re-arm.
-    const pexpire1 = await count('pexpire')
+    // The next extension finds more than one lease left on the key: no re-arm, no read.
+    const [get1, pexpire1] = [await count('get'), await count('pexpire')]
     assert.deepEqual(
       EXTEND_HOLDERS_UNIFORM.decode(await evalScript(ctx.admin, EXTEND_HOLDERS_UNIFORM, batch)),
       [1, 1, 1],
     )
     assert.equal((await count('pexpire')) - pexpire1, 0)
+    assert.equal((await count('get')) - get1, 0)
     for (const t of ['ta', 'tb', 'tc'])
       assert.ok(Number(await ctx.admin.zscore(holdersKey('ap14:s'), t)) > Date.now() + 4000, `${t} extended`)
     // An exclusive attempt blocked by shared holders waits for their last lease, not for
-    // the key's TTL (which may be up to two leases longer).
+    // the key's TTL (which may be up to four leases longer).
     await ctx.admin.set('ap14:r', 'arl1.shared', 'PX', 30_000)
     await ctx.admin.zadd(holdersKey('ap14:r'), String(Date.now() + 3000), 'ra')
     await ctx.admin.pexpire(holdersKey('ap14:r'), 30_000)
@@ -348,6 +409,37 @@ describeMatrix('acquire paths', (ctx) => {
     assert.equal((reply as unknown[])[0], 1)
     const setTtl = await ctx.admin.pttl(holdersKey('ap9:s'))
     assert.ok(setTtl > 50_000, `holders set TTL ${setTtl}`)
+  })
+
+  test("ACQUIRE_HOLDER: a new key and its set last four leases (no re-arm at the first extensions), the holder's entry one; a key armed again gets four", async () => {
+    const t0 = Date.now()
+    const first = await evalScript(ctx.admin, ACQUIRE_HOLDER, {
+      keys: ['ap17:s'],
+      token: tok('a'),
+      lifetimeMs: 5000,
+      fencing: false,
+      mode: SEM3,
+    })
+    assert.equal((first as unknown[])[0], 1)
+    for (const k of ['ap17:s', holdersKey('ap17:s')]) {
+      const pttl = await ctx.admin.pttl(k)
+      assert.ok(pttl > 19_000 && pttl <= 20_000, `${k}: four leases (${pttl} ms)`)
+    }
+    const end = Number(await ctx.admin.zscore(holdersKey('ap17:s'), tok('a')))
+    assert.ok(end >= t0 + 4000 && end <= Date.now() + 5000, `the entry ends one lease on (${end - t0} ms)`)
+    // A key with less than a lease left (here: set by hand) is armed for four of the newcomer's.
+    await ctx.admin.pexpire('ap17:s', 1000)
+    const second = await evalScript(ctx.admin, ACQUIRE_HOLDER, {
+      keys: ['ap17:s'],
+      token: tok('b'),
+      lifetimeMs: 3000,
+      fencing: false,
+      mode: SEM3,
+    })
+    assert.equal((second as unknown[])[0], 1)
+    const pttl = await ctx.admin.pttl('ap17:s')
+    assert.ok(pttl > 11_000 && pttl <= 12_000, `re-armed for four leases (${pttl} ms)`)
+    assert.ok((await ctx.admin.pttl(holdersKey('ap17:s'))) >= pttl - 50, 'its set no shorter')
   })
 
   test('ACQUIRE: a multi-key attempt that fails on a later key leaves the writer mark of an earlier one', async () => {
