@@ -172,14 +172,18 @@ return out
  * {@link EXTEND} for a batch of holders (shared locks, semaphore permits) of one key
  * each and one lease length: a third of the arguments, and per run of holders of the
  * same key (the caller groups the batch by key) one read of the key, one ZADD for all of
- * them and, about every sixth time, a re-arm. This is the script that keeps thousands
- * of held permits alive, so it does the least it can per key: 2 Redis calls (GET, ZADD),
- * plus PTTL for the key's TTL once its holders' leases reach past it.
+ * them and one PTTL; about every sixth time, a re-arm. This is the script that keeps
+ * thousands of held permits alive, so it does the least it can per key: 3 Redis calls
+ * (GET, ZADD, PTTL) for all of the key's holders in the batch.
+ *
+ * The key is read on every extension: a key deleted or evicted alone (its set left as it
+ * was) may have been taken at once by an exclusive `SET NX PX`, which cannot touch the
+ * set; only reading the key tells its holders (-1) at their next extension.
  *
  * An entry past its end that no acquisition dropped yet is re-armed like a live one:
- * nobody took its place (every acquisition drops such entries before counting, and
- * then this ZADD XX cannot re-create them), so its holder, still within its own local
- * deadline, keeps it. EXTEND does the same.
+ * nobody took its place (every acquisition that counts holders drops such entries
+ * first, and then this ZADD XX cannot re-create them), so its holder, still within its
+ * own local deadline, keeps it. EXTEND does the same.
  *
  * KEYS         per run: the lock key and its holders set
  * ARGV[1]      lease length in ms, for all
@@ -192,89 +196,81 @@ export const EXTEND_HOLDERS_UNIFORM = typedScript<readonly ExtendRequest[], Exte
   `${LUA_OURS}${LUA_KIND}
 local out = {}
 local n = tonumber(ARGV[1])
-local ends = nowMs() + n
--- Per lock key (a key may come back in a later run): 1 holders, 0 gone, -1 another
--- kind or owner; an error reply of reading it ends the script.
-local state, fail = {}, nil
--- Per value (nearly every key of a batch holds the same marker): holders or not.
-local kinds = {}
--- Reads the key: what it holds, and re-arms it with its set when it is one of holders
--- and 'short' (its TTL below a lease).
-local function classify(K, H, short)
-  local v = redis.pcall('GET', K)
-  if not v then return 0 end
-  if type(v) == 'table' then
-    if not string.find(v.err, '^WRONGTYPE') then fail = v end
-    return -1 -- another type: another owner
-  end
-  local s = kinds[v]
-  if s == nil then
-    local kind = kindOf(v)
-    s = (kind == 's' or kind == 'n') and 1 or -1
-    kinds[v] = s
-  end
-  if s == 1 and short then
-    redis.call('PEXPIRE', K, ${HOLDERS_KEY_SLACK} * n)
-    redis.call('PEXPIRE', H, ${HOLDERS_KEY_SLACK} * n)
-  end
-  return s
-end
+-- As text, once: a Lua number passed to redis.call is formatted anew at every call,
+-- a measurable share of this script's time.
+local ends = string.format('%.0f', nowMs() + n)
+local rearm = string.format('%.0f', ${HOLDERS_KEY_SLACK} * n)
+-- Per lock key, read once (a key may come back in a later run): 0 gone, -1 another kind
+-- or owner, 1 holders; and whether its TTL was checked. Per value (nearly every key of a
+-- batch holds the same marker): holders or not.
+local seen, armed, kinds = {}, {}, {}
 local a, o = 2, 1
 for r = 1, #KEYS / 2 do
   local K, H = KEYS[2 * r - 1], KEYS[2 * r]
   local c = tonumber(ARGV[a])
-  -- Every holder of the run in one ZADD XX (one or two holders, the common runs,
-  -- without a table; longer runs in slices: a Lua call takes only so many arguments).
-  -- XX never re-creates an entry, nor a set.
-  local changed
-  if c == 1 then
-    changed = redis.call('ZADD', H, 'XX', 'CH', ends, ARGV[a + 1])
-  elseif c == 2 then
-    changed = redis.call('ZADD', H, 'XX', 'CH', ends, ARGV[a + 1], ends, ARGV[a + 2])
-  else
-    changed = 0
-    for from = 1, c, 200 do
-      local za = {'XX', 'CH'}
-      for i = from, math.min(c, from + 199) do
-        za[#za + 1] = ends
-        za[#za + 1] = ARGV[a + i]
+  local state = seen[K]
+  if state == nil then
+    local v = redis.pcall('GET', K)
+    if not v then
+      state = 0
+    elseif type(v) == 'table' then
+      if not string.find(v.err, '^WRONGTYPE') then return v end
+      state = -1 -- another type: another owner
+    else
+      state = kinds[v]
+      if state == nil then
+        local kind = kindOf(v)
+        state = (kind == 's' or kind == 'n') and 1 or -1
+        kinds[v] = state
       end
-      changed = changed + redis.call('ZADD', H, unpack(za))
     end
+    seen[K] = state
   end
-  -- Which entries are there: all of them when CH counted every one, else ask each (CH
-  -- does not count an end that did not change: two extensions in one millisecond).
-  local present, any = nil, changed > 0
-  if changed ~= c then
-    present = {}
-    for i = 1, c do
-      present[i] = redis.call('ZSCORE', H, ARGV[a + i]) ~= false
-      any = any or present[i]
-    end
-  end
-  local s = state[K]
-  if s == nil then
-    if any then
-      -- The set's TTL is never below the key's, and the key's never below its longest
-      -- holder's. A key that outlasts the new lease end holds what it held when it was
-      -- last re-armed: every change of its kind or owner by this library deletes its
-      -- set or the entries in it first (then ZADD XX found nothing), so it is read only
-      -- when it needs re-arming (about every sixth extension) or is gone.
-      local ttl = redis.call('PTTL', K)
-      if ttl >= n then s = 1 else s = classify(K, H, true) end
+  if state ~= 1 then
+    for i = 1, c do out[o + i - 1] = state end
+  else
+    -- Every holder of the run in one ZADD XX, which never re-creates an entry (one or two
+    -- holders, the common runs, without a table; longer runs in slices: a Lua call takes
+    -- only so many arguments).
+    local changed
+    if c == 1 then
+      changed = redis.call('ZADD', H, 'XX', 'CH', ends, ARGV[a + 1])
+    elseif c == 2 then
+      changed = redis.call('ZADD', H, 'XX', 'CH', ends, ARGV[a + 1], ends, ARGV[a + 2])
     else
-      s = classify(K, H, false)
+      changed = 0
+      for from = 1, c, 200 do
+        local za = {'XX', 'CH'}
+        for i = from, math.min(c, from + 199) do
+          za[#za + 1] = ends
+          za[#za + 1] = ARGV[a + i]
+        end
+        changed = changed + redis.call('ZADD', H, unpack(za))
+      end
     end
-    if fail then return fail end
-    state[K] = s
-  end
-  for i = 1, c do
-    if s ~= 1 then
-      out[o + i - 1] = s
-    elseif present == nil or present[i] then
-      out[o + i - 1] = 1
+    local any = changed > 0
+    if changed == c then
+      for i = 1, c do out[o + i - 1] = 1 end
     else
-      out[o + i - 1] = 0
+      -- CH does not count an entry whose end did not change (two extensions in one
+      -- millisecond): then ask for each whether it is there.
+      for i = 1, c do
+        if redis.call('ZSCORE', H, ARGV[a + i]) then
+          out[o + i - 1] = 1
+          any = true
+        else
+          out[o + i - 1] = 0
+        end
+      end
+    end
+    if any and not armed[K] then
+      armed[K] = true
+      -- The set's TTL is never below the key's, and the key's is never below its
+      -- longest holder's: a key re-armed is re-armed with its set, one PTTL read.
+      if redis.call('PTTL', K) < n then
+        redis.call('PEXPIRE', K, rearm)
+        redis.call('PEXPIRE', H, rearm)
+      end
     end
   end
   o = o + c

@@ -378,7 +378,7 @@ function releaseHolderScript(
  *              (its own waiters need not attempt before ms, when the first named entry
  *              runs out), {removed, receivers, 2} when it was:
  *              keys from whose holders set the token was removed
- *              (an entry past its lease that no acquisition or extension dropped yet counts too: the
+ *              (an entry past its lease that no acquisition dropped yet counts too: the
  *              caller's own deadline says whether it was still held), and subscribers
  *              that heard about it. A key of another kind or type is not touched.
  */

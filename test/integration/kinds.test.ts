@@ -139,6 +139,20 @@ describeMatrix('shared locks and semaphores', (ctx) => {
     })
   }
 
+  for (const mode of [{ shared: true }, { limit: 2 }] as const) {
+    test(`a ${'shared' in mode ? 'shared holder' : 'permit'} whose lock key alone was deleted and taken by an exclusive holder with a longer lease is told (stolen) at its next extension`, async () => {
+      const [a, b] = [await locker(), await locker()]
+      const held = await a.acquire('gone1', { ...mode, lifetimeMs: 1000, extendIntervalMs: 250 })
+      // The key alone (DEL by an operator, or evicted): its holders set stays as it was.
+      await ctx.admin.del('gone1')
+      const writer = await b.acquire('gone1', { lifetimeMs: 20_000 })
+      await waitFor(() => held.signal.aborted, { timeoutMs: 3000, message: 'the holder told of its loss' })
+      assert.equal((held.signal.reason as LockLostError).reason, 'stolen')
+      assert.ok(writer.isHeld())
+      await writer.release()
+    })
+  }
+
   test('writer preference: a waiting exclusive acquisition keeps new shared holders out; readers go after it', async () => {
     const [a, w, c] = [await locker(), await locker(), await locker()]
     const ra = await a.acquire('wp', { shared: true, ...LONG })
