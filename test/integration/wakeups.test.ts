@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type Lock, Locker } from '../../src/index.js'
+import { releaseChannel } from '../../src/internal/keys.js'
 import { describeMatrix } from '../helpers/matrix.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -18,17 +19,29 @@ describeMatrix('wake-ups and batching', (ctx) => {
     test(`a waiter in ${where} is woken by release long before its retry interval`, async () => {
       const holderLocker = await locker()
       const waiterLocker = where.startsWith('another') ? await locker() : holderLocker
-      const held = await holderLocker.acquire('w1', { lifetimeMs: 10_000 })
-      const pending = waiterLocker.acquire('w1', { retryIntervalMs: 5000, retryTimeoutMs: 10_000 })
-      await sleep(200)
-      const releasedAt = performance.now()
-      await held.release()
-      const lock = await pending
-      const took = performance.now() - releasedAt
-      assert.ok(took < 100, `woken ${Math.round(took)} ms after the release (retry interval 5000)`)
-      await lock.release()
-      await holderLocker.close()
-      if (waiterLocker !== holderLocker) await waiterLocker.close()
+      try {
+        const held = await holderLocker.acquire('w1', { lifetimeMs: 10_000 })
+        const pending = waiterLocker.acquire('w1', { retryIntervalMs: 5000, retryTimeoutMs: 10_000 })
+        // Released once the waiter listens (a SUBSCRIBE can take a while on a loaded
+        // runner, and a release before it is caught by the re-check, not the message).
+        if (waiterLocker !== holderLocker)
+          await waitFor(
+            async () =>
+              Number(((await ctx.admin.call('PUBSUB', 'NUMSUB', releaseChannel('w1'))) as unknown[])[1]) >= 1,
+            { message: 'the waiter subscribed' },
+          )
+        await sleep(200)
+        const releasedAt = performance.now()
+        await held.release()
+        const lock = await pending
+        const took = performance.now() - releasedAt
+        assert.ok(took < 100, `woken ${Math.round(took)} ms after the release (retry interval 5000)`)
+        await lock.release()
+      } finally {
+        // Closed even on failure: a lock left held would time out the tests after this one.
+        await holderLocker.close()
+        if (waiterLocker !== holderLocker) await waiterLocker.close()
+      }
     })
   }
 
