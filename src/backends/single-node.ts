@@ -179,35 +179,27 @@ export class SingleNodeBackend implements LockBackend {
         : uniform === 'holders' && extendHolders
           ? extendHolders
           : extend
-    if (script === extendHolders) return this.#extendHolders(script, batch, timeoutMs)
+    if (script === extendHolders) {
+      // Holders of one key in one run of the script (one read, one ZADD); a batch already
+      // in runs (holders acquired together sit together in the renewer's list) goes as is.
+      const byKey = runsByKey(batch)
+      if (byKey !== undefined) return this.#extendRegrouped(script, batch, byKey, timeoutMs)
+    }
     const statuses = await this.runner.call(script, batch, timeoutMs, 'extend')
     if (statuses.length !== batch.length) throw unexpectedReply('extend', statuses)
     return statuses
   }
 
   /**
-   * Holders grouped by key, so each key's holders form one run of the script (one read,
-   * one ZADD); statuses back in batch order. Grouped with a map rather than sorted (a
-   * sort with a comparator per pair is the costlier of the two on 500-lease batches).
+   * Extends `batch` in the order of `byKey` (its indices per key, see runsByKey);
+   * statuses back in batch order.
    */
-  async #extendHolders(
+  async #extendRegrouped(
     script: TypedScript<readonly ExtendRequest[], ExtendStatus[]>,
     batch: readonly ExtendRequest[],
+    byKey: ReadonlyMap<string, readonly number[]>,
     timeoutMs: number,
   ): Promise<ExtendStatus[]> {
-    if (keysInRuns(batch)) {
-      // Already grouped (holders acquired together sit together in the renewer's list).
-      const statuses = await this.runner.call(script, batch, timeoutMs, 'extend')
-      if (statuses.length !== batch.length) throw unexpectedReply('extend', statuses)
-      return statuses
-    }
-    const byKey = new Map<string, number[]>()
-    for (let i = 0; i < batch.length; i++) {
-      const key = (batch[i] as ExtendRequest).keys[0] as string
-      const run = byKey.get(key)
-      if (run === undefined) byKey.set(key, [i])
-      else run.push(i)
-    }
     const order: number[] = []
     const grouped: ExtendRequest[] = []
     for (const run of byKey.values())
@@ -256,19 +248,29 @@ export class SingleNodeBackend implements LockBackend {
 }
 
 /**
- * True when the leases of each key are next to each other in `batch`, which then needs
- * no regrouping: one Set of the keys whose run has ended, instead of a list per key
- * and two reorderings of the batch.
+ * The indices of `batch` per key (first key first), or undefined when the leases of each
+ * key are next to each other already and the batch needs no regrouping. One pass, with
+ * a map rather than a sort (a sort with a comparator per pair is the costlier of the two
+ * on 500-lease batches).
  */
-export function keysInRuns(batch: readonly ExtendRequest[]): boolean {
+function runsByKey(batch: readonly ExtendRequest[]): Map<string, number[]> | undefined {
+  const byKey = new Map<string, number[]>()
   let last: string | undefined
-  const ended = new Set<string>()
-  for (const lease of batch) {
-    const key = lease.keys[0] as string
-    if (key === last) continue
-    if (last !== undefined) ended.add(last)
-    if (ended.has(key)) return false
+  let inRuns = true
+  for (let i = 0; i < batch.length; i++) {
+    const key = (batch[i] as ExtendRequest).keys[0] as string
+    const run = byKey.get(key)
+    if (run === undefined) byKey.set(key, [i])
+    else {
+      run.push(i)
+      if (key !== last) inRuns = false
+    }
     last = key
   }
-  return true
+  return inRuns ? undefined : byKey
+}
+
+/** True when the leases of each key are next to each other in `batch` (then it goes as is). */
+export function keysInRuns(batch: readonly ExtendRequest[]): boolean {
+  return runsByKey(batch) === undefined
 }

@@ -202,10 +202,11 @@ for i = 1, n do
   local bang = waiting[i] and '!' or ''
   if not v then
     -- The key and its set last HOLDERS_KEY_SLACK leases (its holders' entries end with theirs).
+    local armMs = ${HOLDERS_KEY_SLACK} * ms
     redis.call('DEL', H)
-    redis.call('SET', K, ARGV[5] .. bang, 'PX', ${HOLDERS_KEY_SLACK} * ms)
+    redis.call('SET', K, ARGV[5] .. bang, 'PX', armMs)
     redis.call('ZADD', H, now + ms, token)
-    redis.call('PEXPIRE', H, ${HOLDERS_KEY_SLACK} * ms)
+    redis.call('PEXPIRE', H, armMs)
   else
     if marked(v) or bang ~= '' then
       if v ~= ARGV[5] .. '!' then redis.call('SET', K, ARGV[5] .. '!', 'KEEPTTL') end
