@@ -230,6 +230,16 @@ function permitVerdicts(data: Record<string, unknown>, check: Check): void {
       `${fmt(ratio, 2)} × (${fmt(ours?.acquisitionsPerSec ?? nan, 1)} vs ${fmt(peer?.acquisitionsPerSec ?? nan, 1)})`,
       known(ratio) && ratio > 1,
     )
+    const one = (lib: string) => cont.find((r) => r.lib === lib && r.processes === 1 && !r.error)
+    const [ours1, peer1] = [one(OURS), one(PEER)]
+    if (ours1 && peer1) {
+      const r1 = ours1.acquisitionsPerSec / peer1.acquisitionsPerSec
+      check(
+        `${n} contenders on limit ${limit} in one process: acquisitions/s ahead of redis-semaphore`,
+        `${fmt(r1, 2)} × (${fmt(ours1.acquisitionsPerSec, 1)} vs ${fmt(peer1.acquisitionsPerSec, 1)}), Jain ${fmt(ours1.jain, 3)}`,
+        r1 > 1,
+      )
+    }
     check(
       `${n} contenders on limit ${limit}: Jain ≥ 0.9`,
       `${fmt(ours?.jain ?? nan, 3)} (redis-semaphore ${fmt(peer?.jain ?? nan, 3)})`,

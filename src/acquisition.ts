@@ -1,5 +1,6 @@
 import type { LockBackend } from './backends/lock-backend.js'
-import { type AcquireTally, publishRelease, releaseTraced, traceRelease } from './diagnostics.js'
+import type { AcquireTally } from './diagnostics.js'
+import { releaseTraced, traceRelease } from './diagnostics.js'
 import { AcquireTimeoutError, BackendError, LockerClosedError } from './errors.js'
 import { pause, raceAbort } from './internal/abort.js'
 import type { Clock } from './internal/clock.js'
@@ -8,15 +9,18 @@ import { backoffMs, gaveUp, jitter } from './internal/retry.js'
 import { newToken } from './internal/token.js'
 import { isTransient } from './internal/transient.js'
 import { arrivalQueue, familyOf, kindConflict, leaveQueue, writerMarkMs } from './kinds.js'
-import { type Lease, Leases, validityMs } from './leases.js'
+import { Leases, validityMs } from './leases.js'
 import type { Lock } from './lock.js'
 import { type ResolvedLockOptions, replicaAck } from './options.js'
-import type { AttemptResult, HoldKind, HoldMode, KeyState, ReleaseResult } from './scripts/index.js'
-import { Waiters, type WaitOutcome } from './waiters.js'
+import { Releases } from './releases.js'
+import type { AttemptResult, HoldKind, HoldMode, KeyState } from './scripts/index.js'
+import { type HandOverSlot, Waiters, type WaitOutcome } from './waiters.js'
 
 /** A failed attempt: which key was held, and for how much longer (ms; -1: no TTL). */
 type Blocked = Extract<AttemptResult, { acquired: false }>
 const NO_SIGNALS: readonly (AbortSignal | undefined)[] = []
+/** A hand-over's grant, checked as an attempt's reply is (the release said what became of other free permits). */
+const HANDED_OVER: AttemptResult = Object.freeze({ acquired: true, fence: undefined, room: 0 })
 
 /** What an Acquisition is built from. */
 export interface AcquisitionOptions {
@@ -28,9 +32,10 @@ export interface AcquisitionOptions {
 
 /**
  * Everything between a caller asking for keys and a held lease, and back: the
- * acquire loop (attempt, wait for a wake-up, attempt again), the attempt with its
- * validity check, the undo of an acquisition nobody will hold, and the release with
- * its local hand-over. It owns the lease table, the waiters and the hand-over yields.
+ * acquire loop (attempt, wait for a wake-up or a permit handed over, attempt again)
+ * and the attempt with its validity check; the releases (with their local hand-over)
+ * and undos go through its {@link Releases}. It owns the lease table, the waiters,
+ * the hand-over yields and the releases.
  */
 export class Acquisition {
   readonly leases: Leases
@@ -43,13 +48,12 @@ export class Acquisition {
   readonly #id = newToken()
   /** Aborted on close; waits end through Waiters.close(), a backoff listens to it. */
   readonly #closed = new AbortController()
-  readonly #cleanups = new Set<Promise<unknown>>()
+  /** Releases, undos and the background work they leave. */
+  readonly releases: Releases
   /** Locks acquired. */
   acquired = 0
   /** Locks acquired, by kind. */
   readonly acquiredByKind: Record<HoldKind, number> = { exclusive: 0, shared: 0, semaphore: 0 }
-  /** Releases Redis answered. */
-  released = 0
 
   constructor(options: AcquisitionOptions) {
     this.#backend = options.backend
@@ -57,10 +61,13 @@ export class Acquisition {
     this.#skipValidityCheck = options.skipValidityCheck === true
     this.#yields = new HandoffYield(this.#clock)
     this.waiters = new Waiters(this.#backend, this.#clock, this.#id)
+    const releases = new Releases({ ...options, waiters: this.waiters, yields: this.#yields, id: this.#id })
+    this.releases = releases
     this.leases = new Leases(this.#backend, this.#clock, {
       release: (lease) =>
-        releaseTraced() ? traceRelease(lease, () => this.#release(lease)) : this.#release(lease),
-      cleanUp: (lease) => this.#undo(lease.keys, lease.token, Math.max(1000, lease.lifetimeMs), lease.mode),
+        releaseTraced() ? traceRelease(lease, () => releases.release(lease)) : releases.release(lease),
+      cleanUp: (lease) =>
+        releases.undo(lease.keys, lease.token, Math.max(1000, lease.lifetimeMs), lease.mode),
     })
   }
 
@@ -106,11 +113,22 @@ export class Acquisition {
     // have attempted, so no holder of the key carries its waiting mark.
     let wokenOn: string | undefined
     let got = false
+    // A semaphore waiter may be handed a permit by a local release (one round trip
+    // instead of a wake-up and an attempt); not with fencing nor replica confirmation,
+    // which only an attempt gives.
+    const slot: HandOverSlot | undefined =
+      !single && opts.mode.kind === 'semaphore' && !opts.fencing && replicaAck(opts) === undefined
+        ? { lifetimeMs: opts.lifetimeMs, queueTtlMs: writerMarkMs(opts), grant: undefined }
+        : undefined
     try {
       for (;;) {
         if (firstWait > 0) {
-          const outcome = await this.#waitTurn(watched, firstWait, seq, signals, giveUpAt, opts.mode)
+          const outcome = await this.#waitTurn(watched, firstWait, seq, signals, giveUpAt, opts.mode, slot)
           firstWait = 0
+          if (outcome === 'granted') {
+            got = true // handed over: its place in the queue went with the permit
+            return this.#granted(slot, keys, opts, signal)
+          }
           if (outcome === 'woken') wokenOn = watched
           this.#throwIfStopped(signal)
           // A timeout shorter than one retry interval (0: "one attempt") still gets its
@@ -200,7 +218,11 @@ export class Acquisition {
             ? result.pttl + 1 + jitter(Math.min(10, opts.retryIntervalMs / 20))
             : Number.POSITIVE_INFINITY
         const bound = Math.min(opts.retryIntervalMs * (0.8 + 0.4 * Math.random()), ttlBound)
-        const outcome = await this.#waitTurn(watched, bound, seq, signals, giveUpAt, opts.mode)
+        const outcome = await this.#waitTurn(watched, bound, seq, signals, giveUpAt, opts.mode, slot)
+        if (outcome === 'granted') {
+          got = true // handed over: its place in the queue went with the permit
+          return this.#granted(slot, keys, opts, signal)
+        }
         if (outcome === 'woken') wokenOn = watched
         this.#throwIfStopped(signal)
         if (outcome === 'deadline') throw new AcquireTimeoutError(keys, this.#clock.now() - start, attempts)
@@ -211,7 +233,7 @@ export class Acquisition {
       // Even without an answer to its first attempt (abort, close, failure) or without any
       // (queued behind local waiters), it may stand for the Locker's entry in the queue.
       // Decided (and sent) before the wake-ups below: a woken waiter stays in the queue.
-      if (!got && !single) this.#track(leaveQueue(this.#backend, waiters, this.#id, keys, opts.mode))
+      if (!got && !single) this.releases.track(leaveQueue(this.#backend, waiters, this.#id, keys, opts.mode))
       if (wokenOn !== undefined) waiters.wakeOne(wokenOn)
       // Named by a release while this attempt was in flight: that turn goes to the next waiter.
       waiters.handOnNamed(watched)
@@ -246,7 +268,7 @@ export class Acquisition {
     this.#closed.abort(new LockerClosedError())
     this.leases.closeAll()
     await this.waiters.close()
-    await Promise.allSettled([...this.#cleanups])
+    await this.releases.settled()
     await this.#backend.close()
   }
 
@@ -287,7 +309,9 @@ export class Acquisition {
     }
     const reply = signal
       ? raceAbort(pending, signal, (late) =>
-          this.#track(late.then((r) => (r.acquired ? this.#undo(keys, token, 5000, mode) : undefined))),
+          this.releases.track(
+            late.then((r) => (r.acquired ? this.releases.undo(keys, token, 5000, mode) : undefined)),
+          ),
         )
       : pending
     return reply.then((r) => this.#answered(r, keys, token, opts, signal, sentAt))
@@ -306,11 +330,11 @@ export class Acquisition {
     const { lifetimeMs, mode } = opts
     if (this.isClosed || signal?.aborted) {
       // Nobody will hold it: the caller gave up (or the Locker closed) while the reply was on its way.
-      this.#undo(keys, token, 5000, mode)
+      this.releases.undo(keys, token, 5000, mode)
       throw this.isClosed ? new LockerClosedError() : signal?.reason
     }
     if (this.leases.expiredAt(sentAt, lifetimeMs) && !this.#skipValidityCheck) {
-      this.#undo(keys, token, 5000, mode)
+      this.releases.undo(keys, token, 5000, mode)
       throw new BackendError(
         'acquire',
         `Redis answered after the lease had already run out (lifetimeMs ${lifetimeMs}); the acquisition was undone`,
@@ -323,63 +347,6 @@ export class Acquisition {
     return this.leases.add(keys, token, reply.fence, opts, sentAt)
   }
 
-  #release(lease: Lease): Promise<boolean> {
-    const request = { keys: lease.keys, token: lease.token, publisherId: this.#id, mode: lease.mode }
-    // A reaction, not an async function: one frame less on every release.
-    let pending: Promise<ReleaseResult>
-    try {
-      pending = this.#backend.release(request, Math.max(1000, lease.lifetimeMs))
-    } catch (err) {
-      return Promise.reject(err)
-    }
-    const sentAt = this.#clock.now() // after the write: it only sizes the hand-over yield
-    return pending.then((result) => this.#released(lease, result, sentAt))
-  }
-
-  /** After Redis answered a release: count it, announce it, hand the keys over locally. */
-  #released(lease: Lease, result: ReleaseResult, sentAt: number): boolean {
-    const { removed, receivers, named } = result
-    this.released++
-    publishRelease(lease, removed > 0)
-    // A semaphore's release that names who goes next (even one whose entry an extension
-    // had already dropped: it deleted the key left empty and announced it) is handled below.
-    if (removed === 0 && named === undefined) return false
-    let own = 0
-    for (const key of lease.keys) if (this.waiters.isSubscribed(key)) own++
-    if (removed > 0 && receivers > own) {
-      // Other processes wait for these keys and have just been told: let their
-      // woken waiter go first instead of taking the keys straight back.
-      this.#yields.grant(lease.keys, this.#clock.now() - sentAt)
-    }
-    // Our own release message is ignored by our subscriber; hand over locally right away,
-    // unless the permit goes to other Lockers queued first (then only they are told).
-    for (const key of lease.keys) {
-      if (named === 'us') this.waiters.notifyNamed(key)
-      else if (named === undefined) this.waiters.notify(key)
-      else this.waiters.othersGoFirst(key, result.othersExpireInMs ?? 0)
-    }
-    return removed > 0
-  }
-
-  /**
-   * Releases keys that no Lock stands for (a lost lease's remains, an acquisition
-   * undone), in the background. Our subscriber ignores our own release messages, so
-   * local waiters on the keys are woken here, as a release does.
-   */
-  #undo(keys: readonly string[], token: string, timeoutMs: number, mode: HoldMode): void {
-    this.#track(
-      this.#backend.release({ keys, token, publisherId: this.#id, mode }, timeoutMs).then(({ removed }) => {
-        if (removed > 0) for (const key of keys) this.waiters.notify(key)
-      }),
-    )
-  }
-
-  #track(p: Promise<unknown>): void {
-    const quiet = p.catch(() => {})
-    this.#cleanups.add(quiet)
-    void quiet.finally(() => this.#cleanups.delete(quiet))
-  }
-
   /** Waits for this waiter's turn on `key` (see {@link Waiters.wait}), at the latest until `giveUpAt`. */
   #waitTurn(
     key: string,
@@ -388,8 +355,30 @@ export class Acquisition {
     signals: readonly (AbortSignal | undefined)[],
     giveUpAt: number,
     mode: HoldMode,
+    slot: HandOverSlot | undefined,
   ): Promise<WaitOutcome> {
-    return this.waiters.wait(key, Math.max(0, boundMs), seq, signals, giveUpAt - this.#clock.now(), mode)
+    return this.waiters.wait(
+      key,
+      Math.max(0, boundMs),
+      seq,
+      signals,
+      giveUpAt - this.#clock.now(),
+      mode,
+      slot,
+    )
+  }
+
+  /** A local release handed this waiter its permit: checked and counted as an attempt's grant. */
+  #granted(
+    slot: HandOverSlot | undefined,
+    keys: string[],
+    opts: ResolvedLockOptions,
+    signal: AbortSignal | undefined,
+  ): Lock {
+    const grant = slot?.grant
+    if (grant === undefined) throw new BackendError('acquire', 'a hand-over without its grant') // unreachable
+    // A grant's answer is the Lock (or a throw), never a Blocked.
+    return this.#answered(HANDED_OVER, keys, grant.token, opts, signal, grant.sentAt) as Lock
   }
 
   /** Throws once closed or the caller's signal aborted. */

@@ -167,18 +167,19 @@ export class Locker implements AsyncDisposable {
 
   /** Counters since creation. */
   stats(): LockerStats {
-    const { leases, waiters, acquired, released, acquiredByKind } = this.#acquisition
+    const { leases, waiters, acquired, acquiredByKind, releases } = this.#acquisition
     return {
       held: leases.size,
       heldByKind: leases.byKind(),
       waiting: waiters.waiting,
       acquired,
       acquiredByKind: { ...acquiredByKind },
-      released,
+      released: releases.released,
       lost: leases.lost,
       lostByReason: { ...leases.lostByReason },
       extendCalls: leases.batches,
       wakeups: waiters.wakeups,
+      handedOver: releases.handedOver,
     }
   }
 

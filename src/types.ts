@@ -56,4 +56,10 @@ export interface LockerStats {
   readonly extendCalls: number
   /** Waiters woken by a release. */
   readonly wakeups: number
+  /**
+   * Semaphore permits a release of this Locker handed straight to one of its own
+   * waiters (no attempt of the waiter's, see the README's semaphore section); also
+   * counted in `acquired`.
+   */
+  readonly handedOver: number
 }

@@ -1,18 +1,21 @@
-import type { Subscriber } from './adapters/adapter.js'
 import type { LockBackend } from './backends/lock-backend.js'
 import { onAbort } from './internal/abort.js'
 import { AttemptCounts } from './internal/attempt-counts.js'
 import type { Clock, TimerHandle } from './internal/clock.js'
-import { type KeyQueue, newKeyQueue, type Waiter, type WaitOutcome } from './internal/key-queue.js'
+import {
+  type HandOverSlot,
+  type KeyQueue,
+  newKeyQueue,
+  type Waiter,
+  type WaitOutcome,
+} from './internal/key-queue.js'
 import { jitter } from './internal/retry.js'
+import { LINGER_MS, Subscriptions } from './internal/subscriptions.js'
 import { familyOf, LOCK_FAMILY } from './kinds.js'
 import { EXCLUSIVE, type HoldMode, readNotice } from './scripts/index.js'
 
-export type { WaitOutcome }
-
-/** How long an idle key's subscription is kept, so a busy key does not churn SUBSCRIBE/UNSUBSCRIBE. */
-export const LINGER_MS = 2000
-const SUBSCRIBE_BACKOFF_MS = 5000
+export type { HandOverSlot, WaitOutcome }
+export { LINGER_MS }
 
 /**
  * Wake-ups on release. One subscriber connection per Locker, opened on first
@@ -25,14 +28,11 @@ const SUBSCRIBE_BACKOFF_MS = 5000
  * their own give-up time), so a held key costs one attempt per bound and process.
  */
 export class Waiters {
-  readonly #backend: LockBackend
   readonly #clock: Clock
-  readonly #selfId: string
   readonly #queues = new Map<string, KeyQueue>()
-  readonly #byChannel = new Map<string, KeyQueue>()
   /** Attempts in flight per key (see {@link Waiters.isBusy}). */
   readonly #attempts = new AttemptCounts()
-  #subscriber: Subscriber | undefined
+  readonly #subs: Subscriptions
   #seq = 0
   #closed = false
   /** Wake-ups delivered (for stats and tests). */
@@ -40,9 +40,21 @@ export class Waiters {
 
   /** @param selfId this Locker's id: its own release messages are skipped, having been handled locally. */
   constructor(backend: LockBackend, clock: Clock, selfId: string) {
-    this.#backend = backend
     this.#clock = clock
-    this.#selfId = selfId
+    this.#subs = new Subscriptions(backend, clock, {
+      queues: this.#queues,
+      attemptsOn: (key) => this.#attempts.on(key),
+      message: (q, message) => {
+        const notice = readNotice(message, selfId)
+        if (notice === 'named') this.notifyNamed(q.key)
+        else if (notice === 'any') this.notify(q.key)
+        else if (notice !== 'own') this.othersGoFirst(q.key, notice)
+      },
+      // Messages sent while the connection was down are gone: let each queue retry now.
+      reconnected: () => {
+        for (const q of this.#queues.values()) this.notify(q.key)
+      },
+    })
   }
 
   /** A queue position; pass it to every wait of one acquire so retries keep their place. */
@@ -77,7 +89,10 @@ export class Waiters {
   beginAttempt(key: string): void {
     // Sent after any release seen so far: it takes a pending named turn itself.
     const q = this.#queues.get(key)
-    if (q) q.namedPending = false
+    if (q) {
+      q.namedPending = false
+      q.namedWake = false
+    }
     this.#attempts.begin(key)
   }
 
@@ -100,47 +115,11 @@ export class Waiters {
   }
 
   /**
-   * Subscribes to `key`'s release channel; resolves true once active, false if
-   * that failed or took longer than `timeoutMs` (the waiter then falls back to its
-   * timers). Never rejects.
+   * Subscribes to `key`'s release channel; resolves true once active, false if that
+   * failed or took longer than `timeoutMs`. Never rejects (see Subscriptions).
    */
   subscribe(key: string, timeoutMs: number): Promise<boolean> {
-    const q = this.#queue(key)
-    if (q.subscription === 'active') return Promise.resolve(true)
-    // Joining a SUBSCRIBE in flight is bounded by this caller's own timeout too.
-    const attempt = q.subscribing ?? this.#startSubscribe(q)
-    if (!attempt) return Promise.resolve(false)
-    return new Promise<boolean>((resolve) => {
-      const timer = this.#clock.setTimer(() => resolve(false), timeoutMs)
-      void attempt.then((ok) => {
-        this.#clock.clearTimer(timer)
-        resolve(ok)
-      })
-    })
-  }
-
-  /** Sends SUBSCRIBE for `q` unless closed or backing off; the promise never rejects. */
-  #startSubscribe(q: KeyQueue): Promise<boolean> | undefined {
-    if (this.#closed || this.#clock.now() < q.retrySubscribeAt) return undefined
-    q.subscription = 'pending'
-    const sub = this.#ensureSubscriber()
-    const attempt = sub.subscribe(q.channel).then(
-      () => {
-        if (q.subscription === 'pending') q.subscription = 'active'
-        return q.subscription === 'active'
-      },
-      () => {
-        q.subscription = 'none'
-        q.retrySubscribeAt = this.#clock.now() + SUBSCRIBE_BACKOFF_MS
-        return false
-      },
-    )
-    q.subscribing = attempt
-    void attempt.finally(() => {
-      q.subscribing = undefined
-      if (q.waiters.length === 0) this.#scheduleLinger(q)
-    })
-    return attempt
+    return this.#subs.subscribe(this.#queue(key), timeoutMs)
   }
 
   /**
@@ -158,6 +137,7 @@ export class Waiters {
     signals: readonly (AbortSignal | undefined)[],
     giveUpMs = Number.POSITIVE_INFINITY,
     mode: HoldMode = EXCLUSIVE,
+    slot?: HandOverSlot,
   ): Promise<WaitOutcome> {
     const q = this.#queue(key)
     const shared = mode.kind === 'shared'
@@ -175,7 +155,15 @@ export class Waiters {
         boundAt: Number.POSITIVE_INFINITY,
         shared,
         family: familyOf(mode),
+        slot,
+        reserved: false,
+        deferred: undefined,
         settle: (outcome) => {
+          if (waiter.reserved && (outcome === 'woken' || outcome === 'timeout')) {
+            // A wake-up outweighs a bound (only a wake-up is passed on, see handOver).
+            if (waiter.deferred !== 'woken') waiter.deferred = outcome
+            return
+          }
           const i = q.waiters.indexOf(waiter)
           if (i === -1) return
           q.waiters.splice(i, 1)
@@ -185,7 +173,7 @@ export class Waiters {
           for (const off of detach) off()
           if (i === 0) this.#armHead(q)
           // Off the woken waiter's path: its next attempt is sent before this runs.
-          if (q.waiters.length === 0) setImmediate(() => this.#lingerIfIdle(q))
+          if (q.waiters.length === 0) setImmediate(() => this.#subs.lingerIfIdle(q))
         },
       }
       // Insert by arrival order; nearly always at the end or, after a failed wake, the front.
@@ -267,15 +255,19 @@ export class Waiters {
    * RELEASE_HOLDER). Its arrival-queue entry stands for all its waiters, so it needs
    * one attempt: when one is in flight already, that one is enough (refused, it sees
    * the new generation and tries again; admitted or given up, its acquisition hands the
-   * turn on, see {@link Waiters.handOnNamed}); otherwise as {@link Waiters.notify}.
+   * turn on, see {@link Waiters.handOnNamed}), and so is a waiter woken for an earlier
+   * naming that has not sent its attempt yet (several releases may name this Locker
+   * for one permit); otherwise as {@link Waiters.notify}.
    */
   notifyNamed(key: string): void {
-    if (this.#attempts.on(key) === 0) {
-      this.notify(key)
-      return
-    }
     const q = this.#queues.get(key)
     if (!q) return
+    if (this.#attempts.on(key) === 0 && !q.namedWake) {
+      const woken = this.wakeups
+      this.notify(key)
+      q.namedWake = this.wakeups !== woken
+      return
+    }
     q.generation++
     q.namedPending = true
   }
@@ -287,17 +279,70 @@ export class Waiters {
    */
   handOnNamed(key: string): void {
     const q = this.#queues.get(key)
-    if (!q?.namedPending || this.#attempts.on(key) > 0) return
+    if (q === undefined) return
+    q.namedWake = false
+    if (!q.namedPending || this.#attempts.on(key) > 0) return
     q.namedPending = false
     this.wakeOne(key)
   }
 
-  /** Wakes the first waiter of `key` without a new release (passing on an unused wake-up). */
+  /**
+   * The waiter a release of `key` (a semaphore of `family`) may hand its permit to: the
+   * first local waiter that no other release offers a permit to already, when it can
+   * take a permit that way (see HandOverSlot). It stays reserved until
+   * {@link Waiters.handOver} or {@link Waiters.unreserve}; `more` tells whether other
+   * waiters stay behind it.
+   */
+  reserveSuccessor(key: string, family: string): { waiter: Waiter; more: boolean } | undefined {
+    const waiting = this.#queues.get(key)?.waiters
+    if (this.#closed || waiting === undefined) return undefined
+    // The first waiter no other release offers a permit to already (several may be in flight).
+    const next = waiting.find((w) => !w.reserved)
+    if (next?.slot === undefined || next.family !== family) return undefined
+    next.reserved = true
+    return { waiter: next, more: waiting.length > 1 }
+  }
+
+  /**
+   * The release of `key` handed the permit to `waiter` (token, lease counted from `sentAt`): its
+   * wait ends with `granted`. False when it had stopped waiting meanwhile (a deadline,
+   * an abort, close): the caller gives the permit back.
+   */
+  handOver(key: string, waiter: Waiter, token: string, sentAt: number): boolean {
+    const passOn = waiter.deferred === 'woken'
+    waiter.reserved = false
+    waiter.deferred = undefined
+    const waiting = this.#queues.get(key)?.waiters.includes(waiter) === true
+    if (waiter.slot === undefined || this.#closed || !waiting) {
+      if (passOn) this.wakeOne(key)
+      return false
+    }
+    waiter.slot.grant = { token, sentAt }
+    waiter.settle('granted')
+    // A wake-up it got meanwhile was for another release: the next waiter takes it.
+    if (passOn) this.wakeOne(key)
+    return true
+  }
+
+  /** The release did not hand the permit over (or failed): a wake-up or bound kept meanwhile takes effect now. */
+  unreserve(waiter: Waiter): void {
+    waiter.reserved = false
+    const outcome = waiter.deferred
+    waiter.deferred = undefined
+    if (outcome !== undefined) waiter.settle(outcome)
+  }
+
+  /**
+   * Wakes the first waiter of `key` without a new release (passing on an unused
+   * wake-up); one that a release offers a permit to already is passed over (the wake-up
+   * is for another permit), unless all are, and then the first keeps it for later.
+   */
   wakeOne(key: string): void {
-    const head = this.#queues.get(key)?.waiters[0]
-    if (!head) return
+    const waiting = this.#queues.get(key)?.waiters
+    if (waiting === undefined || waiting.length === 0) return
     this.wakeups++
-    head.settle('woken')
+    const next = waiting.find((w) => !w.reserved) ?? waiting[0]
+    next?.settle('woken')
   }
 
   async close(): Promise<void> {
@@ -307,10 +352,7 @@ export class Waiters {
       for (const w of [...q.waiters]) w.settle('aborted')
     }
     this.#queues.clear()
-    this.#byChannel.clear()
-    const sub = this.#subscriber
-    this.#subscriber = undefined
-    await sub?.close().catch(() => {})
+    await this.#subs.close()
   }
 
   #queue(key: string): KeyQueue {
@@ -318,52 +360,8 @@ export class Waiters {
     if (!q) {
       q = newKeyQueue(key)
       this.#queues.set(key, q)
-      this.#byChannel.set(q.channel, q)
+      this.#subs.register(q)
     }
     return q
-  }
-
-  #ensureSubscriber(): Subscriber {
-    if (this.#subscriber) return this.#subscriber
-    const sub = this.#backend.createSubscriber()
-    sub.onMessage((channel, message) => {
-      const q = this.#byChannel.get(channel)
-      if (!q) return
-      const notice = readNotice(message, this.#selfId)
-      if (notice === 'named') this.notifyNamed(q.key)
-      else if (notice === 'any') this.notify(q.key)
-      else if (notice !== 'own') this.othersGoFirst(q.key, notice)
-    })
-    // Messages sent while the connection was down are gone: let each queue retry now.
-    sub.onReconnect(() => {
-      for (const q of this.#queues.values()) this.notify(q.key)
-    })
-    this.#subscriber = sub
-    return sub
-  }
-
-  #lingerIfIdle(q: KeyQueue): void {
-    if (q.waiters.length === 0 && this.#queues.get(q.key) === q) this.#scheduleLinger(q)
-  }
-
-  #scheduleLinger(q: KeyQueue): void {
-    if (this.#closed || q.linger !== undefined) return
-    q.linger = this.#clock.setTimer(() => {
-      q.linger = undefined
-      if (q.waiters.length > 0 || q.subscribing) return
-      // A waiter of the key is attempting (it left the queue for that): keep the queue,
-      // its generation and subscription, or a release during the attempt goes unseen.
-      if (this.#attempts.on(q.key) > 0) return this.#scheduleLinger(q)
-      this.#queues.delete(q.key)
-      this.#byChannel.delete(q.channel)
-      if (q.subscription === 'active') this.#subscriber?.unsubscribe(q.channel).catch(() => {})
-      q.subscription = 'none'
-      if (this.#queues.size === 0 && this.#subscriber) {
-        // Nobody waits: drop the connection so a forgotten Locker does not keep the process alive.
-        const sub = this.#subscriber
-        this.#subscriber = undefined
-        sub.close().catch(() => {})
-      }
-    }, LINGER_MS)
   }
 }

@@ -154,11 +154,12 @@ export async function runContenders(
   base: Omit<ContendParams, 'count' | 'idBase'>,
   contenders: number,
   windowMs: number,
+  processes: 1 | 2 = 2,
 ): Promise<ContendersRun> {
-  const half = contenders / 2
+  const each = contenders / processes
   const hard = windowMs + 60_000
-  const workers: Worker[] = [0, half].map((idBase) =>
-    startWorker({ type: 'contend', params: { ...base, count: half, idBase } }, hard),
+  const workers: Worker[] = (processes === 1 ? [0] : [0, each]).map((idBase) =>
+    startWorker({ type: 'contend', params: { ...base, count: each, idBase } }, hard),
   )
   try {
     await Promise.all(workers.map((w) => w.mailbox.next('ready', 30_000)))

@@ -16,7 +16,6 @@ import {
   peerPermit,
   perCommand,
   pick,
-  rowOf,
   variantNotes,
 } from './permits.js'
 
@@ -34,6 +33,8 @@ export interface PermitContentionResult {
   label: string
   hold: Hold
   error?: string
+  /** Contender processes: 2 (half each), or 1 (every contender in one process). */
+  processes?: 1 | 2
   contenders: number
   csMs: number
   acquisitions: number
@@ -60,9 +61,18 @@ export async function runPermitsContention(
   p: PermitsContentionParams,
 ): Promise<{ section: Section; results: PermitContentionResult[] }> {
   const variants = pick([oursPermit(p.limit), peerPermit(p.limit), oursMutex], p.libs)
+  // The same semaphores with every contender in one process (one Locker, one client).
+  const single = pick([oursPermit(p.limit), peerPermit(p.limit)], p.libs).map((v) => ({
+    ...v,
+    label: `${v.label}, one process`,
+  }))
+  const runs = [
+    ...variants.map((v) => ({ ...v, processes: 2 as const })),
+    ...single.map((v) => ({ ...v, processes: 1 as const })),
+  ]
   const budgetMs = p.windowMs + 25_000
   const results: PermitContentionResult[] = []
-  for (const [i, v] of variants.entries()) {
+  for (const [i, v] of runs.entries()) {
     try {
       await probe.flush()
       const base = {
@@ -74,10 +84,10 @@ export async function runPermitsContention(
         budgetMs,
         drainMs: 3000,
       }
-      const run = await runContenders(probe, base, p.contenders, p.windowMs)
-      results.push(summarize(v.lib, v.label, v.hold, p, run))
+      const run = await runContenders(probe, base, p.contenders, p.windowMs, v.processes)
+      results.push({ ...summarize(v.lib, v.label, v.hold, p, run), processes: v.processes })
     } catch (err) {
-      results.push(failed(v.lib, v.label, v.hold, p, errorText(err)))
+      results.push({ ...failed(v.lib, v.label, v.hold, p, errorText(err)), processes: v.processes })
     }
   }
   const notes = `${variantNotes(variants)}; waiting budgets: ${[OURS, PEER]
@@ -198,9 +208,12 @@ function failed(
 }
 
 function render(p: PermitsContentionParams, results: PermitContentionResult[], notes: string): Section {
-  const peer = rowOf(results, PEER, 'semaphore')
-  const rows = results.map((r) =>
-    r.error
+  // Each row against redis-semaphore's row with as many processes.
+  const peerOf = (r: PermitContentionResult) =>
+    results.find((x) => x.lib === PEER && x.hold.kind === 'semaphore' && x.processes === r.processes)
+  const rows = results.map((r) => {
+    const peer = peerOf(r)
+    return r.error
       ? [r.label, `ERROR: ${r.error}`, ...Array(11).fill('')]
       : [
           r.label,
@@ -215,12 +228,12 @@ function render(p: PermitsContentionParams, results: PermitContentionResult[], n
           fmt(r.nodeCpuS, 2),
           fmt(r.redisCpuS, 2),
           `${r.failures}/${r.lost}`,
-        ],
-  )
+        ]
+  })
   return {
     title: `8. Permit contention: ${p.contenders} contenders on one \`limit: ${p.limit}\` semaphore, ${p.csMs} ms held, two processes`,
     notes: [
-      `Window ${p.windowMs} ms; contenders split half/half over two processes (one client, one Locker each), as in scenario 3; each loops acquire → \`setTimeout(${p.csMs})\` → release. Our mutex on one key runs the same loop for reference.`,
+      `Window ${p.windowMs} ms; contenders split half/half over two processes (one client, one Locker each), as in scenario 3; each loops acquire → \`setTimeout(${p.csMs})\` → release. Our mutex on one key runs the same loop for reference. Rows "one process": all ${p.contenders} contenders in one process (one client, one Locker), × the redis-semaphore row run the same way.`,
       'wait = from calling acquire to it resolving. Jain over per-contender acquisition counts.',
       `holders max / mean = most holders at once on the merged timeline (acquired … just before release; must be ≤ ${p.limit}, 1 for the mutex) / time-weighted mean over the window (${p.limit} = no permit ever idle).`,
       'client req/acq = requests sent by both processes (counted in ioredis, incl. SUBSCRIBE) / acquisitions; Redis calls/acq = INFO commandstats delta incl. script-internal calls.',

@@ -8,7 +8,20 @@ import { releaseChannel } from './keys.js'
  * or the retry interval) ran out, `deadline` when the caller's give-up time came
  * first, `aborted` by a signal or close.
  */
-export type WaitOutcome = 'woken' | 'timeout' | 'deadline' | 'aborted'
+export type WaitOutcome = 'woken' | 'timeout' | 'deadline' | 'aborted' | 'granted'
+
+/**
+ * A semaphore waiter that a local release may hand its permit to (see
+ * Waiters.reserveSuccessor): what the release needs to know, and where it leaves the
+ * grant before the wait ends with `granted`.
+ */
+export interface HandOverSlot {
+  readonly lifetimeMs: number
+  /** The TTL of the Locker's arrival-queue entry (ArrivalQueue.ttlMs). */
+  readonly queueTtlMs: number
+  /** Set with the `granted` outcome: the permit's token and when its lease began at the latest (monotonic ms). */
+  grant: { readonly token: string; readonly sentAt: number } | undefined
+}
 
 export interface Waiter {
   readonly seq: number
@@ -22,6 +35,14 @@ export interface Waiter {
   readonly shared: boolean
   /** Its acquisition's family (see familyOf in kinds.ts): newcomers queue only behind their own. */
   readonly family: string
+  /** Present when a local release may hand it a permit. */
+  readonly slot: HandOverSlot | undefined
+  /**
+   * A release offering it the permit is in flight: a wake-up or its bound waits for
+   * the answer (kept in `deferred`); a deadline or an abort still ends the wait at once.
+   */
+  reserved: boolean
+  deferred: WaitOutcome | undefined
   settle(outcome: WaitOutcome): void
 }
 
@@ -39,6 +60,8 @@ export interface KeyQueue {
   linger: TimerHandle | undefined
   /** Named by a semaphore release while an attempt was in flight (see notifyNamed). */
   namedPending: boolean
+  /** A waiter was woken for a naming release and has not sent its attempt yet (see notifyNamed). */
+  namedWake: boolean
 }
 
 /** A key's empty queue, not subscribed yet. */
@@ -53,5 +76,6 @@ export function newKeyQueue(key: string): KeyQueue {
     retrySubscribeAt: 0,
     linger: undefined,
     namedPending: false,
+    namedWake: false,
   }
 }

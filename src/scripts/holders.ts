@@ -1,4 +1,4 @@
-import { holdersKey, LUA_RELEASE_CHANNEL, queueKey } from '../internal/keys.js'
+import { queueKey } from '../internal/keys.js'
 import { TOKEN_LENGTH } from '../internal/token.js'
 import {
   type AcquireRequest,
@@ -13,8 +13,7 @@ import {
   markerOf,
   SHARED,
 } from './acquire.js'
-import { decodeRelease, type ReleaseRequest, type ReleaseResult } from './release.js'
-import { msText, type TypedScript, typedScript } from './script.js'
+import { msText, typedScript } from './script.js'
 
 /**
  * Shared locks and semaphores: a key held by several holders at once.
@@ -36,7 +35,7 @@ import { msText, type TypedScript, typedScript } from './script.js'
  */
 
 /** `entryOf(e)`: an arrival-queue entry's Locker id and end (server ms). */
-const LUA_QUEUE_ENTRY = `
+export const LUA_QUEUE_ENTRY = `
 local function entryOf(e)
   local bar = string.find(e, '|', 1, true)
   if not bar then return '', 0 end
@@ -251,139 +250,3 @@ return {1, s, room}
   },
   decodeAttempt, // same reply shapes as ACQUIRE
 )
-
-/** The release script body for holders; only the publishing command differs between modes. */
-function releaseHolderSource(publish: 'PUBLISH' | 'SPUBLISH'): string {
-  return `${LUA_OURS}${LUA_KIND}${LUA_RELEASE_CHANNEL}${LUA_QUEUE_ENTRY}
-local limit = tonumber(ARGV[3] or '') or 0
-local qid = ARGV[4]
-local n = #KEYS / (limit > 0 and 3 or 2)
-local removed = 0
-local heard = 0
--- Announcements made, those that named the Lockers the free permits go to, those that
--- named this one, and the ms until the first of the named entries runs out.
-local announced, targeted, named, expires = 0, 0, 0, nil
-local function announce(i, leaving)
-  local msg = ARGV[2]
-  if limit > 0 then
-    -- When the arrival queue holds at least as many live entries as there are free
-    -- permits, the message names their Lockers: only they need to attempt.
-    local now = nowMs()
-    local free = limit - redis.call('ZCOUNT', KEYS[n + i], '(' .. now, '+inf')
-    -- A waiter leaving a semaphore at its limit frees nothing: nobody need attempt.
-    if leaving and free <= 0 then return end
-    if free > 0 then
-      local raw = redis.call('ZRANGE', KEYS[2 * n + i], 0, -1)
-      local ids, soon = {}, nil
-      for j = 1, #raw do
-        local id, ends = entryOf(raw[j])
-        if ends >= now then
-          ids[#ids + 1] = id
-          soon = math.min(soon or ends, ends)
-          if id == ARGV[2] then named = named + 1 end
-          if #ids == free then break end
-        end
-      end
-      if #ids == free then
-        -- The others attempt again once the named entries run out (their Lockers died).
-        local ms = math.max(1, soon - now)
-        expires = math.min(expires or ms, ms)
-        msg = msg .. ' ' .. string.format('%d', ms) .. ' ' .. table.concat(ids, ' ')
-        targeted = targeted + 1
-      end
-    end
-  end
-  announced = announced + 1
-  heard = heard + redis.call('${publish}', releaseChannel(KEYS[i]), msg)
-end
-if qid then
-  -- A waiting Locker leaves the keys' arrival queues: whoever queued after it may go now.
-  for i = 1, n do
-    local Q = KEYS[2 * n + i]
-    local raw = redis.call('ZRANGE', Q, 0, -1)
-    local left = false
-    for j = 1, #raw do
-      if entryOf(raw[j]) == qid then
-        redis.call('ZREM', Q, raw[j])
-        left = true
-      end
-    end
-    if left and #raw > 1 then announce(i, true) end
-  end
-end
-for i = 1, ARGV[1] == '' and 0 or n do
-  local K, H = KEYS[i], KEYS[n + i]
-  local v = redis.pcall('GET', K)
-  if type(v) == 'table' then
-    if not string.find(v.err, '^WRONGTYPE') then return v end
-    v = false
-  end
-  local kind = v and kindOf(v)
-  if kind == 's' or kind == 'n' then
-    local was = redis.call('ZREM', H, ARGV[1])
-    removed = removed + was
-    -- Expired entries left behind keep the key only until its TTL (acquisitions and
-    -- extensions drop them). An entry already dropped (was = 0) by one of those still
-    -- lets its holder's release delete a key left empty and wake whoever waits.
-    local empty = redis.call('ZCARD', H) == 0
-    if empty then redis.call('DEL', K, H) end
-    -- Marked: someone waits for this key (a permit, or the last shared holder's exit).
-    if marked(v) and (was == 1 or empty) then announce(i) end
-  end
-end
-if heard == 0 then return removed end
-if targeted == announced then
-  if named > 0 then return {removed, heard, 2} end
-  return {removed, heard, 1, expires}
-end
-return {removed, heard}
-`
-}
-
-function encodeReleaseHolder({ keys, token, publisherId, mode, leaveQueue }: ReleaseRequest) {
-  const holders = keys.map(holdersKey)
-  // A semaphore's release names the Lockers queued first (see announce): its queues follow.
-  if (mode?.kind !== 'semaphore') return { keys: [...keys, ...holders], args: [token, publisherId] }
-  const args = [token, publisherId, String(mode.limit)]
-  if (leaveQueue !== undefined) args.push(leaveQueue)
-  return { keys: [...keys, ...holders, ...keys.map(queueKey)], args }
-}
-
-function releaseHolderScript(
-  name: string,
-  publish: 'PUBLISH' | 'SPUBLISH',
-): TypedScript<ReleaseRequest, ReleaseResult> {
-  return typedScript(name, releaseHolderSource(publish), encodeReleaseHolder, decodeRelease)
-}
-
-/**
- * Removes one holder (its token) from a shared lock's or semaphore's keys and, when
- * someone waits, announces it; the last holder's exit deletes the key and its set.
- *
- * KEYS[1..n]   lock keys; KEYS[n+1..2n] their holders sets; a semaphore's (ARGV[3]):
- *              KEYS[2n+1..3n] their arrival queues
- * ARGV[1]      the holder's token; '' for none (only leaving the queues)
- * ARGV[2]      the releasing Locker's id, the message published on each key's release
- *              channel (named by the script, see LUA_RELEASE_CHANNEL); for a semaphore
- *              whose arrival queue has at least as many live entries as free permits,
- *              followed by the ms until the first of their entries runs out and the
- *              ids of the Lockers queued first that take them (one space before
- *              each): only they need to attempt, the others once that time is up
- * ARGV[3]      a semaphore's limit (absent for a shared lock: no queues)
- * ARGV[4]      optional: a Locker id whose arrival-queue entries are removed (a
- *              waiting Locker giving up); announced when others queued behind it and
- *              a permit is free
- * Returns      removed (an integer) when nobody heard, else {removed, receivers} or,
- *              when every announcement named the Lockers that go next,
- *              {removed, receivers, 1, ms} when the releasing one was not among them
- *              (its own waiters need not attempt before ms, when the first named entry
- *              runs out), {removed, receivers, 2} when it was:
- *              keys from whose holders set the token was removed
- *              (an entry past its lease that no acquisition dropped yet counts too: the
- *              caller's own deadline says whether it was still held), and subscribers
- *              that heard about it. A key of another kind or type is not touched.
- */
-export const RELEASE_HOLDER = releaseHolderScript('release-holder', 'PUBLISH')
-
-/** {@link RELEASE_HOLDER} announcing with SPUBLISH, for Redis Cluster. */
-export const RELEASE_HOLDER_SHARDED = releaseHolderScript('release-holder-sharded', 'SPUBLISH')

@@ -29,10 +29,11 @@ export {
   isUniform,
   uniformKind,
 } from './extend.js'
-export { ACQUIRE_HOLDER, RELEASE_HOLDER, RELEASE_HOLDER_SHARDED } from './holders.js'
+export { ACQUIRE_HOLDER } from './holders.js'
 export { MEMORY_POLICY, type MemoryPolicy } from './info.js'
 export { INSPECT, type KeyState, SERVER_ID } from './inspect.js'
 export { RELEASE, RELEASE_SHARDED, type ReleaseRequest, type ReleaseResult } from './release.js'
+export { RELEASE_HOLDER, RELEASE_HOLDER_SHARDED } from './release-holder.js'
 export { readNotice } from './release-notice.js'
 export { type Script, type ScriptArgs, script, type TypedScript, typedScript, withSource } from './script.js'
 

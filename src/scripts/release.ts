@@ -16,6 +16,23 @@ export interface ReleaseRequest {
    * nothing else is done).
    */
   readonly leaveQueue?: string | undefined
+  /**
+   * A semaphore of one key (RELEASE_HOLDER): the releasing Locker's next waiter, which
+   * the released permit goes to in the same call when the key's arrival queue lets this
+   * Locker have one now (see {@link ReleaseResult.handedOver}).
+   */
+  readonly successor?: Successor | undefined
+}
+
+/** The waiter a semaphore's released permit may be handed to (see ReleaseRequest.successor). */
+export interface Successor {
+  /** The token it holds the permit with. */
+  readonly token: string
+  readonly lifetimeMs: number
+  /** More of the Locker's waiters stay behind it: the Locker keeps a place in the queue. */
+  readonly more: boolean
+  /** The TTL of that place (ms), as an attempt's ArrivalQueue.ttlMs. */
+  readonly queueTtlMs: number
 }
 
 /** Outcome of a release. */
@@ -33,6 +50,14 @@ export interface ReleaseResult {
   readonly named?: 'others' | 'us'
   /** With `named: 'others'`: ms until the first named Locker's queue entry runs out. */
   readonly othersExpireInMs?: number
+  /**
+   * The permit went to the request's successor, whose lease began no earlier than the
+   * request was sent. Permits still free were announced again: `named` tells to whom,
+   * `moreFree` that they were announced to anyone; neither: none is free.
+   */
+  readonly handedOver?: true
+  /** With `handedOver`: permits are still free, announced to anyone. */
+  readonly moreFree?: true
 }
 
 /** The release script body; only the publishing command differs between modes. */
@@ -84,10 +109,22 @@ export function decodeRelease(reply: unknown): ReleaseResult {
     if (!Number.isInteger(removed)) throw unexpectedReply('release', reply)
     return UNHEARD[removed] ?? { removed, receivers: 0 }
   }
-  const result = { removed: Number(reply[0]), receivers: Number(reply[1]) }
-  if (reply.length < 3) return result
-  if (Number(reply[2]) !== 1) return { ...result, named: 'us' }
-  return { ...result, named: 'others', othersExpireInMs: Number(reply[3]) }
+  const removed = Number(reply[0])
+  const receivers = Number(reply[1])
+  if (reply.length < 3) return { removed, receivers }
+  const tag = Number(reply[2])
+  if (reply.length >= 5 && Number(reply[4]) === 1) {
+    // Handed over to the successor (RELEASE_HOLDER); tag: what became of permits still free.
+    if (tag === 0) return { removed, receivers, handedOver: true }
+    if (tag === 1) {
+      return { removed, receivers, handedOver: true, named: 'others', othersExpireInMs: Number(reply[3]) }
+    }
+    if (tag === 2) return { removed, receivers, handedOver: true, named: 'us' }
+    if (tag === 3) return { removed, receivers, handedOver: true, moreFree: true }
+    throw unexpectedReply('release', reply)
+  }
+  if (tag !== 1) return { removed, receivers, named: 'us' }
+  return { removed, receivers, named: 'others', othersExpireInMs: Number(reply[3]) }
 }
 
 function releaseScript(

@@ -361,6 +361,79 @@ describeMatrix('shared locks and semaphores', (ctx) => {
     await (await behind.promise).release()
   })
 
+  test('a semaphore release hands its permit to the next local waiter in the same call: no attempt, no message (negative control: a release that never hands over)', async () => {
+    const never = RELEASE_HOLDER.source.replace("local succ = ARGV[5] or ''", "local succ = ''")
+    assert.notEqual(never, RELEASE_HOLDER.source)
+    const calls = async () => {
+      const stats = await ctx.admin.info('commandstats')
+      const count = (cmd: string) => Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
+      return { scripts: count('evalsha') + count('eval'), publish: count('publish') }
+    }
+    for (const variant of ['hands over', 'never'] as const) {
+      const h = await lockerWith(variant === 'never' ? { releaseHolder: never } : {})
+      const key = `handover:${variant}`
+      const held = await h.acquire(key, { limit: 1, ...LONG })
+      const waiting = track(h.acquire(key, { limit: 1, ...SLOW }))
+      await sleep(150)
+      const before = await calls()
+      const releasedAt = performance.now()
+      await held.release()
+      const lock = await waiting.promise
+      const took = performance.now() - releasedAt
+      const after = await calls()
+      assert.ok(
+        took < WOKEN_MS,
+        `${variant}: the waiter got the permit ${Math.round(took)} ms after the release`,
+      )
+      assert.equal(
+        after.publish - before.publish,
+        0,
+        `${variant}: a release nobody else waits for was announced`,
+      )
+      assert.equal(h.stats().handedOver, variant === 'hands over' ? 1 : 0)
+      if (variant === 'hands over') {
+        assert.equal(after.scripts - before.scripts, 1, 'one script call (the release), no attempt')
+        const state = await h.inspect(key)
+        assert.equal(state.holders.length, 1)
+        assert.ok(lock.isHeld() && lock.remainingMs() <= LONG.lifetimeMs)
+      } else {
+        assert.ok(
+          after.scripts - before.scripts >= 2,
+          'negative control: the waiter got in without an attempt',
+        )
+      }
+      await lock.release()
+      assert.equal(await ctx.admin.exists(key, holdersKey(key), queueKey(key)), 0)
+    }
+  })
+
+  test('a release hands its permit to a local waiter only when no other Locker is queued before it (negative control: a hand-over blind to the queue lets its own waiter jump it)', async () => {
+    const blind = RELEASE_HOLDER.source.replace('if ahead > 0 then return false end', '')
+    assert.notEqual(blind, RELEASE_HOLDER.source)
+    for (const variant of ['in order', 'blind'] as const) {
+      const make = () => lockerWith(variant === 'blind' ? { releaseHolder: blind } : {})
+      const [h, other] = [await make(), await make()]
+      const key = `handover-order:${variant}`
+      const held = await h.acquire(key, { limit: 1, ...LONG })
+      const first = track(other.acquire(key, { limit: 1, ...SLOW })) // queued first
+      await sleep(150)
+      const own = track(h.acquire(key, { limit: 1, ...SLOW }))
+      await sleep(150)
+      await held.release()
+      await sleep(300)
+      if (variant === 'in order') {
+        assert.equal(first.settled, true, 'the Locker queued first did not get the permit')
+        assert.equal(own.settled, false, 'the releasing Locker’s own waiter jumped the queue')
+      } else {
+        assert.equal(own.settled, true, 'negative control: the blind hand-over did not hand over')
+        assert.equal(first.settled, false)
+      }
+      const next = variant === 'in order' ? first : own
+      await (await next.promise).release()
+      await (await (variant === 'in order' ? own : first).promise).release()
+    }
+  })
+
   test('a waiter that leaves with its Locker’s queue entry standing for it takes the entry along: aborted during its first attempt, or timed out queued behind a local waiter', async () => {
     const h = await locker()
     // Aborted while its first attempt (which joined the queue) is on its way.
@@ -399,7 +472,7 @@ describeMatrix('shared locks and semaphores', (ctx) => {
   })
 
   test('a waiter leaving a semaphore at its limit wakes nobody (negative control: a leave that always announces)', async () => {
-    const loud = RELEASE_HOLDER.source.replace('if leaving and free <= 0 then return end', '')
+    const loud = RELEASE_HOLDER.source.replace('if onlyIfFree and free <= 0 then return end', '')
     assert.notEqual(loud, RELEASE_HOLDER.source)
     for (const variant of ['quiet', 'loud'] as const) {
       const scripts = variant === 'loud' ? { releaseHolder: loud } : {}
@@ -427,7 +500,12 @@ describeMatrix('shared locks and semaphores', (ctx) => {
     for (const variant of ['leaves', 'stays'] as const) {
       const scripts =
         variant === 'stays'
-          ? { releaseHolder: RELEASE_HOLDER.source.replace('local qid = ARGV[4]', 'local qid = nil') }
+          ? {
+              releaseHolder: RELEASE_HOLDER.source.replace(
+                "local qid = ARGV[4] ~= '' and ARGV[4] or nil",
+                'local qid = nil',
+              ),
+            }
           : {}
       const make = () => lockerWith(scripts)
       const [h, quitter, next] = [await make(), await make(), await make()]

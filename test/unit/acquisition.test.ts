@@ -5,9 +5,9 @@ import { SingleNodeBackend } from '../../src/backends/single-node.js'
 import { BackendError, QuorumError } from '../../src/errors.js'
 import { backoffMs } from '../../src/internal/retry.js'
 import { isTransient } from '../../src/internal/transient.js'
-import { resolveLockOptions } from '../../src/options.js'
-import { ACQUIRE, RELEASE } from '../../src/scripts/index.js'
-import { type CallHandler, deferred, FakeAdapter } from '../helpers/fake-adapter.js'
+import { type AcquireOptions, resolveLockOptions } from '../../src/options.js'
+import { ACQUIRE, ACQUIRE_HOLDER, RELEASE, RELEASE_HOLDER } from '../../src/scripts/index.js'
+import { type CallHandler, deferred, FakeAdapter, type ScriptCall } from '../helpers/fake-adapter.js'
 import { FakeClock, flushMicrotasks } from '../helpers/fake-clock.js'
 
 const isAcquire = (script: string) => script === ACQUIRE.sha || script === ACQUIRE.source
@@ -289,5 +289,127 @@ describe('Acquisition: transient failures are ridden out, permanent ones are not
       assert.ok(backoffMs(20, 500) <= 500)
       assert.ok(backoffMs(20, 60_000) <= 1000)
     }
+  })
+})
+
+describe('Acquisition: a semaphore release hands its permit to the next local waiter', () => {
+  const isAcquireHolder = (script: string) =>
+    script === ACQUIRE_HOLDER.sha || script === ACQUIRE_HOLDER.source
+  const isReleaseHolder = (script: string) =>
+    script === RELEASE_HOLDER.sha || script === RELEASE_HOLDER.source
+  /** At its limit (one permit, ours): attempts are turned away until a release hands the permit on. */
+  const permit: AcquireOptions = { limit: 1, lifetimeMs: 3000, retryIntervalMs: 5000, retryTimeoutMs: 60_000 }
+  const permitOpts = resolveLockOptions([permit])
+  const HANDED_OVER = [1, 0, 0, 0, 1]
+
+  /** A Locker holding the key's one permit, with one more acquisition waiting behind it. */
+  async function holderAndWaiter(release: (call: ScriptCall) => unknown) {
+    let held = false
+    const s = setup((call) => {
+      if (isAcquireHolder(call.script)) {
+        if (held) return [0, 3000, 1] // at the limit: its holder's lease ends in 3 s
+        held = true
+        return [1, false, 0]
+      }
+      return isReleaseHolder(call.script) ? release(call) : [1, 0]
+    })
+    const lock = await s.acquisition.run(['sem'], permitOpts, undefined, false, undefined)
+    assert.ok(lock)
+    const controller = new AbortController()
+    const waiting = s.acquisition.run(['sem'], permitOpts, controller.signal, false, undefined)
+    const outcome = waiting.then(
+      (l) => ({ lock: l }),
+      (error: unknown) => ({ error }),
+    )
+    await flushMicrotasks()
+    await new Promise((r) => setImmediate(r))
+    // The waiter was turned away (then attempted once more, right after subscribing).
+    const attemptsSoFar = s.adapter.calls.filter((c) => isAcquireHolder(c.script)).length
+    assert.ok(attemptsSoFar >= 2)
+    return { ...s, lock, controller, outcome, attemptsSoFar }
+  }
+
+  test('the release names the first local waiter as successor; handed over, that waiter holds the permit with its token, with no attempt of its own', async () => {
+    const { adapter, lock, outcome, attemptsSoFar } = await holderAndWaiter(() => HANDED_OVER)
+    assert.equal(await lock.release(), true)
+    const result = await outcome
+    assert.ok('lock' in result && result.lock, 'the waiter got the permit')
+    const release = adapter.calls.find((c) => isReleaseHolder(c.script))
+    assert.ok(release)
+    // ARGV: token, Locker id, limit, leave-queue id, successor token, lease, more, queue TTL
+    assert.equal(release.args.length, 8)
+    assert.equal(release.args[3], '')
+    assert.equal(release.args[4], result.lock.token)
+    assert.equal(release.args[5], '3000')
+    assert.equal(release.args[6], '', 'nobody else waits behind it')
+    assert.equal(
+      adapter.calls.filter((c) => isAcquireHolder(c.script)).length,
+      attemptsSoFar,
+      'no attempt after the release',
+    )
+    assert.ok(result.lock.isHeld())
+    await result.lock.release()
+  })
+
+  test('the handed-over lease counts from when the release was sent, not from its answer', async () => {
+    const answer = deferred<unknown>()
+    const { clock, lock, outcome } = await holderAndWaiter(() => answer.promise)
+    const sentAt = clock.now()
+    const releasing = lock.release()
+    await flushMicrotasks()
+    clock.advance(1000) // the answer takes a second
+    answer.resolve(HANDED_OVER)
+    await releasing
+    const result = await outcome
+    assert.ok('lock' in result && result.lock)
+    const fromSend = 3000 - (clock.now() - sentAt)
+    assert.ok(
+      result.lock.remainingMs() <= fromSend,
+      `remaining ${result.lock.remainingMs()} ms, at most ${fromSend} ms counted from the send`,
+    )
+    await result.lock.release()
+  })
+
+  test('a waiter that gives up while the release is in flight: the permit handed to it is released again', async () => {
+    const answer = deferred<unknown>()
+    const { adapter, lock, controller, outcome } = await holderAndWaiter((call) =>
+      call.args.length === 8 ? answer.promise : [1, 0],
+    )
+    const releasing = lock.release()
+    await flushMicrotasks()
+    const offered = adapter.calls.find((c) => isReleaseHolder(c.script))?.args[4]
+    assert.ok(offered, 'the release offered the permit')
+    controller.abort(new Error('caller gave up'))
+    const result = await outcome
+    assert.ok('error' in result && (result.error as Error).message === 'caller gave up')
+    answer.resolve(HANDED_OVER)
+    await releasing
+    await flushMicrotasks()
+    await new Promise((r) => setImmediate(r))
+    assert.ok(
+      adapter.calls.some((c) => isReleaseHolder(c.script) && c.args[0] === offered),
+      'the permit nobody waits for any more was released',
+    )
+  })
+
+  test('not handed over (another Locker comes first): the waiter goes on waiting, and a wake-up it got meanwhile is kept', async () => {
+    const answer = deferred<unknown>()
+    const { acquisition, adapter, lock, outcome, attemptsSoFar } = await holderAndWaiter(() => answer.promise)
+    const releasing = lock.release()
+    await flushMicrotasks()
+    acquisition.waiters.notify('sem') // a release message arrives while the offer is in flight
+    await flushMicrotasks()
+    const before = adapter.calls.filter((c) => isAcquireHolder(c.script)).length
+    assert.equal(before, attemptsSoFar, 'the offered waiter does not attempt while the offer is open')
+    answer.resolve(1) // released, not handed over, nobody heard
+    await releasing
+    await flushMicrotasks()
+    await new Promise((r) => setImmediate(r))
+    assert.ok(
+      adapter.calls.filter((c) => isAcquireHolder(c.script)).length > before,
+      'the kept wake-up led to an attempt',
+    )
+    adapter.settleHung()
+    void outcome
   })
 })

@@ -179,6 +179,51 @@ describe('scripts: encode and decode (pure, no Redis)', () => {
     assert.deepEqual(RELEASE_HOLDER.decode([1, 2, 2]), { removed: 1, receivers: 2, named: 'us' })
   })
 
+  test('RELEASE_HOLDER hand-over: the successor (token, lease, more waiters, queue TTL) after an empty leave-queue id; its reply and what became of permits still free', () => {
+    const sem = { kind: 'semaphore', limit: 4 } as const
+    const successor = { token: 'arl1.next', lifetimeMs: 2500, more: true, queueTtlMs: 3000 }
+    assert.deepEqual(RELEASE_HOLDER.encode({ keys: ['k'], token, publisherId: 'me', mode: sem, successor }), {
+      keys: ['k', `k${NS}holders:{k}`, `k${NS}queue:{k}`],
+      args: [token, 'me', '4', '', 'arl1.next', '2500', 'm', '3000'],
+    })
+    assert.deepEqual(
+      RELEASE_HOLDER.encode({
+        keys: ['k'],
+        token,
+        publisherId: 'me',
+        mode: sem,
+        successor: { ...successor, more: false },
+      }).args,
+      [token, 'me', '4', '', 'arl1.next', '2500', '', '3000'],
+    )
+    // Several keys (never a semaphore's) or a shared lock: no successor is sent.
+    assert.deepEqual(
+      RELEASE_HOLDER.encode({ keys: ['k'], token, publisherId: 'me', mode: SHARED, successor }).args,
+      [token, 'me'],
+    )
+    assert.deepEqual(RELEASE_HOLDER.decode([1, 0, 0, 0, 1]), { removed: 1, receivers: 0, handedOver: true })
+    assert.deepEqual(RELEASE_HOLDER.decode([1, 1, 1, 700, 1]), {
+      removed: 1,
+      receivers: 1,
+      handedOver: true,
+      named: 'others',
+      othersExpireInMs: 700,
+    })
+    assert.deepEqual(RELEASE_HOLDER.decode([1, 0, 2, 0, 1]), {
+      removed: 1,
+      receivers: 0,
+      handedOver: true,
+      named: 'us',
+    })
+    assert.deepEqual(RELEASE_HOLDER.decode([1, 2, 3, 0, 1]), {
+      removed: 1,
+      receivers: 2,
+      handedOver: true,
+      moreFree: true,
+    })
+    assert.throws(() => RELEASE_HOLDER.decode([1, 0, 9, 0, 1]), /unexpected reply/)
+  })
+
   test('release messages: the sender alone concerns every Locker but the sender; one naming Lockers wakes only them, the others learn when the named entries run out', () => {
     assert.equal(readNotice('a', 'b'), 'any')
     assert.equal(readNotice('a', 'a'), 'own', 'its own release, handled locally')

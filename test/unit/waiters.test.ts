@@ -229,6 +229,58 @@ describe('Waiters', () => {
     assert.equal(b.outcome, 'timeout')
   })
 
+  test('a semaphore waiter offered a permit (reserved): wake-ups pass it over, its bound waits for the answer; handed over it resolves granted, given up it cannot be', async () => {
+    const { clock, waiters } = setup()
+    const sem = { kind: 'semaphore', limit: 2 } as const
+    const slot = () => ({ lifetimeMs: 1000, queueTtlMs: 2000, grant: undefined })
+    const results: (WaitOutcome | undefined)[] = [undefined, undefined, undefined]
+    const controller = new AbortController()
+    const slots = [slot(), slot(), slot()]
+    for (const i of [0, 1, 2]) {
+      void waiters
+        .wait('k', 100, waiters.nextSeq(), [], Number.POSITIVE_INFINITY, sem, slots[i])
+        .then((o) => {
+          results[i] = o
+        })
+    }
+    assert.equal(waiters.reserveSuccessor('k', 'lock'), undefined, 'another family is never offered a permit')
+    const first = waiters.reserveSuccessor('k', 'semaphore:2')
+    assert.ok(first)
+    assert.equal(first.more, true)
+    const second = waiters.reserveSuccessor('k', 'semaphore:2')
+    assert.ok(second && second.waiter !== first.waiter, 'a second release offers the next waiter')
+    waiters.wakeOne('k') // a release message: the third waiter, the first not offered a permit
+    await flushMicrotasks()
+    assert.deepEqual(results, [undefined, undefined, 'woken'])
+    await clock.advanceAsync(150) // the head's bound runs out while its offer is open
+    assert.deepEqual(results, [undefined, undefined, 'woken'])
+    assert.equal(waiters.handOver('k', first.waiter, 'arl1.t', 5), true)
+    await flushMicrotasks()
+    assert.equal(results[0], 'granted')
+    assert.deepEqual(slots[0]?.grant, { token: 'arl1.t', sentAt: 5 })
+    await clock.advanceAsync(150) // now the head, still offered a permit: its bound waits
+    assert.equal(results[1], undefined)
+    waiters.unreserve(second.waiter) // not handed over: the bound kept meanwhile takes effect
+    await flushMicrotasks()
+    assert.equal(results[1], 'timeout')
+    // A waiter that gave up while offered a permit cannot take it: the caller gives it back.
+    let late: WaitOutcome | undefined
+    void waiters
+      .wait('k', 1000, waiters.nextSeq(), [controller.signal], Number.POSITIVE_INFINITY, sem, slot())
+      .then((o) => {
+        late = o
+      })
+    const offer = waiters.reserveSuccessor('k', 'semaphore:2')
+    assert.ok(offer)
+    controller.abort()
+    await flushMicrotasks()
+    assert.equal(late, 'aborted', 'an abort ends the wait at once, offer or not')
+    assert.equal(waiters.handOver('k', offer.waiter, 'arl1.u', 6), false)
+    // An exclusive waiter (no hand-over slot) is never offered one.
+    track(waiters, 'x', 1000, waiters.nextSeq())
+    assert.equal(waiters.reserveSuccessor('x', 'lock'), undefined)
+  })
+
   test('an abort resolves aborted and removes the waiter', async () => {
     const { clock, waiters } = setup()
     const ac = new AbortController()
