@@ -118,17 +118,15 @@ export class Acquisition {
     // which only an attempt gives.
     const slot: HandOverSlot | undefined =
       !single && opts.mode.kind === 'semaphore' && !opts.fencing && replicaAck(opts) === undefined
-        ? { lifetimeMs: opts.lifetimeMs, queueTtlMs: writerMarkMs(opts), grant: undefined }
+        ? { lifetimeMs: opts.lifetimeMs, queueTtlMs: writerMarkMs(opts), grant: undefined, held: false }
         : undefined
     try {
       for (;;) {
         if (firstWait > 0) {
           const outcome = await this.#waitTurn(watched, firstWait, seq, signals, giveUpAt, opts.mode, slot)
           firstWait = 0
-          if (outcome === 'granted') {
-            got = true // handed over: its place in the queue went with the permit
-            return this.#granted(slot, keys, opts, signal)
-          }
+          const handed = outcome === 'granted' ? this.#granted(slot, keys, opts, signal) : undefined
+          if (handed !== undefined) return handed
           if (outcome === 'woken') wokenOn = watched
           this.#throwIfStopped(signal)
           // A timeout shorter than one retry interval (0: "one attempt") still gets its
@@ -219,10 +217,8 @@ export class Acquisition {
             : Number.POSITIVE_INFINITY
         const bound = Math.min(opts.retryIntervalMs * (0.8 + 0.4 * Math.random()), ttlBound)
         const outcome = await this.#waitTurn(watched, bound, seq, signals, giveUpAt, opts.mode, slot)
-        if (outcome === 'granted') {
-          got = true // handed over: its place in the queue went with the permit
-          return this.#granted(slot, keys, opts, signal)
-        }
+        const handed = outcome === 'granted' ? this.#granted(slot, keys, opts, signal) : undefined
+        if (handed !== undefined) return handed
         if (outcome === 'woken') wokenOn = watched
         this.#throwIfStopped(signal)
         if (outcome === 'deadline') throw new AcquireTimeoutError(keys, this.#clock.now() - start, attempts)
@@ -233,7 +229,10 @@ export class Acquisition {
       // Even without an answer to its first attempt (abort, close, failure) or without any
       // (queued behind local waiters), it may stand for the Locker's entry in the queue.
       // Decided (and sent) before the wake-ups below: a woken waiter stays in the queue.
-      if (!got && !single) this.releases.track(leaveQueue(this.#backend, waiters, this.#id, keys, opts.mode))
+      // A permit handed over took the Locker's place in the queue with it.
+      if (!got && !slot?.held && !single) {
+        this.releases.track(leaveQueue(this.#backend, waiters, this.#id, keys, opts.mode))
+      }
       if (wokenOn !== undefined) waiters.wakeOne(wokenOn)
       // Named by a release while this attempt was in flight: that turn goes to the next waiter.
       waiters.handOnNamed(watched)
@@ -368,17 +367,29 @@ export class Acquisition {
     )
   }
 
-  /** A local release handed this waiter its permit: checked and counted as an attempt's grant. */
+  /**
+   * A local release handed this waiter its permit: checked and counted as an attempt's
+   * grant. Undefined when the release's answer came too late to hold it (undone; the
+   * waiter goes on, as after a transient failure).
+   */
   #granted(
     slot: HandOverSlot | undefined,
     keys: string[],
     opts: ResolvedLockOptions,
     signal: AbortSignal | undefined,
-  ): Lock {
+  ): Lock | undefined {
     const grant = slot?.grant
-    if (grant === undefined) throw new BackendError('acquire', 'a hand-over without its grant') // unreachable
-    // A grant's answer is the Lock (or a throw), never a Blocked.
-    return this.#answered(HANDED_OVER, keys, grant.token, opts, signal, grant.sentAt) as Lock
+    if (slot === undefined || grant === undefined) return undefined // unreachable: set with 'granted'
+    slot.grant = undefined
+    const late = this.leases.expiredAt(grant.sentAt, opts.lifetimeMs) && !this.#skipValidityCheck
+    if (late && !this.isClosed && !signal?.aborted) {
+      this.releases.undo(keys, grant.token, 5000, opts.mode)
+      return undefined
+    }
+    // A grant's answer is the Lock (or a throw: closed, aborted), never a Blocked.
+    const lock = this.#answered(HANDED_OVER, keys, grant.token, opts, signal, grant.sentAt) as Lock
+    slot.held = true
+    return lock
   }
 
   /** Throws once closed or the caller's signal aborted. */

@@ -69,7 +69,7 @@ export class Releases {
     try {
       pending = this.#backend.release(request, Math.max(1000, lease.lifetimeMs))
     } catch (err) {
-      if (offer !== undefined) this.#waiters.unreserve(offer.waiter)
+      if (offer !== undefined) this.#waiters.unreserve(offer.key, offer.waiter)
       return Promise.reject(err)
     }
     const sentAt = this.#clock.now() // after the write: it only sizes the hand-over yield
@@ -82,7 +82,7 @@ export class Releases {
       (err: unknown) => {
         // Perhaps handed over before the answer was lost: give that permit back.
         this.#settleOffer(offer, lease, false, before)
-        this.undo(lease.keys, offer.successor.token, Math.max(1000, lease.lifetimeMs), lease.mode)
+        this.undo(lease.keys, offer.successor.token, Math.max(1000, offer.successor.lifetimeMs), lease.mode)
         throw err
       },
     )
@@ -140,13 +140,11 @@ export class Releases {
   /** The offered waiter gets the permit, or goes on waiting; a permit nobody waits for any more is given back. */
   #settleOffer(offer: Offer, lease: Lease, handedOver: boolean, sentAt: number): void {
     if (!handedOver) {
-      this.#waiters.unreserve(offer.waiter)
+      this.#waiters.unreserve(offer.key, offer.waiter)
       return
     }
-    this.handedOver++
-    if (!this.#waiters.handOver(offer.key, offer.waiter, offer.successor.token, sentAt)) {
-      this.undo(lease.keys, offer.successor.token, Math.max(1000, offer.successor.lifetimeMs), lease.mode)
-    }
+    if (this.#waiters.handOver(offer.key, offer.waiter, offer.successor.token, sentAt)) this.handedOver++
+    else this.undo(lease.keys, offer.successor.token, Math.max(1000, offer.successor.lifetimeMs), lease.mode)
   }
 
   /** After Redis answered a release: count it, announce it, hand the keys over locally. */

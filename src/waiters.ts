@@ -300,7 +300,8 @@ export class Waiters {
     const next = waiting.find((w) => !w.reserved)
     if (next?.slot === undefined || next.family !== family) return undefined
     next.reserved = true
-    return { waiter: next, more: waiting.length > 1 }
+    // Waiters offered a permit by another release do not count: they are about to leave.
+    return { waiter: next, more: waiting.some((w) => w !== next && !w.reserved) }
   }
 
   /**
@@ -324,12 +325,18 @@ export class Waiters {
     return true
   }
 
-  /** The release did not hand the permit over (or failed): a wake-up or bound kept meanwhile takes effect now. */
-  unreserve(waiter: Waiter): void {
+  /**
+   * The release of `key` did not hand the permit over (or failed): a wake-up or bound
+   * kept meanwhile takes effect now; a wake-up kept by a waiter that has left since goes
+   * to the next one.
+   */
+  unreserve(key: string, waiter: Waiter): void {
     waiter.reserved = false
     const outcome = waiter.deferred
     waiter.deferred = undefined
-    if (outcome !== undefined) waiter.settle(outcome)
+    if (outcome === undefined) return
+    if (this.#queues.get(key)?.waiters.includes(waiter) === true) waiter.settle(outcome)
+    else if (outcome === 'woken') this.wakeOne(key)
   }
 
   /**

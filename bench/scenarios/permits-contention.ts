@@ -8,16 +8,7 @@ import { fmt, type Section, table } from '../report.js'
 import { jain, percentile, sumCounts } from '../stats.js'
 import type { ContenderRecord, ContendersRun } from './contention.js'
 import { runContenders } from './contention.js'
-import {
-  OURS,
-  oursMutex,
-  oursPermit,
-  PEER,
-  peerPermit,
-  perCommand,
-  pick,
-  variantNotes,
-} from './permits.js'
+import { OURS, oursMutex, oursPermit, PEER, peerPermit, perCommand, pick, variantNotes } from './permits.js'
 
 export interface PermitsContentionParams {
   readonly port: number

@@ -241,8 +241,10 @@ export class QuorumBackend implements LockBackend {
 
   release(request: ReleaseRequest, timeoutMs: number): Promise<ReleaseResult> {
     this.#healer.released(request.token)
+    // Never a hand-over: each node would grant on its own count (no arrival queue here).
+    const plain = request.successor === undefined ? request : { ...request, successor: undefined }
     return gather(
-      this.#nodes.map((node) => node.release(request, timeoutMs)),
+      this.#nodes.map((node) => node.release(plain, timeoutMs)),
       timeoutMs,
       (settled, pending) => {
         const answered = settled.filter((s) => s.ok)

@@ -21,6 +21,8 @@ export interface HandOverSlot {
   readonly queueTtlMs: number
   /** Set with the `granted` outcome: the permit's token and when its lease began at the latest (monotonic ms). */
   grant: { readonly token: string; readonly sentAt: number } | undefined
+  /** Set once the acquisition holds a permit handed over (its queue place went with it). */
+  held: boolean
 }
 
 export interface Waiter {

@@ -57,27 +57,25 @@ local function announce(i, onlyIfFree)
   if not selfOnly then heard = heard + redis.call('${publish}', releaseChannel(KEYS[i]), msg) end
 end
 -- Hands the released permit of key i to the releasing Locker's next waiter (token succ)
--- when the arrival queue lets this Locker have it now: no live entry of another Locker
--- comes before this one's. Its place in the queue is then given up (or taken at the
--- back, 'm').
+-- when no other Locker waits for the key (no live entry of another Locker in its arrival
+-- queue). Not merely when this Locker is first: a permit handed on locally takes a round
+-- trip less than one claimed from another process, so the Locker releasing most would
+-- hand on most and crowd the others out. Its place in the queue is then given up (or
+-- taken again, 'm').
 local function grant(i, v)
   local K, H, Q = KEYS[i], KEYS[n + i], KEYS[2 * n + i]
   local now = nowMs()
   local free = limit - redis.call('ZCOUNT', H, '(' .. now, '+inf')
   if free <= 0 then return false end
   local raw = redis.call('ZRANGE', Q, 0, -1)
-  local ahead, mine, others = 0, nil, 0
+  local mine = nil
   for j = 1, #raw do
     local id, ends = entryOf(raw[j])
     if ends >= now then
-      if id == ARGV[2] then mine = raw[j] elseif not mine then ahead = ahead + 1 end
-      if id ~= ARGV[2] then others = others + 1 end
+      if id ~= ARGV[2] then return false end
+      mine = raw[j]
     end
   end
-  -- Only at the head of the queue (or with nobody queued): a permit handed on locally
-  -- takes a round trip less than one claimed from another process, so a Locker that
-  -- could also use the permits free for the Lockers ahead of it would crowd them out.
-  if ahead > 0 then return false end
   local ms, qttl = tonumber(ARGV[6]), tonumber(ARGV[8])
   redis.call('ZADD', H, now + ms, succ)
   if mine then redis.call('ZREM', Q, mine) end
@@ -86,8 +84,8 @@ local function grant(i, v)
     redis.call('ZADD', Q, now, ARGV[2] .. '|' .. (now + qttl))
     if redis.call('PTTL', Q) < qttl then redis.call('PEXPIRE', Q, qttl) end
   end
-  -- Others queued for a permit: the new holder's release must announce itself.
-  if (others > 0 or more) and not marked(v) then redis.call('SET', K, v .. '!', 'KEEPTTL') end
+  -- More of this Locker's waiters queued: the new holder's release must announce itself.
+  if more and not marked(v) then redis.call('SET', K, v .. '!', 'KEEPTTL') end
   arm(K, H, ms)
   return true
 end
@@ -117,8 +115,16 @@ for i = 1, ARGV[1] == '' and 0 or n do
   if v then kind, lim = kindOf(v) end
   if kind == 's' or kind == 'n' then
     local was = redis.call('ZREM', H, ARGV[1])
+    if succ ~= '' and n == 1 and kind == 'n' and lim == limit then
+      if was == 1 then
+        granted = grant(i, v)
+      elseif redis.call('ZSCORE', H, succ) then
+        -- This very release delivered twice (a resend after a reconnect): its first run
+        -- handed the permit over; answer as it did, or the permit would belong to nobody.
+        was, granted = 1, true
+      end
+    end
     removed = removed + was
-    if was == 1 and succ ~= '' and n == 1 and kind == 'n' and lim == limit then granted = grant(i, v) end
     if granted then
       -- Permits free besides the one handed on (not claimed yet, or never announced):
       -- announced again, or they could stay free while this Locker's holders hand theirs on.
@@ -195,14 +201,15 @@ function releaseHolderScript(
  * ARGV[5..8]   optional, a semaphore of one key: the hand-over to the releasing
  *              Locker's next waiter: its token, its lease (ms), 'm' when more of the
  *              Locker's waiters stay behind it ('' otherwise), the queue entry's TTL
- *              (ms). When the token was released and the queue lets this Locker
- *              have the permit now (see grant), the token is added as a holder in
+ *              (ms). When the token was released and no other Locker is queued for
+ *              the key (see grant), the successor is added as a holder in
  *              the same call and the Locker's queue entry is dropped ('m': taken
  *              again at the back); permits still free are announced again (they
  *              were not claimed yet, or an expiry freed them silently) and the reply
  *              is {removed, receivers, tag, ms, 1}, tag telling what became of them:
  *              0 none free, 1 others named (ms as below), 2 this Locker named, 3
- *              announced to anyone
+ *              announced to anyone. Delivered twice, the release finds its successor
+ *              a holder already and answers the hand-over again.
  * Returns      removed (an integer) when nobody heard, else {removed, receivers} or,
  *              when every announcement named the Lockers that go next,
  *              {removed, receivers, 1, ms} when the releasing one was not among them

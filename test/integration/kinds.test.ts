@@ -407,8 +407,8 @@ describeMatrix('shared locks and semaphores', (ctx) => {
     }
   })
 
-  test('a release hands its permit to a local waiter only when no other Locker is queued before it (negative control: a hand-over blind to the queue lets its own waiter jump it)', async () => {
-    const blind = RELEASE_HOLDER.source.replace('if ahead > 0 then return false end', '')
+  test('a release hands its permit to a local waiter only when no other Locker is queued for the key (negative control: a hand-over blind to the queue lets its own waiter jump it)', async () => {
+    const blind = RELEASE_HOLDER.source.replace('if id ~= ARGV[2] then return false end', '')
     assert.notEqual(blind, RELEASE_HOLDER.source)
     for (const variant of ['in order', 'blind'] as const) {
       const make = () => lockerWith(variant === 'blind' ? { releaseHolder: blind } : {})
@@ -432,6 +432,54 @@ describeMatrix('shared locks and semaphores', (ctx) => {
       await (await next.promise).release()
       await (await (variant === 'in order' ? own : first).promise).release()
     }
+  })
+
+  test('two permits handed over at once leave no queue entry behind: another Locker then gets a freed permit at once', async () => {
+    const [a, b] = [await locker(), await locker()]
+    const key = 'handover-two'
+    const held = [await a.acquire(key, { limit: 2, ...LONG }), await a.acquire(key, { limit: 2, ...LONG })]
+    const waiting = [
+      track(a.acquire(key, { limit: 2, ...SLOW })),
+      track(a.acquire(key, { limit: 2, ...SLOW })),
+    ]
+    await sleep(150)
+    await Promise.all(held.map((l) => l.release()))
+    const next = await Promise.all(waiting.map((w) => w.promise))
+    assert.equal(a.stats().handedOver, 2)
+    assert.equal(await ctx.admin.zcard(queueKey(key)), 0, 'a queue entry for nobody was left')
+    const releasedAt = performance.now()
+    await next[0]?.release()
+    const other = await b.acquire(key, { limit: 2, ...SLOW })
+    const took = performance.now() - releasedAt
+    assert.ok(took < WOKEN_MS, `the other Locker got the freed permit ${Math.round(took)} ms later`)
+    await Promise.all([other.release(), next[1]?.release()])
+  })
+
+  test('a release delivered twice (a resend) answers the hand-over again: the permit handed over is never left to nobody', async () => {
+    const h = await locker()
+    const key = 'handover-twice'
+    const held = await h.acquire(key, { limit: 1, ...LONG })
+    const request = {
+      keys: [key],
+      token: held.token,
+      publisherId: 'arl1.someLocker0000000000',
+      mode: { kind: 'semaphore', limit: 1 } as const,
+      successor: { token: 'arl1.successor000000000000', lifetimeMs: 5000, more: false, queueTtlMs: 3000 },
+    }
+    const { keys, args } = RELEASE_HOLDER.encode(request)
+    const run = async () =>
+      RELEASE_HOLDER.decode(
+        await ctx.admin.call('EVAL', RELEASE_HOLDER.source, String(keys.length), ...keys, ...args),
+      )
+    assert.deepEqual(await run(), { removed: 1, receivers: 0, handedOver: true })
+    assert.deepEqual(
+      await run(),
+      { removed: 1, receivers: 0, handedOver: true },
+      'the resend denied the hand-over',
+    )
+    assert.deepEqual(await ctx.admin.zrange(holdersKey(key), '0', '-1'), ['arl1.successor000000000000'])
+    assert.equal(await held.release(), false)
+    await ctx.admin.del(key, holdersKey(key))
   })
 
   test('a waiter that leaves with its Locker’s queue entry standing for it takes the entry along: aborted during its first attempt, or timed out queued behind a local waiter', async () => {

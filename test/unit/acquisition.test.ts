@@ -370,6 +370,52 @@ describe('Acquisition: a semaphore release hands its permit to the next local wa
     await result.lock.release()
   })
 
+  test('a hand-over answered after the waiter’s own lease would have run out: undone, and the waiter goes on waiting', async () => {
+    const answer = deferred<unknown>()
+    const short = resolveLockOptions([{ ...permit, lifetimeMs: 1000 }])
+    let held = false
+    const s = setup((call) => {
+      if (isAcquireHolder(call.script)) {
+        if (held) return [0, 3000, 1]
+        held = true
+        return [1, false, 0]
+      }
+      return call.args.length === 8 ? answer.promise : [1, 0]
+    })
+    const lock = await s.acquisition.run(
+      ['sem'],
+      resolveLockOptions([{ ...permit, lifetimeMs: 30_000 }]),
+      undefined,
+      false,
+      undefined,
+    )
+    assert.ok(lock)
+    const waiting = s.acquisition.run(['sem'], short, undefined, false, undefined)
+    let settled = false
+    void waiting.then(
+      () => (settled = true),
+      () => (settled = true),
+    )
+    await flushMicrotasks()
+    await new Promise((r) => setImmediate(r))
+    const before = s.adapter.calls.filter((c) => isAcquireHolder(c.script)).length
+    const releasing = lock.release()
+    await flushMicrotasks()
+    const offered = s.adapter.calls.find((c) => isReleaseHolder(c.script))?.args[4]
+    s.clock.advance(1200) // the answer comes after the waiter's 1 s lease
+    answer.resolve(HANDED_OVER)
+    await releasing
+    await flushMicrotasks()
+    await new Promise((r) => setImmediate(r))
+    assert.equal(settled, false, 'the waiter gave up although its timeout is far')
+    assert.ok(
+      s.adapter.calls.some((c) => isReleaseHolder(c.script) && c.args[0] === offered),
+      'the late permit was released',
+    )
+    assert.ok(s.adapter.calls.filter((c) => isAcquireHolder(c.script)).length > before, 'it attempts again')
+    s.adapter.settleHung()
+  })
+
   test('a waiter that gives up while the release is in flight: the permit handed to it is released again', async () => {
     const answer = deferred<unknown>()
     const { adapter, lock, controller, outcome } = await holderAndWaiter((call) =>

@@ -371,7 +371,10 @@ describe('ClusterBackend.acquire with replicas', () => {
     })
     routed.slotMasterAnswer = 'hang'
     const started = performance.now()
-    await assert.rejects(backend.acquire(attempt(['k'], 't', 1000, 60, ack)), /no connection within 60 ms/)
+    await assert.rejects(
+      backend.acquire(attempt(['k'], 't', 1000, 60, ack)),
+      /no connection within (5[0-9]|60) ms/,
+    ) // the budget left, 60 ms less what the lookup took
     assert.ok(performance.now() - started < 500)
     assert.deepEqual(routed.log, [])
     assert.equal(routed.masters.size, 0)

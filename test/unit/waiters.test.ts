@@ -232,7 +232,7 @@ describe('Waiters', () => {
   test('a semaphore waiter offered a permit (reserved): wake-ups pass it over, its bound waits for the answer; handed over it resolves granted, given up it cannot be', async () => {
     const { clock, waiters } = setup()
     const sem = { kind: 'semaphore', limit: 2 } as const
-    const slot = () => ({ lifetimeMs: 1000, queueTtlMs: 2000, grant: undefined })
+    const slot = () => ({ lifetimeMs: 1000, queueTtlMs: 2000, grant: undefined, held: false })
     const results: (WaitOutcome | undefined)[] = [undefined, undefined, undefined]
     const controller = new AbortController()
     const slots = [slot(), slot(), slot()]
@@ -260,7 +260,7 @@ describe('Waiters', () => {
     assert.deepEqual(slots[0]?.grant, { token: 'arl1.t', sentAt: 5 })
     await clock.advanceAsync(150) // now the head, still offered a permit: its bound waits
     assert.equal(results[1], undefined)
-    waiters.unreserve(second.waiter) // not handed over: the bound kept meanwhile takes effect
+    waiters.unreserve('k', second.waiter) // not handed over: the bound kept meanwhile takes effect
     await flushMicrotasks()
     assert.equal(results[1], 'timeout')
     // A waiter that gave up while offered a permit cannot take it: the caller gives it back.
@@ -279,6 +279,30 @@ describe('Waiters', () => {
     // An exclusive waiter (no hand-over slot) is never offered one.
     track(waiters, 'x', 1000, waiters.nextSeq())
     assert.equal(waiters.reserveSuccessor('x', 'lock'), undefined)
+  })
+
+  test('a wake-up kept by a waiter offered a permit goes to the next waiter when that one gives up and the offer fails', async () => {
+    const { waiters } = setup()
+    const sem = { kind: 'semaphore', limit: 1 } as const
+    const controller = new AbortController()
+    let first: WaitOutcome | undefined
+    const slot = { lifetimeMs: 1000, queueTtlMs: 2000, grant: undefined, held: false }
+    void waiters
+      .wait('k', 5000, waiters.nextSeq(), [controller.signal], Number.POSITIVE_INFINITY, sem, slot)
+      .then((o) => {
+        first = o
+      })
+    const offer = waiters.reserveSuccessor('k', 'semaphore:1')
+    assert.ok(offer)
+    assert.equal(offer.more, false)
+    waiters.notify('k') // nobody else waits: the offered waiter keeps it
+    const second = track(waiters, 'k', 5000, waiters.nextSeq())
+    controller.abort()
+    await flushMicrotasks()
+    assert.equal(first, 'aborted')
+    waiters.unreserve('k', offer.waiter) // the release did not hand over
+    await flushMicrotasks()
+    assert.equal(second.outcome, 'woken', 'the kept wake-up was lost')
   })
 
   test('an abort resolves aborted and removes the waiter', async () => {
