@@ -257,6 +257,16 @@ describeMatrix('shared locks and semaphores', (ctx) => {
     assert.ok(control.max > 3, `the checker missed a semaphore ignoring its limit (max ${control.max})`)
   })
 
+  test('semaphore limit 2 under 8 loops in one Locker: permits pass by hand-over, never more than 2 inside (the checker’s negative control is the test above)', async () => {
+    const one = await locker()
+    const { max, cycles } = await maxConcurrent([one], 'sem:handover-load', 2, 1000, 8)
+    assert.ok(cycles > 30, `only ${cycles} critical sections`)
+    assert.equal(max, 2, `max ${max} holders inside at once`)
+    const { handedOver } = one.stats()
+    assert.ok(handedOver > cycles / 2, `only ${handedOver} of ${cycles} permits handed over`)
+    assert.equal(await ctx.admin.exists('sem:handover-load', queueKey('sem:handover-load')), 0)
+  })
+
   /** Four Lockers (each its own process, as far as Redis can tell) wait in turn; the order they get the permit in. */
   async function servedOrder(key: string, waiters: Locker[]): Promise<number[]> {
     const holder = await locker()
