@@ -82,7 +82,7 @@ export class Releases {
       (err: unknown) => {
         // Perhaps handed over before the answer was lost: give that permit back.
         this.#settleOffer(offer, lease, false, before)
-        this.undo(lease.keys, offer.successor.token, Math.max(1000, offer.successor.lifetimeMs), lease.mode)
+        this.#giveBack(offer, lease)
         throw err
       },
     )
@@ -144,7 +144,12 @@ export class Releases {
       return
     }
     if (this.#waiters.handOver(offer.key, offer.waiter, offer.successor.token, sentAt)) this.handedOver++
-    else this.undo(lease.keys, offer.successor.token, Math.max(1000, offer.successor.lifetimeMs), lease.mode)
+    else this.#giveBack(offer, lease)
+  }
+
+  /** Releases the permit an offer may have handed over, which no waiter holds. */
+  #giveBack(offer: Offer, lease: Lease): void {
+    this.undo(lease.keys, offer.successor.token, Math.max(1000, offer.successor.lifetimeMs), lease.mode)
   }
 
   /** After Redis answered a release: count it, announce it, hand the keys over locally. */

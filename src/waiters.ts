@@ -229,16 +229,13 @@ export class Waiters {
   /**
    * A release of `key` was seen: bump its generation and wake the first waiter, or,
    * when that is a shared hold, every shared waiter up to the first exclusive one
-   * (a release may admit them all, in one round trip).
+   * (a release may admit them all, in one round trip). True when it woke someone.
    */
-  notify(key: string): void {
+  notify(key: string): boolean {
     const q = this.#queues.get(key)
-    if (!q) return
+    if (!q) return false
     q.generation++
-    if (q.waiters[0]?.shared !== true) {
-      this.wakeOne(key)
-      return
-    }
+    if (q.waiters[0]?.shared !== true) return this.wakeOne(key)
     const run: Waiter[] = []
     for (const w of q.waiters) {
       if (!w.shared) break
@@ -248,6 +245,7 @@ export class Waiters {
       this.wakeups++
       w.settle('woken')
     }
+    return true
   }
 
   /**
@@ -263,9 +261,7 @@ export class Waiters {
     const q = this.#queues.get(key)
     if (!q) return
     if (this.#attempts.on(key) === 0 && !q.namedWake) {
-      const woken = this.wakeups
-      this.notify(key)
-      q.namedWake = this.wakeups !== woken
+      q.namedWake = this.notify(key)
       return
     }
     q.generation++
@@ -343,13 +339,15 @@ export class Waiters {
    * Wakes the first waiter of `key` without a new release (passing on an unused
    * wake-up); one that a release offers a permit to already is passed over (the wake-up
    * is for another permit), unless all are, and then the first keeps it for later.
+   * True when there was a waiter.
    */
-  wakeOne(key: string): void {
+  wakeOne(key: string): boolean {
     const waiting = this.#queues.get(key)?.waiters
-    if (waiting === undefined || waiting.length === 0) return
+    const next = waiting?.find((w) => !w.reserved) ?? waiting?.[0]
+    if (next === undefined) return false
     this.wakeups++
-    const next = waiting.find((w) => !w.reserved) ?? waiting[0]
-    next?.settle('woken')
+    next.settle('woken')
+    return true
   }
 
   async close(): Promise<void> {

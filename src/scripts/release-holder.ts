@@ -61,7 +61,7 @@ end
 -- queue). Not merely when this Locker is first: a permit handed on locally takes a round
 -- trip less than one claimed from another process, so the Locker releasing most would
 -- hand on most and crowd the others out. Its place in the queue is then given up (or
--- taken again, 'm').
+-- taken again, 'm'). Returns how many permits are still free after it, or false.
 local function grant(i, v)
   local K, H, Q = KEYS[i], KEYS[n + i], KEYS[2 * n + i]
   local now = nowMs()
@@ -87,7 +87,7 @@ local function grant(i, v)
   -- More of this Locker's waiters queued: the new holder's release must announce itself.
   if more and not marked(v) then redis.call('SET', K, v .. '!', 'KEEPTTL') end
   arm(K, H, ms)
-  return true
+  return free - 1
 end
 if qid then
   -- A waiting Locker leaves the keys' arrival queues: whoever queued after it may go now.
@@ -115,20 +115,24 @@ for i = 1, ARGV[1] == '' and 0 or n do
   if v then kind, lim = kindOf(v) end
   if kind == 's' or kind == 'n' then
     local was = redis.call('ZREM', H, ARGV[1])
+    -- Handed over: the permits still free after it (false: not handed over).
+    local left = false
     if succ ~= '' and n == 1 and kind == 'n' and lim == limit then
       if was == 1 then
-        granted = grant(i, v)
+        left = grant(i, v)
       elseif redis.call('ZSCORE', H, succ) then
         -- This very release delivered twice (a resend after a reconnect): its first run
-        -- handed the permit over; answer as it did, or the permit would belong to nobody.
-        was, granted = 1, true
+        -- handed the permit over (and announced); answer as it did, or the permit would
+        -- belong to nobody.
+        was, left = 1, 0
       end
     end
     removed = removed + was
-    if granted then
+    if left then
+      granted = true
       -- Permits free besides the one handed on (not claimed yet, or never announced):
       -- announced again, or they could stay free while this Locker's holders hand theirs on.
-      if marked(v) then announce(i, true) end
+      if left > 0 and marked(v) then announce(i, true) end
     else
       -- Expired entries left behind keep the key only until its TTL (acquisitions and
       -- extensions drop them). An entry already dropped (was = 0) by one of those still
